@@ -1,0 +1,66 @@
+/**
+ * Error classes that callers catch. Wrong shapes throw `TypeError` and
+ * out-of-range values `RangeError` inside these, as the message says.
+ * @module
+ */
+
+/** A definition that cannot run: names the file (when known), the field and the fix. */
+export class ExperimentDefinitionError extends Error {
+  override name = "ExperimentDefinitionError";
+  /** The field path inside the definition, e.g. `clients[0].count`. */
+  readonly field: string;
+  /** The experiment file, when the definition was loaded from one. */
+  readonly file: string | undefined;
+  /** The message without the file prefix. */
+  readonly detail: string;
+
+  constructor(field: string, detail: string, options: { file?: string } = {}) {
+    const where = options.file ? `${options.file}: ` : "";
+    super(`${where}Invalid experiment field "${field}": ${detail}`);
+    this.field = field;
+    this.file = options.file;
+    this.detail = detail;
+  }
+
+  /** The same error, attributed to a file. */
+  inFile(file: string): ExperimentDefinitionError {
+    return new ExperimentDefinitionError(this.field, this.detail, { file });
+  }
+}
+
+/** A command the lab ran exited non-zero or could not start. */
+export class CommandError extends Error {
+  override name = "CommandError";
+  /** The argv that failed. */
+  readonly command: readonly string[];
+  /** Exit code, or `null` when it did not start or was killed by a signal. */
+  readonly code: number | null;
+  /** What it printed on stderr (trimmed). */
+  readonly stderr: string;
+
+  constructor(command: readonly string[], code: number | null, stderr: string, action?: string) {
+    const what = action ?? "Command failed";
+    const tail = stderr.trim() ? `: ${stderr.trim().split("\n").slice(-3).join(" | ")}` : "";
+    super(`${what}: "${command.join(" ")}" exited with ${code ?? "a signal"}${tail}`);
+    this.command = command;
+    this.code = code;
+    this.stderr = stderr;
+  }
+}
+
+/** The machine cannot run the lab (not root, a missing tool, …); each problem carries its fix. */
+export class PreflightError extends Error {
+  override name = "PreflightError";
+  /** One line per problem, each ending with the fix. */
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`Cannot run the lab on this machine:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.problems = problems;
+  }
+}
+
+/** A wait-until that ran out of time: names the condition and the last value seen. */
+export class WaitTimeoutError extends Error {
+  override name = "WaitTimeoutError";
+}

@@ -1,0 +1,97 @@
+/**
+ * Samples the kernel of every host: sockets of the experiment's port by TCP
+ * state (`/proc/<pid>/net/tcp{,6}`, request sockets included), the LISTEN
+ * socket's Recv-Q/Send-Q (`ss -ltn`, inet_diag) and counter deltas
+ * (`/proc/<pid>/net/netstat` and `snmp`), into one flat record of metrics.
+ * @module
+ */
+import { run } from "../command.ts";
+import type { Netns } from "../netns.ts";
+import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
+import { countStates, parseProcNetTcp, parseSs } from "./socket_table.ts";
+
+/** A host as the sampler sees it. */
+export interface SampledHost {
+  name: string;
+  ns: Netns;
+}
+
+/** Reads one namespace's counters. */
+export async function readCounters(ns: Netns): Promise<Counters> {
+  const [netstat, snmp] = await Promise.all([
+    Deno.readTextFile(`${ns.procNet}/netstat`),
+    Deno.readTextFile(`${ns.procNet}/snmp`),
+  ]);
+  return parseCounters(netstat, snmp);
+}
+
+/** Reads the LISTEN socket of `port` as `ss -ltn` shows it. */
+export async function readListen(
+  ns: Netns,
+  port: number,
+): Promise<{ recvQ: number; sendQ: number } | undefined> {
+  const out = await run(["ss", "-N", ns.name, "-Hltn", "sport", "=", `:${port}`], {
+    action: `Cannot read the LISTEN socket in "${ns.name}"`,
+  });
+  const row = parseSs(out.stdout).find((r) => r.state === "LISTEN" && r.localPort === port);
+  return row && { recvQ: row.recvQ, sendQ: row.sendQ };
+}
+
+/** Samples the hosts of one run. */
+export class Sampler {
+  readonly #hosts: readonly SampledHost[];
+  readonly #server: string;
+  readonly #port: number;
+  readonly #family: 4 | 6;
+  readonly #metrics: readonly string[];
+  #baseline = new Map<string, Counters>();
+
+  constructor(
+    hosts: readonly SampledHost[],
+    options: { serverHost: string; port: number; family: 4 | 6; metrics: readonly string[] },
+  ) {
+    this.#hosts = hosts;
+    this.#server = options.serverHost;
+    this.#port = options.port;
+    this.#family = options.family;
+    this.#metrics = options.metrics;
+  }
+
+  /** Records every host's counters; later samples report changes since then. */
+  async baseline(): Promise<void> {
+    const all = await Promise.all(this.#hosts.map((h) => readCounters(h.ns)));
+    this.#hosts.forEach((h, i) => this.#baseline.set(h.name, all[i]!));
+  }
+
+  /**
+   * Reads every host's kernel tables.
+   *
+   * @returns the host metrics this run samples (`<host>.<STATE|recvQ|sendQ|Counter>`).
+   * @throws {RangeError} when a counter the run needs does not exist in the namespace.
+   */
+  async sample(): Promise<Record<string, number>> {
+    const values: Record<string, number> = {};
+    await Promise.all(this.#hosts.map(async (h) => {
+      const wanted = this.#metrics.filter((m) => m.startsWith(h.name + "."));
+      if (wanted.length === 0) return;
+      const file = `${h.ns.procNet}/${this.#family === 4 ? "tcp" : "tcp6"}`;
+      const [table, counters, listen] = await Promise.all([
+        Deno.readTextFile(file),
+        readCounters(h.ns),
+        h.name === this.#server ? readListen(h.ns, this.#port) : Promise.resolve(undefined),
+      ]);
+      const states: Record<string, number> = countStates(parseProcNetTcp(table), this.#port);
+      const deltas = counterDeltas(this.#baseline.get(h.name) ?? {}, counters);
+      for (const m of wanted) {
+        const key = m.slice(h.name.length + 1);
+        if (key in states) values[m] = states[key]!;
+        else if (key === "recvQ" || key === "sendQ") values[m] = listen?.[key] ?? 0;
+        else if (key in deltas) values[m] = deltas[key]!;
+        else {throw new RangeError(
+            `Cannot read counter "${key}" in namespace "${h.ns.name}": this kernel does not have it`,
+          );}
+      }
+    }));
+    return values;
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * Runs experiments: per matrix point, build the namespaces and links → start
+ * the server → wait until it listens → start the clients → observe and check
+ * → collect → tear down, timing each phase. A {@linkcode Lab} holds no global
+ * state beyond its own name prefix and counter, so runs can later go in
+ * parallel, each in its own namespaces.
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import {
+  type ExperimentDefinition,
+  type Matrix,
+  planRuns,
+  type RunPlan,
+} from "./define_experiment.ts";
+import { CheckTracker } from "./expect.ts";
+import { Link } from "./link.ts";
+import { Netns, newRunPrefix, RECORDED_SYSCTLS } from "./netns.ts";
+import { delay, ManagedProcess } from "./process.ts";
+import { connectionRecords, groupMetrics } from "./observe/client_tally.ts";
+import { readListen, Sampler } from "./observe/sampler.ts";
+import type { ClientGroupSpec } from "./programs/client_group.ts";
+import type {
+  CheckResult,
+  ClaimDecision,
+  ConnectionRecord,
+  ExperimentResult,
+  Phases,
+  RunEvidence,
+  RunResult,
+  Sample,
+} from "./results.ts";
+
+/** Options of a {@linkcode Lab}. */
+export interface LabOptions {
+  /** IPv4 lab subnet, a /16 of private space; default `10.213.0.0/16`. */
+  subnet4?: string;
+  /** IPv6 lab prefix, a /48 of unique-local space; default `fd00:213::/48`. */
+  subnet6?: string;
+  /** Aborts the run in progress; everything it built is still removed. */
+  signal?: AbortSignal;
+  /** Called as each matrix point starts and ends. */
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+/** Progress of a lab run. */
+export type ProgressEvent =
+  | {
+    kind: "run-start";
+    experiment: string;
+    index: number;
+    of: number;
+    params: Record<string, unknown>;
+  }
+  | { kind: "run-end"; experiment: string; index: number; of: number; result: RunResult };
+
+/** How long a program may take to report ready (Deno's first start compiles it). */
+const READY_TIMEOUT_MS = 30_000;
+
+function programPath(name: string): string {
+  const url = new URL(`./programs/${name}`, import.meta.url);
+  return url.protocol === "file:" ? fileURLToPath(url) : url.href;
+}
+
+/**
+ * Checks and parses a lab subnet.
+ *
+ * @throws {RangeError} for anything but a private IPv4 /16 or a unique-local IPv6 /48.
+ */
+export function parseSubnet(subnet: string, family: 4 | 6): (link: number, host: 1 | 2) => string {
+  if (family === 4) {
+    const m = /^(\d+)\.(\d+)\.0\.0\/16$/.exec(subnet);
+    const [a, b] = [Number(m?.[1]), Number(m?.[2])];
+    const isPrivate = a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
+    if (!m || b > 255 || !isPrivate) {
+      throw new RangeError(
+        `Cannot use lab subnet "${subnet}": give a private IPv4 /16 such as "10.213.0.0/16"`,
+      );
+    }
+    return (link, host) => `${a}.${b}.${link}.${host}/24`;
+  }
+  const m = /^(f[cd][0-9a-f]{2}(?::[0-9a-f]{1,4}){0,2})::\/48$/i.exec(subnet);
+  if (!m) {
+    throw new RangeError(
+      `Cannot use lab prefix "${subnet}": give a unique-local IPv6 /48 such as "fd00:213::/48"`,
+    );
+  }
+  const groups = m[1]!.split(":");
+  while (groups.length < 3) groups.push("0");
+  return (link, host) => `${groups.join(":")}:${link.toString(16)}::${host}/64`;
+}
+
+/** Runs experiments in namespaces named `bl-<pid>-<tag>-<n>-<host>`. */
+export class Lab {
+  readonly prefix: string;
+  readonly #options: LabOptions;
+  #seq = 0;
+
+  constructor(options: LabOptions = {}) {
+    this.prefix = newRunPrefix();
+    this.#options = options;
+    parseSubnet(options.subnet4 ?? "10.213.0.0/16", 4);
+    parseSubnet(options.subnet6 ?? "fd00:213::/48", 6);
+  }
+
+  /** Runs every matrix point of `def` and decides its claims. */
+  async runExperiment<M extends Matrix>(
+    def: ExperimentDefinition<M>,
+    options: { file?: string } = {},
+  ): Promise<ExperimentResult> {
+    const started = performance.now();
+    const plans = planRuns(def);
+    const runs: RunResult[] = [];
+    for (const [index, plan] of plans.entries()) {
+      this.#options.signal?.throwIfAborted();
+      this.#options.onProgress?.({
+        kind: "run-start",
+        experiment: def.id,
+        index,
+        of: plans.length,
+        params: plan.params,
+      });
+      const result = await this.runPlan(plan);
+      runs.push(result);
+      this.#options.onProgress?.({
+        kind: "run-end",
+        experiment: def.id,
+        index,
+        of: plans.length,
+        result,
+      });
+    }
+    const claims: ExperimentResult["claims"] = {};
+    const evidence = runs.map((r) => evidenceOf(r));
+    for (const [id, rule] of Object.entries(def.claims)) {
+      try {
+        claims[id] = rule(evidence as never);
+      } catch (err) {
+        claims[id] = { error: `claim rule failed: ${err instanceof Error ? err.message : err}` };
+      }
+    }
+    return {
+      id: def.id,
+      title: def.title,
+      hypothesis: def.hypothesis,
+      ...(options.file === undefined ? {} : { file: options.file }),
+      passed: runs.every((r) => r.passed),
+      durationMs: Math.round(performance.now() - started),
+      runs,
+      claims,
+    };
+  }
+
+  /** Runs one matrix point; everything it creates is removed before it returns or throws. */
+  async runPlan(plan: RunPlan): Promise<RunResult> {
+    const signal = this.#options.signal;
+    const seq = ++this.#seq;
+    const phases: Phases = { build: 0, server: 0, clients: 0, observe: 0, collect: 0, teardown: 0 };
+    const t = { start: performance.now(), mark: performance.now() };
+    const lap = (phase: keyof Phases) => {
+      const now = performance.now();
+      phases[phase] = Math.round((now - t.mark) * 10) / 10;
+      t.mark = now;
+    };
+    const addr = parseSubnet(
+      plan.family === 4
+        ? this.#options.subnet4 ?? "10.213.0.0/16"
+        : this.#options.subnet6 ?? "fd00:213::/48",
+      plan.family,
+    );
+    const namespaces: Netns[] = [];
+    const links: Link[] = [];
+    const processes: ManagedProcess[] = [];
+    const stack = new AsyncDisposableStack();
+    stack.defer(() => disposeAll(namespaces));
+    stack.defer(() => disposeAll(links));
+    stack.defer(() => disposeAll(processes));
+
+    const sysctls: Record<string, Record<string, string>> = {};
+    const addresses: Record<string, string> = {};
+    let samples: Sample[] = [];
+    let checks: CheckResult[] = [];
+    let connections: ConnectionRecord[] = [];
+    let error: unknown;
+    try {
+      // Build: namespaces, links, sysctls (read back).
+      const created = await Promise.allSettled(
+        plan.hosts.map((h) => Netns.create(`${this.prefix}-${seq}-${h.name}`)),
+      );
+      for (const c of created) if (c.status === "fulfilled") namespaces.push(c.value);
+      const failed = created.find((c) => c.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const nsOf = new Map(plan.hosts.map((h, i) => [h.name, namespaces[i]!]));
+      const serverNs = nsOf.get(plan.server.host)!;
+      await Promise.all(
+        plan.hosts.slice(1).map(async (h, i) => {
+          const link = await Link.create(
+            { ns: serverNs, ifname: `veth${i + 1}`, cidr: addr(i + 1, 1) },
+            { ns: nsOf.get(h.name)!, ifname: "veth0", cidr: addr(i + 1, 2) },
+          );
+          links.push(link);
+          addresses[h.name] = Link.address(link.b);
+          if (i === 0) addresses[plan.server.host] = Link.address(link.a);
+        }),
+      );
+      await Promise.all(plan.hosts.map(async (h) => {
+        sysctls[h.name] = await nsOf.get(h.name)!.sysctls(h.sysctls, RECORDED_SYSCTLS);
+      }));
+      lap("build");
+
+      // Server and clients start together; clients wait for "go".
+      const serverAddress = addresses[plan.server.host]!;
+      const server = new ManagedProcess(
+        `the server in "${serverNs.name}"`,
+        serverNs.wrap([
+          Deno.execPath(),
+          "run",
+          "--no-config",
+          "--quiet",
+          "--allow-ffi",
+          programPath("listen_server.ts"),
+          String(plan.family),
+          serverAddress,
+          String(plan.server.port),
+          String(plan.server.backlog),
+        ]),
+      );
+      processes.push(server);
+      const clients = plan.groups.map((g) => {
+        const ns = nsOf.get(g.host)!;
+        const spec: ClientGroupSpec = {
+          family: plan.family,
+          address: serverAddress,
+          port: plan.server.port,
+          localAddress: addresses[g.host]!,
+          count: g.count,
+          intervalMs: g.intervalMs,
+          then: g.then,
+          deadlineMs: g.deadlineMs,
+        };
+        const p = new ManagedProcess(
+          `client group "${g.name}" in "${ns.name}"`,
+          ns.wrap([
+            Deno.execPath(),
+            "run",
+            "--no-config",
+            "--quiet",
+            "--allow-net",
+            programPath("client_group.ts"),
+            JSON.stringify(spec),
+          ]),
+        );
+        processes.push(p);
+        return p;
+      });
+      await server.waitForEvent("ready", READY_TIMEOUT_MS, signal);
+      if (!await readListen(serverNs, plan.server.port)) {
+        throw new Error(
+          `The server reported ready but "${serverNs.name}" has no LISTEN socket on port ${plan.server.port}`,
+        );
+      }
+      lap("server");
+      await Promise.all(clients.map((c) => c.waitForEvent("ready", READY_TIMEOUT_MS, signal)));
+      const sampler = new Sampler(
+        plan.hosts.map((h) => ({ name: h.name, ns: nsOf.get(h.name)! })),
+        {
+          serverHost: plan.server.host,
+          port: plan.server.port,
+          family: plan.family,
+          metrics: plan.metrics,
+        },
+      );
+      await sampler.baseline();
+      const t0 = performance.now();
+      await Promise.all(clients.map((c) => c.send({ cmd: "go" })));
+      lap("clients");
+
+      // Observe until every settled expectation has held, one fails for good, or the window ends.
+      const trackers = plan.expectations.map((e) => new CheckTracker(e));
+      const clientValues = () =>
+        Object.assign(
+          {},
+          ...plan.groups.map((g, i) => groupMetrics(g.name, g.count, clients[i]!.events)),
+        );
+      const launched = () =>
+        plan.groups.every((g, i) => clients[i]!.events.some((e) => e.event === "launched"));
+      for (let tick = 0;; tick++) {
+        signal?.throwIfAborted();
+        const hostValues = await sampler.sample();
+        const sample = {
+          t: round(performance.now() - t0),
+          values: { ...hostValues, ...clientValues() },
+        };
+        samples.push(sample);
+        const armed = launched();
+        for (const tr of trackers) tr.update(sample, armed);
+        const settled = trackers.filter((tr) => tr.plan.over === "settled");
+        const done = settled.length > 0 && settled.every((tr) => tr.passedEarly);
+        const broken = trackers.some((tr) => tr.decided && !tr.passedEarly);
+        if (done || broken || sample.t >= plan.observe.windowMs) break;
+        for (const c of clients) {
+          if (c.exited) throw new Error(`The ${c.label} exited during the observation`);
+        }
+        if (server.exited) throw new Error(`The ${server.label} exited during the observation`);
+        const next = (tick + 1) * plan.observe.intervalMs - (performance.now() - t0);
+        if (next > 0) await delay(next, signal);
+      }
+      lap("observe");
+
+      checks = trackers.map((tr) => tr.result());
+      connections = plan.groups.flatMap((g, i) =>
+        connectionRecords(g.name, g.count, clients[i]!.events)
+      );
+      lap("collect");
+    } catch (err) {
+      error = err;
+    }
+    try {
+      await stack.disposeAsync();
+    } catch (cleanupError) {
+      error = error === undefined
+        ? cleanupError
+        : new SuppressedError(cleanupError, error, "Cleanup failed after an error");
+    }
+    lap("teardown");
+    if (error !== undefined && (signal?.aborted || isProgrammingError(error))) throw error;
+    samples = samples.length ? samples : [];
+    const result: RunResult = {
+      params: plan.params,
+      sysctls,
+      addresses,
+      passed: error === undefined && checks.every((c) => c.passed),
+      durationMs: Math.round(performance.now() - t.start),
+      phases,
+      observed: summarize(samples),
+      checks,
+      samples,
+      connections,
+    };
+    if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
+    return result;
+  }
+}
+
+function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+/** Disposes in parallel; every failure is kept (one error, or an AggregateError). */
+async function disposeAll(resources: readonly AsyncDisposable[]): Promise<void> {
+  const results = await Promise.allSettled(resources.map((r) => r[Symbol.asyncDispose]()));
+  const errors = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, "Cannot remove several lab resources");
+}
+
+/** Each metric's last and highest value. */
+export function summarize(
+  samples: readonly Sample[],
+): Record<string, { final: number; peak: number }> {
+  const out: Record<string, { final: number; peak: number }> = {};
+  for (const s of samples) {
+    for (const [k, v] of Object.entries(s.values)) {
+      const o = out[k] ??= { final: v, peak: v };
+      o.final = v;
+      o.peak = Math.max(o.peak, v);
+    }
+  }
+  return out;
+}
+
+/** A claim rule's view of a run. */
+export function evidenceOf<P>(run: RunResult): RunEvidence<P> {
+  return {
+    params: run.params as P,
+    passed: run.passed,
+    checks: run.checks,
+    sysctls: run.sysctls,
+    connections: run.connections,
+    value(metric, which = "final") {
+      const o = run.observed[metric];
+      if (!o) throw new RangeError(`Metric "${metric}" was not observed in this run`);
+      return o[which];
+    },
+    check(name) {
+      const c = run.checks.find((x) => x.name === name);
+      if (!c) {
+        throw new RangeError(
+          `No check named "${name}" (checks: ${run.checks.map((x) => x.name).join(", ")})`,
+        );
+      }
+      return c;
+    },
+  };
+}
+
+export type { ClaimDecision };
