@@ -282,8 +282,7 @@ export class Lab {
           {},
           ...plan.groups.map((g, i) => groupMetrics(g.name, g.count, clients[i]!.events)),
         );
-      const launched = () =>
-        plan.groups.every((g, i) => clients[i]!.events.some((e) => e.event === "launched"));
+      const launched = () => clients.every((c) => c.events.some((e) => e.event === "launched"));
       for (let tick = 0;; tick++) {
         signal?.throwIfAborted();
         const hostValues = await sampler.sample();

@@ -58,7 +58,7 @@ function main(): void {
     if (spec.localAddress) options.localAddress = spec.localAddress;
     const s = net.connect(options);
     sockets.push(s);
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     if (spec.deadlineMs > 0) {
       timer = setTimeout(() => {
         if (phase === "done") return;

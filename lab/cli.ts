@@ -1,0 +1,194 @@
+/**
+ * `deno task lab`: a thin shell over the runner. Parses flags, runs
+ * preflight, runs the selected experiments, prints the report or JSON, and
+ * turns SIGINT/SIGTERM into an abort that still removes everything.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { CLAIMS } from "./catalogue.ts";
+import { ExperimentDefinitionError, PreflightError } from "./errors.ts";
+import { buildLedger } from "./ledger.ts";
+import { checkSysctls, type LoadedExperiment, loadExperiments } from "./load_experiments.ts";
+import { preflight } from "./preflight.ts";
+import { Lab } from "./runner.ts";
+import type { ExperimentResult, LabReport } from "./results.ts";
+import { checksTable, experimentLine, ledgerTable, phasesTable } from "./report/text.ts";
+
+const HELP = `backlog-lab: settle claims about Linux listen() backlogs by experiment.
+
+Usage: deno task lab [options] [experiment files or directories]
+
+Runs every experiment in experiments/ (or those given), each in its own
+network namespaces, and prints what the kernel did next to what each
+experiment expected, then the claims ledger. Needs root.
+
+Options:
+  --filter RE     run only experiments whose id, file or claim ids match RE
+  --list          list the experiments and the claims they decide; run nothing
+  --json          print one JSON document instead of the report
+  --verbose       show every check and each run's phase times
+  --subnet CIDR   IPv4 lab subnet, a private /16 (default 10.213.0.0/16)
+  --subnet6 CIDR  IPv6 lab prefix, a unique-local /48 (default fd00:213::/48)
+  -h, --help      this text
+
+Exit status: 0 all expectations held; 1 one failed; 2 bad usage or a bad
+experiment definition; 3 the machine cannot run the lab; 130/143 interrupted.`;
+
+const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments/", import.meta.url));
+
+/** Runs the CLI; returns the exit status. */
+export async function main(args: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        filter: { type: "string" },
+        list: { type: "boolean" },
+        json: { type: "boolean" },
+        verbose: { type: "boolean" },
+        subnet: { type: "string" },
+        subnet6: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : err}\nSee --help.`);
+    return 2;
+  }
+  const { values, positionals } = flags;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  let filter: RegExp | undefined;
+  try {
+    filter = values.filter === undefined ? undefined : new RegExp(values.filter);
+  } catch {
+    console.error(
+      `Invalid --filter "${values.filter}": give a regular expression, e.g. --filter accept`,
+    );
+    return 2;
+  }
+
+  let experiments: LoadedExperiment[];
+  try {
+    experiments = await loadExperiments(positionals.length ? positionals : [EXPERIMENTS_DIR]);
+  } catch (err) {
+    if (err instanceof ExperimentDefinitionError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  if (filter) {
+    experiments = experiments.filter((e) =>
+      filter.test(e.definition.id) || filter.test(e.file) ||
+      Object.keys(e.definition.claims).some((c) => filter.test(c))
+    );
+    if (experiments.length === 0) {
+      console.error(`No experiment matches --filter "${values.filter}"; see --list`);
+      return 2;
+    }
+  }
+  if (values.list) {
+    for (const e of experiments) {
+      console.log(
+        `${e.definition.id}  (${e.file})\n  ${e.definition.title}\n  claims: ${
+          Object.keys(e.definition.claims).join(", ")
+        }`,
+      );
+    }
+    return 0;
+  }
+
+  const controller = new AbortController();
+  let stopSignal: Deno.Signal | undefined;
+  const onSignal = (sig: Deno.Signal) => () => {
+    stopSignal ??= sig;
+    controller.abort(new Error(`Interrupted by ${sig}`));
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  try {
+    return await runAll(experiments, values, controller.signal);
+  } catch (err) {
+    if (stopSignal) {
+      console.error(
+        `Interrupted by ${stopSignal}; every namespace and process of this run was removed.`,
+      );
+      return stopSignal === "SIGINT" ? 130 : 143;
+    }
+    if (err instanceof PreflightError || err instanceof ExperimentDefinitionError) {
+      console.error(err.message);
+      return err instanceof PreflightError ? 3 : 2;
+    }
+    throw err;
+  } finally {
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  }
+}
+
+async function runAll(
+  experiments: LoadedExperiment[],
+  values: { json?: boolean; verbose?: boolean; subnet?: string; subnet6?: string },
+  signal: AbortSignal,
+): Promise<number> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const lab = new Lab({
+    signal,
+    ...(values.subnet === undefined ? {} : { subnet4: values.subnet }),
+    ...(values.subnet6 === undefined ? {} : { subnet6: values.subnet6 }),
+  });
+  const pre = await preflight(lab.prefix);
+  checkSysctls(experiments, pre.namespaceSysctls);
+  const log = values.json ? () => {} : (s: string) => console.log(s);
+  log(
+    `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiments, ${CLAIMS.length} claims in the catalogue`,
+  );
+  if (pre.reaped.length) {
+    log(`Removed ${pre.reaped.length} namespaces left by a dead run: ${pre.reaped.join(", ")}`);
+  }
+  const results: ExperimentResult[] = [];
+  for (const { file, definition } of experiments) {
+    const result = await lab.runExperiment(definition, { file });
+    results.push(result);
+    log(experimentLine(result));
+    const table = checksTable(result, values.verbose ?? false);
+    if (table) log(table);
+    if (values.verbose) log(phasesTable(result));
+  }
+  const ledger = buildLedger(results);
+  const report: LabReport = {
+    version: 1,
+    kernel: pre.kernel,
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    passed: results.every((r) => r.passed),
+    experiments: results,
+    ledger,
+  };
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    log(`\nClaims ledger (Linux ${pre.kernel}):`);
+    log(ledgerTable(ledger, terminalWidth()));
+    const failed = results.filter((r) => !r.passed).length;
+    log(
+      `\n${results.length - failed} passed, ${failed} failed in ${
+        (report.durationMs / 1000).toFixed(2)
+      } s`,
+    );
+  }
+  return report.passed ? 0 : 1;
+}
+
+function terminalWidth(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 120;
+  }
+}

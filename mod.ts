@@ -1,0 +1,85 @@
+/**
+ * backlog-lab: settle claims about Linux `listen()` backlogs, the SYN and
+ * accept queues, somaxconn and syncookies by experiment, in network
+ * namespaces of the running kernel.
+ *
+ * An experiment is data: which hosts (namespaces) with which sysctls, a
+ * server that listens with an exact backlog and never accepts, concurrent
+ * client groups, and what the kernel must be seen to do. {@linkcode Lab}
+ * runs it (as root) and reports every check and a verdict per claim.
+ *
+ * @example Define and run an experiment
+ * ```ts ignore
+ * import { defineExperiment, Lab, preflight } from "./mod.ts";
+ *
+ * const def = defineExperiment({
+ *   id: "tiny-backlog",
+ *   title: "listen(fd, 1) queues two connections",
+ *   hypothesis: "The accept queue holds backlog + 1.",
+ *   hosts: { server: {}, client: {} },
+ *   server: { host: "server", backlog: 1 },
+ *   clients: [{ name: "c", host: "client", count: 4, start: { intervalMs: 2 } }],
+ *   observe: { intervalMs: 20, windowMs: 2000 },
+ *   expect: [{ name: "queued", metric: "server.ESTABLISHED", equals: 2 }],
+ *   claims: {
+ *     "A2.1": (runs) => ({ verdict: "reproduced", evidence: `queued ${runs[0]!.value("server.ESTABLISHED")}` }),
+ *   },
+ * });
+ * const lab = new Lab();
+ * await preflight(lab.prefix);
+ * const result = await lab.runExperiment(def);
+ * console.log(result.passed, result.runs[0]!.checks);
+ * ```
+ * @module
+ */
+export {
+  type AcceptPolicy,
+  type ClaimRule,
+  type ClientGroupDefinition,
+  defineExperiment,
+  type Expectation,
+  type ExperimentDefinition,
+  type FollowUp,
+  type HostDefinition,
+  type Matrix,
+  type ObserveDefinition,
+  type Param,
+  type ParamsOf,
+  type ParamValue,
+  planRuns,
+  type RunPlan,
+  type ServerDefinition,
+} from "./lab/define_experiment.ts";
+export { Lab, type LabOptions, type ProgressEvent } from "./lab/runner.ts";
+export { preflight, type PreflightResult } from "./lab/preflight.ts";
+export { checkSysctls, type LoadedExperiment, loadExperiments } from "./lab/load_experiments.ts";
+export { buildLedger } from "./lab/ledger.ts";
+export { type Article, ARTICLES, type Claim, claimById, CLAIMS } from "./lab/catalogue.ts";
+export {
+  CommandError,
+  ExperimentDefinitionError,
+  PreflightError,
+  WaitTimeoutError,
+} from "./lab/errors.ts";
+export {
+  countStates,
+  parseProcNetTcp,
+  parseSs,
+  type SocketRow,
+  TCP_STATES,
+  type TcpState,
+} from "./lab/observe/socket_table.ts";
+export { counterDeltas, type Counters, parseCounters } from "./lab/observe/counters.ts";
+export type {
+  CheckResult,
+  ClaimDecision,
+  ConnectionRecord,
+  ExperimentResult,
+  LabReport,
+  LedgerEntry,
+  Phases,
+  RunEvidence,
+  RunResult,
+  Sample,
+  Verdict,
+} from "./lab/results.ts";
