@@ -1,0 +1,102 @@
+/**
+ * Hypothesis: a SYN that reaches a listener whose accept queue is already
+ * full is dropped without a trace on the server: no SYN_RECV request socket,
+ * no SYN-ACK, no RST. The client stays in SYN-SENT, its connect() does not
+ * return, and it retransmits the SYN after its initial RTO (1 s). Each
+ * dropped SYN counts once in ListenOverflows and once in ListenDrops (the
+ * counters behind netstat -s's "times the listen queue of a socket
+ * overflowed" and "SYNs to LISTEN sockets dropped"); TCPReqQFullDrop and
+ * TCPBacklogDrop do not move.
+ *
+ * Arithmetic: listen(fd, 2) holds 3. Five clients connect one every 20 ms:
+ * 3 are queued, 2 are dropped. The observation waits until both late clients
+ * have retransmitted their SYN once (client TCPSynRetrans ≥ 2, at ~1 s), so
+ * ListenOverflows ≥ 4 (2 SYNs + 2 retransmissions). Older kernels
+ * (`sk_acceptq_is_full() && inet_csk_reqsk_queue_young() > 1`) let some such
+ * SYNs through; since 4.x `tcp_conn_request()` drops every one.
+ */
+import { defineExperiment } from "../mod.ts";
+
+export default defineExperiment({
+  id: "syn-dropped-while-accept-queue-full",
+  title: "A SYN that finds the accept queue full is dropped and retransmitted",
+  hypothesis:
+    "With the accept queue full the server drops new SYNs silently; clients stay SYN-SENT and retransmit.",
+  hosts: { server: {}, client: {} },
+  server: { host: "server", backlog: 2, accept: "never" },
+  clients: [{ name: "c", host: "client", count: 5, start: { intervalMs: 20 } }],
+  // The initial SYN RTO is 1 s; 3 s leaves two RTOs of slack on a noisy machine.
+  observe: { intervalMs: 25, windowMs: 3000 },
+  expect: [
+    {
+      name: "late clients retransmitted",
+      metric: "client.TcpExtTCPSynRetrans",
+      atLeast: 2,
+      stableMs: 0,
+    },
+    { name: "server queued", metric: "server.ESTABLISHED", equals: 3 },
+    { name: "client syn-sent", metric: "client.SYN_SENT", equals: 2 },
+    { name: "connect() pending", metric: "clients.c.pending", equals: 2 },
+    { name: "ListenOverflows", metric: "server.TcpExtListenOverflows", atLeast: 4 },
+    { name: "ListenDrops", metric: "server.TcpExtListenDrops", atLeast: 4 },
+    { name: "no SYN_RECV", metric: "server.SYN_RECV", equals: 0, over: "always" },
+    { name: "no RST", metric: "server.TcpOutRsts", equals: 0, over: "always" },
+    { name: "no ReqQFullDrop", metric: "server.TcpExtTCPReqQFullDrop", equals: 0, over: "always" },
+    { name: "no BacklogDrop", metric: "server.TcpExtTCPBacklogDrop", equals: 0, over: "always" },
+    { name: "queue never grows", metric: "server.ESTABLISHED", atMost: 3, over: "always" },
+  ],
+  claims: {
+    "A2.2": ([r]) => ({
+      verdict: "not reproduced",
+      evidence:
+        `a SYN arriving at a full accept queue leaves no SYN_RECV on the server (peak ${
+          r!.value("server.SYN_RECV", "peak")
+        }); the client socket stays SYN-SENT (${
+          r!.value("client.SYN_SENT")
+        }), not ESTABLISHED, and connect() is pending ` +
+        `(${
+          r!.value("clients.c.pending")
+        }); the server sent no SYN-ACK, the client retransmitted its SYN ` +
+        `(TCPSynRetrans ${r!.value("client.TcpExtTCPSynRetrans")})`,
+    }),
+    "A1.12": ([r]) => ({
+      verdict: r!.value("server.ESTABLISHED", "peak") === 3 ? "not reproduced" : "reproduced",
+      evidence:
+        `every SYN after the queue filled was dropped (ListenOverflows +${
+          r!.value("server.TcpExtListenOverflows")
+        }), none got through at random: queued connections stayed at ${
+          r!.value("server.ESTABLISHED", "peak")
+        } = backlog + 1 ` +
+        `for the whole ${Math.round(r!.checks[0]!.atMs ?? 0)} ms`,
+    }),
+    "A3.2": ([r]) => ({
+      verdict: "partly",
+      evidence: `Linux ignores the SYN and the client retries (TCPSynRetrans ${
+        r!.value("client.TcpExtTCPSynRetrans")
+      }, connect() pending ${
+        r!.value("clients.c.pending")
+      }); it never refuses: 0 RST sent, 0 ECONNREFUSED`,
+    }),
+    "A4.5": ([r]) => ({
+      verdict: "partly",
+      evidence:
+        `accept-queue overflow moved both counters alike: ListenOverflows ("times the listen queue of a socket ` +
+        `overflowed") +${
+          r!.value("server.TcpExtListenOverflows")
+        } and ListenDrops ("SYNs to LISTEN sockets dropped") +${
+          r!.value("server.TcpExtListenDrops")
+        }, with TCPReqQFullDrop +${
+          r!.value("server.TcpExtTCPReqQFullDrop")
+        }: the second counts every listener drop, not only SYN-queue overflow`,
+    }),
+    "A1.7": ([r]) => ({
+      verdict: "partly",
+      evidence:
+        `"SYNs to LISTEN sockets dropped" (ListenDrops) did count the accept-queue overflow (+${
+          r!.value("server.TcpExtListenDrops")
+        }); TCPBacklogDrop stayed ${
+          r!.value("server.TcpExtTCPBacklogDrop")
+        } here, and SYN-queue overflow is decided elsewhere`,
+    }),
+  },
+});
