@@ -32,7 +32,9 @@ export interface RunResult {
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new TypeError("Cannot run an empty command");
-  const signal = AbortSignal.timeout(options.timeoutMs ?? 15_000);
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), options.timeoutMs ?? 15_000);
+  const signal = timeout.signal;
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(cmd, {
@@ -43,6 +45,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       signal,
     }).spawn();
   } catch (err) {
+    clearTimeout(timer);
     throw new CommandError(argv, null, String(err), options.action);
   }
   if (options.stdin !== undefined) {
@@ -50,7 +53,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     await w.write(new TextEncoder().encode(options.stdin));
     await w.close();
   }
-  const out = await child.output();
+  const out = await child.output().finally(() => clearTimeout(timer));
   const result = {
     code: out.code,
     stdout: new TextDecoder().decode(out.stdout),

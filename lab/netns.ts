@@ -145,6 +145,18 @@ export class Netns implements AsyncDisposable {
         );
       }
     }
+    for (const [k, v] of Object.entries(sysctls)) {
+      if (
+        values[k] !== undefined &&
+        values[k]!.trim().split(/\s+/).join(" ") !== v.trim().split(/\s+/).join(" ")
+      ) {
+        throw new RangeError(
+          `Cannot set sysctl "${k}" in namespace "${this.name}": wrote "${v}" but the kernel kept "${
+            values[k]
+          }"`,
+        );
+      }
+    }
     return values;
   }
 

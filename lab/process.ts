@@ -118,7 +118,12 @@ export class ManagedProcess implements AsyncDisposable {
           }`,
         );
       }
-      await Promise.race([this.changed(), delay(Math.min(left, 250))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.changed(),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, Math.min(left, 250))),
+      ]);
+      clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,103 @@
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { Lab } from "../lab/runner.ts";
+import { loadExperiments } from "../lab/load_experiments.ts";
+import { preflight } from "../lab/preflight.ts";
+import { buildLedger } from "../lab/ledger.ts";
+import type { ExperimentResult } from "../lab/results.ts";
+import { labProcesses, namespacesWith, ROOT, rootTest } from "./_helpers.ts";
+
+async function runOne(id: string): Promise<{ result: ExperimentResult; prefix: string }> {
+  const all = await loadExperiments([`${ROOT}experiments`]);
+  const found = all.find((e) => e.definition.id === id);
+  ok(found, `experiment ${id} exists`);
+  const lab = new Lab();
+  await preflight(lab.prefix);
+  const result = await lab.runExperiment(found.definition, { file: found.file });
+  for (const r of result.runs) {
+    const p = r.phases;
+    console.log(
+      `  ${id} ${JSON.stringify(r.params)}: ${r.durationMs} ms (observe ${p.observe}, overhead ${
+        Math.round(r.durationMs - p.observe)
+      }: build ${p.build}, server ${p.server}, clients ${p.clients}, collect ${p.collect}, teardown ${p.teardown})`,
+    );
+  }
+  return { result, prefix: lab.prefix };
+}
+
+function value(
+  r: ExperimentResult["runs"][number],
+  metric: string,
+  which: "final" | "peak" = "final",
+): number {
+  const o = r.observed[metric];
+  ok(o, `metric ${metric} observed`);
+  return o[which];
+}
+
+rootTest(
+  "accept queue: the server holds exactly min(backlog, somaxconn) + 1 unaccepted connections",
+  async () => {
+    const { result, prefix } = await runOne("accept-queue-holds-backlog-plus-one");
+    ok(result.passed, JSON.stringify(result.runs.map((r) => r.checks.filter((c) => !c.passed))));
+    deepEqual(result.runs.map((r) => r.params.backlog), [1, 2, 5, 16, 128]);
+    for (const r of result.runs) {
+      const b = r.params.backlog as number;
+      equal(r.sysctls.server?.["net.core.somaxconn"], "4096");
+      equal(value(r, "server.sendQ"), b, "Send-Q is the backlog given to listen()");
+      equal(value(r, "server.ESTABLISHED"), b + 1);
+      equal(value(r, "server.recvQ"), b + 1);
+      equal(value(r, "server.recvQ", "peak"), b + 1, "the queue never held more");
+      equal(value(r, "client.SYN_SENT"), 3);
+      equal(r.connections.filter((c) => c.connect === "ok").length, b + 1);
+      equal(r.connections.filter((c) => c.connect === "pending").length, 3);
+      ok(value(r, "server.TcpExtListenOverflows") >= 3);
+    }
+    const ledger = buildLedger([result]);
+    equal(ledger.find((l) => l.claim === "A4.1")?.verdict, "reproduced");
+    equal(ledger.find((l) => l.claim === "A0.2")?.verdict, "partly");
+    for (const l of ledger) match(l.evidence, /\d/, `${l.claim} evidence has numbers`);
+    deepEqual(await namespacesWith(prefix), []);
+  },
+);
+
+rootTest(
+  "somaxconn clamp: Send-Q is min(backlog, somaxconn) of the server's namespace",
+  async () => {
+    const { result, prefix } = await runOne("somaxconn-clamps-backlog");
+    ok(result.passed, JSON.stringify(result.runs.map((r) => r.checks.filter((c) => !c.passed))));
+    deepEqual(
+      result.runs.map((r) => [r.params.backlog, r.params.somaxconn, value(r, "server.sendQ")]),
+      [
+        [100, 8, 8],
+        [100, 4096, 100],
+        [5000, 8, 8],
+        [5000, 4096, 4096],
+      ],
+    );
+    for (const r of result.runs) {
+      equal(
+        r.sysctls.server?.["net.core.somaxconn"],
+        String(r.params.somaxconn),
+        "read back from the namespace",
+      );
+    }
+    deepEqual(await namespacesWith(prefix), []);
+  },
+);
+
+rootTest(
+  "full accept queue: a new SYN is dropped, counted twice, and retransmitted by the client",
+  async () => {
+    const { result, prefix } = await runOne("syn-dropped-while-accept-queue-full");
+    ok(result.passed, JSON.stringify(result.runs.map((r) => r.checks.filter((c) => !c.passed))));
+    const r = result.runs[0]!;
+    equal(value(r, "server.SYN_RECV", "peak"), 0);
+    equal(value(r, "server.ESTABLISHED", "peak"), 3);
+    ok(value(r, "client.TcpExtTCPSynRetrans") >= 2);
+    equal(value(r, "server.TcpExtListenOverflows"), value(r, "server.TcpExtListenDrops"));
+    ok(value(r, "server.TcpExtListenOverflows") >= 4);
+    equal(value(r, "server.TcpOutRsts"), 0);
+    deepEqual(await namespacesWith(prefix), []);
+    deepEqual(labProcesses(), []);
+  },
+);
