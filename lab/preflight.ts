@@ -30,9 +30,12 @@ const TOOLS: Record<string, string> = {
 const CAP_NET_ADMIN = 12;
 const CAP_SYS_ADMIN = 21;
 
-/** Whether this process may create namespaces: root, or both capabilities. */
+/**
+ * Whether this process may create namespaces: it has CAP_NET_ADMIN and
+ * CAP_SYS_ADMIN in effect (root normally has both; a root shell with a
+ * reduced capability set may not).
+ */
 export function hasPrivileges(): boolean {
-  if (Deno.uid() === 0) return true;
   try {
     const status = Deno.readTextFileSync("/proc/self/status");
     const hex = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0";
@@ -57,7 +60,7 @@ export async function preflight(prefix: string): Promise<PreflightResult> {
   }
   if (!hasPrivileges()) {
     problems.push(
-      "Not running as root (the lab creates network namespaces): run it as root, e.g. `sudo deno task lab`, or with CAP_NET_ADMIN and CAP_SYS_ADMIN",
+      `Not running as root (uid ${Deno.uid()}) with CAP_NET_ADMIN and CAP_SYS_ADMIN, which creating network namespaces needs: run it as root, e.g. \`sudo deno task lab\``,
     );
   }
   for (const [tool, fix] of Object.entries(TOOLS)) {

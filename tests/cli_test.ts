@@ -1,0 +1,162 @@
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { labProcesses, namespacesWith, ROOT, rootTest, runCli } from "./_helpers.ts";
+import { CLAIMS } from "../lab/catalogue.ts";
+
+Deno.test("the CLI prints its help", async () => {
+  const r = await runCli(["--help"]);
+  equal(r.code, 0);
+  match(r.stdout, /Usage: deno task lab/);
+  match(r.stdout, /--filter RE/);
+});
+
+Deno.test("the CLI lists the experiments and their claims without running anything", async () => {
+  const r = await runCli(["--list"]);
+  equal(r.code, 0, r.stderr);
+  match(r.stdout, /accept-queue-holds-backlog-plus-one/);
+  match(r.stdout, /claims: A0\.2, A1\.3/);
+});
+
+Deno.test("the CLI rejects an unknown flag and a bad --filter with exit 2", async () => {
+  const a = await runCli(["--fliter", "x"]);
+  equal(a.code, 2);
+  match(a.stderr, /fliter/);
+  const b = await runCli(["--filter", "("]);
+  equal(b.code, 2);
+  match(b.stderr, /Invalid --filter "\("/);
+  const c = await runCli(["--filter", "no-such-experiment", "--list"]);
+  equal(c.code, 2);
+  match(c.stderr, /No experiment matches/);
+});
+
+async function experimentFile(body: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "bl-test-" });
+  const file = `${dir}/bad_experiment.ts`;
+  await Deno.writeTextFile(
+    file,
+    `import { defineExperiment } from "${ROOT}mod.ts";\nexport default defineExperiment(${body});\n`,
+  );
+  return file;
+}
+
+const GOOD = `{
+  id: "x", title: "x", hypothesis: "x",
+  hosts: { server: { sysctls: { "net.core.somaxconn": 8 } }, client: {} },
+  server: { host: "server", backlog: 2 },
+  clients: [{ name: "c", host: "client", count: 3 }],
+  observe: { intervalMs: 20, windowMs: 500 },
+  expect: [{ name: "q", metric: "server.ESTABLISHED", equals: 3 }],
+  claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "1" }) },
+}`;
+
+Deno.test("the CLI names the file, field and fix of a typo in an experiment (exit 2)", async () => {
+  const file = await experimentFile(GOOD.replace("backlog: 2", "backlgo: 2"));
+  const r = await runCli([file]);
+  equal(r.code, 2);
+  match(
+    r.stderr,
+    /bad_experiment\.ts: Invalid experiment field "server\.backlgo": unknown field; did you mean "backlog"\?/,
+  );
+  await Deno.remove(file.replace(/\/[^/]+$/, ""), { recursive: true });
+});
+
+Deno.test("the CLI rejects a negative client count before running anything (exit 2)", async () => {
+  const file = await experimentFile(GOOD.replace("count: 3", "count: -3"));
+  const r = await runCli([file]);
+  equal(r.code, 2);
+  match(r.stderr, /Invalid experiment field "clients\[0\]\.count": value -3 is out of range/);
+  await Deno.remove(file.replace(/\/[^/]+$/, ""), { recursive: true });
+});
+
+rootTest(
+  "the CLI names an unknown sysctl with a suggestion and leaves nothing behind (exit 2)",
+  async () => {
+    const file = await experimentFile(GOOD.replace('"net.core.somaxconn"', '"net.core.somaxcon"'));
+    const r = await runCli([file]);
+    equal(r.code, 2);
+    match(
+      r.stderr,
+      /bad_experiment\.ts: Invalid experiment field "hosts\.server\.sysctls\.net\.core\.somaxcon": a network namespace of this kernel has no sysctl "net\.core\.somaxcon"; did you mean "net\.core\.somaxconn"\?/,
+    );
+    deepEqual(await namespacesWith("bl-"), []);
+    await Deno.remove(file.replace(/\/[^/]+$/, ""), { recursive: true });
+  },
+);
+
+rootTest("the CLI says how to fix missing privileges (exit 3)", async () => {
+  const out = await new Deno.Command("setpriv", {
+    args: [
+      "--bounding-set=-net_admin,-sys_admin",
+      "--inh-caps=-net_admin,-sys_admin",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "main.ts",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  equal(out.code, 3, stderr);
+  match(
+    stderr,
+    /Not running as root .* with CAP_NET_ADMIN and CAP_SYS_ADMIN.*: run it as root, e\.g\. `sudo deno task lab`/,
+  );
+});
+
+rootTest("the CLI names a missing tool and its install command (exit 3)", async () => {
+  const bin = await Deno.makeTempDir({ prefix: "bl-path-" });
+  for (const tool of ["sh", "ip", "sleep", "find", "uname", "tr", "cat"]) {
+    const which = await new Deno.Command("sh", {
+      args: ["-c", `command -v ${tool}`],
+      stdout: "piped",
+    }).output();
+    await Deno.symlink(new TextDecoder().decode(which.stdout).trim(), `${bin}/${tool}`);
+  }
+  const r = await runCli([], { PATH: bin });
+  equal(r.code, 3, r.stderr);
+  match(r.stderr, /Missing the "ss" command: install it with `apt-get install iproute2`/);
+  deepEqual(await namespacesWith("bl-"), []);
+  await Deno.remove(bin, { recursive: true });
+});
+
+rootTest("the CLI's --json document has the kernel, runs, checks and ledger", async () => {
+  const r = await runCli(["--json", "--filter", "syn-dropped"]);
+  equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  equal(doc.version, 1);
+  equal(doc.kernel, Deno.osRelease());
+  equal(doc.experiments.length, 1);
+  const e = doc.experiments[0];
+  equal(e.id, "syn-dropped-while-accept-queue-full");
+  equal(e.passed, true);
+  ok(e.durationMs > 0);
+  const run = e.runs[0];
+  deepEqual(run.params, {});
+  equal(run.sysctls.server["net.core.somaxconn"], "4096");
+  ok(run.observed["server.SYN_RECV"]);
+  ok(run.samples.length > 10);
+  for (const c of run.checks) {
+    ok(
+      typeof c.name === "string" && typeof c.expected === "string" && typeof c.passed === "boolean",
+    );
+    ok("observed" in c);
+  }
+  const ids = doc.ledger.map((l: { claim: string }) => l.claim);
+  deepEqual(
+    ids,
+    ["A1.7", "A1.12", "A2.2", "A3.2", "A4.5"].filter((id) => CLAIMS.some((c) => c.id === id)).sort(
+      byCatalogue,
+    ),
+  );
+  for (const l of doc.ledger) {
+    ok(["reproduced", "not reproduced", "partly", "historical"].includes(l.verdict), l.verdict);
+    match(l.evidence, /\d/);
+    deepEqual(l.experiments, ["syn-dropped-while-accept-queue-full"]);
+  }
+  deepEqual(labProcesses(), []);
+});
+
+function byCatalogue(a: string, b: string): number {
+  return CLAIMS.findIndex((c) => c.id === a) - CLAIMS.findIndex((c) => c.id === b);
+}
