@@ -8,15 +8,21 @@
 
 /** An article the catalogue draws from. */
 export interface Article {
+  /** Article id, `A0` … `A4`; the prefix of its claims' ids. */
   id: string;
+  /** Name of the article's source text file. */
   file: string;
+  /** The article's title, in its original language. */
   title: string;
 }
 
 /** One claim of one article. */
 export interface Claim {
+  /** Stable id `A<article>.<n>` that experiments cite. */
   id: string;
+  /** Id of the article that makes the claim, e.g. `A2`. */
   article: string;
+  /** What the article claims, as one checkable statement. */
   statement: string;
 }
 

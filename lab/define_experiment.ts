@@ -54,7 +54,9 @@ export type FollowUp =
 export interface ClientGroupDefinition<P> {
   /** Names the group in metrics: `clients.<name>.connected`. */
   name: string;
+  /** The host (namespace) its connections come from; never the server's host. */
   host: string;
+  /** How many connections it opens, 1 to 100 000. */
   count: Param<P, number>;
   /** `"together"` (default): every connect() at once; or one every `intervalMs`. */
   start?: "together" | { intervalMs: number };
@@ -74,6 +76,7 @@ export interface ObserveDefinition {
 
 /** One thing that must be observed. */
 export interface Expectation<P> {
+  /** Names the check in results and for `RunEvidence.check()`; unique in the experiment. */
   name: string;
   /**
    * What to read: `<host>.<STATE>` (sockets of the port in a TCP state, e.g.
@@ -84,8 +87,11 @@ export interface Expectation<P> {
    * `deadline`, `connect.<ERRNO>`, `after.<data|eof|timeout|sent|ERRNO>`).
    */
   metric: string;
+  /** The metric must equal this exactly; excludes `atLeast`/`atMost`. */
   equals?: Param<P, number>;
+  /** Inclusive lower bound. */
   atLeast?: Param<P, number>;
+  /** Inclusive upper bound. */
   atMost?: Param<P, number>;
   /**
    * `settled` (default): holds and stays held for `stableMs` once every client
@@ -104,6 +110,7 @@ export type ClaimRule<P> = (runs: readonly RunEvidence<P>[]) => ClaimDecision;
 export interface ExperimentDefinition<M extends Matrix = Matrix> {
   /** kebab-case, unique across experiments. */
   id: string;
+  /** One line saying what the experiment shows. */
   title: string;
   /** The hypothesis in a sentence. */
   hypothesis: string;
@@ -113,10 +120,17 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   matrix?: M;
   /** IP version; default 4. */
   family?: 4 | 6;
+  /**
+   * The network namespaces by name (lowercase, not `clients`): at least a server and a client host.
+   */
   hosts: Record<string, HostDefinition<ParamsOf<M>>>;
+  /** The listening server. */
   server: ServerDefinition<ParamsOf<M>>;
+  /** Client groups, all released by the same "go". */
   clients: ClientGroupDefinition<ParamsOf<M>>[];
+  /** How often and how long the kernel is sampled. */
   observe: ObserveDefinition;
+  /** What must be observed; each becomes a check of every run. */
   expect: Expectation<ParamsOf<M>>[];
 }
 
@@ -129,33 +143,51 @@ export type FollowUpSpec =
 
 /** A client group with every value resolved. */
 export interface PlannedGroup {
+  /** The group's name, as in its definition. */
   name: string;
+  /** The host (namespace) its connections come from. */
   host: string;
+  /** How many connections it opens. */
   count: number;
+  /** Milliseconds between connect() calls; 0: all at once. */
   intervalMs: number;
+  /** What each connection does once connect() returns. */
   then: FollowUpSpec;
+  /** Milliseconds after its connect() began that a connection is closed; 0: never. */
   deadlineMs: number;
 }
 
 /** An expectation with its bounds resolved. */
 export interface PlannedExpectation {
+  /** The expectation's name, as in its definition. */
   name: string;
+  /** The validated metric it reads. */
   metric: string;
+  /** How it is judged; `settled` when the definition gave none. */
   over: "settled" | "always" | "peak";
+  /** Inclusive lower bound; `-Infinity` when there is none. */
   min: number;
+  /** Inclusive upper bound; `Infinity` when there is none. */
   max: number;
+  /** For `settled`: how long it must hold, in milliseconds (default 3 sampling intervals). */
   stableMs: number;
 }
 
 /** One matrix point, ready to run. */
 export interface RunPlan {
+  /** The matrix point this run resolves. */
   params: Record<string, ParamValue>;
+  /** IP version of the run's addresses (default 4). */
   family: 4 | 6;
   /** Hosts in link order: the server host first. */
   hosts: { name: string; sysctls: Record<string, string> }[];
+  /** The server with its port (default 8080), backlog and accept policy resolved. */
   server: { host: string; port: number; backlog: number; accept: AcceptPolicy };
+  /** Client groups with every value resolved, in definition order. */
   groups: PlannedGroup[];
+  /** Sampling interval and window, as defined. */
   observe: ObserveDefinition;
+  /** Expectations with their bounds resolved, in definition order. */
   expectations: PlannedExpectation[];
   /** Every metric to sample (expectations' and the default set). */
   metrics: string[];

@@ -6,6 +6,7 @@
 
 /** A definition that cannot run: names the file (when known), the field and the fix. */
 export class ExperimentDefinitionError extends Error {
+  /** Always `"ExperimentDefinitionError"`. */
   override name = "ExperimentDefinitionError";
   /** The field path inside the definition, e.g. `clients[0].count`. */
   readonly field: string;
@@ -14,6 +15,7 @@ export class ExperimentDefinitionError extends Error {
   /** The message without the file prefix. */
   readonly detail: string;
 
+  /** Builds the message `<file>: Invalid experiment field "<field>": <detail>`. */
   constructor(field: string, detail: string, options: { file?: string } = {}) {
     const where = options.file ? `${options.file}: ` : "";
     super(`${where}Invalid experiment field "${field}": ${detail}`);
@@ -30,6 +32,7 @@ export class ExperimentDefinitionError extends Error {
 
 /** A command the lab ran exited non-zero or could not start. */
 export class CommandError extends Error {
+  /** Always `"CommandError"`. */
   override name = "CommandError";
   /** The argv that failed. */
   readonly command: readonly string[];
@@ -38,6 +41,10 @@ export class CommandError extends Error {
   /** What it printed on stderr (trimmed). */
   readonly stderr: string;
 
+  /**
+   * Builds the message from `action` (default "Command failed"), the argv, the exit code and
+   * stderr's last 3 lines.
+   */
   constructor(command: readonly string[], code: number | null, stderr: string, action?: string) {
     const what = action ?? "Command failed";
     const tail = stderr.trim() ? `: ${stderr.trim().split("\n").slice(-3).join(" | ")}` : "";
@@ -50,10 +57,12 @@ export class CommandError extends Error {
 
 /** The machine cannot run the lab (not root, a missing tool, …); each problem carries its fix. */
 export class PreflightError extends Error {
+  /** Always `"PreflightError"`. */
   override name = "PreflightError";
   /** One line per problem, each ending with the fix. */
   readonly problems: readonly string[];
 
+  /** Lists every problem in the message, one per line. */
   constructor(problems: readonly string[]) {
     super(`Cannot run the lab on this machine:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.problems = problems;
@@ -62,5 +71,6 @@ export class PreflightError extends Error {
 
 /** A wait-until that ran out of time: names the condition and the last value seen. */
 export class WaitTimeoutError extends Error {
+  /** Always `"WaitTimeoutError"`. */
   override name = "WaitTimeoutError";
 }

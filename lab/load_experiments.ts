@@ -12,6 +12,7 @@ import { didYouMean } from "./_suggest.ts";
 export interface LoadedExperiment {
   /** Path relative to the working directory. */
   file: string;
+  /** The file's default export, validated with every matrix point planned. */
   definition: ExperimentDefinition;
 }
 

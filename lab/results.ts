@@ -8,6 +8,7 @@ export type Verdict = "reproduced" | "not reproduced" | "partly" | "historical";
 
 /** What a claim rule returns. */
 export interface ClaimDecision {
+  /** The rule's verdict on this claim for the running kernel. */
   verdict: Verdict;
   /** One sentence with the observed numbers and the conditions. */
   evidence: string;
@@ -15,13 +16,17 @@ export interface ClaimDecision {
 
 /** One expectation checked against a run's samples. */
 export interface CheckResult {
+  /** The expectation's name, as given in the definition's `expect`. */
   name: string;
+  /** The metric it reads, e.g. `server.SYN_RECV` or `clients.c.connected`. */
   metric: string;
+  /** How it was judged: held for its stable time, held in every sample, or by the peak. */
   over: "settled" | "always" | "peak";
   /** The expectation in words, e.g. `= 3 for 150 ms`, `<= 0 in every sample`. */
   expected: string;
   /** The value that decided it: the settled value, the peak, or the first sample that broke it. */
   observed: number | null;
+  /** Whether the observed values satisfied it. */
   passed: boolean;
   /** Milliseconds after the clients began when it was decided, if it was. */
   atMs: number | null;
@@ -31,14 +36,23 @@ export interface CheckResult {
 export interface Sample {
   /** Milliseconds since the clients were told to go. */
   t: number;
+  /**
+   * Metric → value: socket counts per TCP state (`/proc/<pid>/net/tcp{,6}`), the LISTEN socket's
+   * `recvQ`/`sendQ` (`ss`), counter changes since "go" (`/proc/<pid>/net/netstat`, `snmp`) and
+   * `clients.<group>.*` tallies.
+   */
   values: Record<string, number>;
 }
 
 /** What the kernel answered one connection, as the client program saw it. */
 export interface ConnectionRecord {
+  /** Name of the client group that opened the connection. */
   group: string;
+  /** The connection's 0-based index within its group. */
   index: number;
-  /** `ok`, an errno name (`ECONNREFUSED`, `ETIMEDOUT`, …), `deadline`, or `pending` at the end. */
+  /**
+   * `ok`, an errno name (`ECONNREFUSED`, `ETIMEDOUT`, …), `deadline`, or `pending` at the end.
+   */
   connect: string;
   /** Milliseconds since "go" when connect() returned (null if it did not). */
   connectAtMs: number | null;
@@ -46,44 +60,63 @@ export interface ConnectionRecord {
   connectMs: number | null;
   /** The follow-up's result (`data`, `eof`, `timeout`, `sent`, an errno name), if any. */
   after: string | null;
+  /** Milliseconds since "go" when the follow-up ended or hit the deadline (null if it did not). */
   afterAtMs: number | null;
 }
 
 /** Phase durations of one matrix point, in milliseconds. */
 export interface Phases {
+  /** Creating the namespaces and veth links and setting (then reading back) sysctls. */
   build: number;
+  /** Starting the server until its LISTEN socket is seen in the kernel. */
   server: number;
+  /** Waiting for every client group to be ready, taking the counter baseline and sending "go". */
   clients: number;
+  /** Sampling the kernel until the expectations were decided or the window ended. */
   observe: number;
+  /** Turning the samples and client events into checks and connection records. */
   collect: number;
+  /** Ending the processes and deleting the links and namespaces. */
   teardown: number;
 }
 
 /** One matrix point's run. */
 export interface RunResult {
+  /** The matrix point: each parameter's value for this run. */
   params: Record<string, number | string | boolean>;
   /** Every recorded sysctl, read back from each host's namespace after setting. */
   sysctls: Record<string, Record<string, string>>;
   /** Each host's address on its link. */
   addresses: Record<string, string>;
+  /** Whether the run completed and every check passed. */
   passed: boolean;
   /** Set when the run could not complete (its checks then did not pass). */
   error?: string;
+  /** Wall-clock time of the whole run, in milliseconds. */
   durationMs: number;
+  /** Time spent in each phase of the run. */
   phases: Phases;
   /** Each metric's last and highest value over the window. */
   observed: Record<string, { final: number; peak: number }>;
+  /** One result per expectation, in definition order. */
   checks: CheckResult[];
+  /** Every sample taken during the observation, in time order. */
   samples: Sample[];
+  /** What the kernel answered each client connection, by group and index. */
   connections: ConnectionRecord[];
 }
 
 /** A claim rule's view of one run: its params, checks and values. */
 export interface RunEvidence<P> {
+  /** The run's matrix point, typed by the experiment's matrix. */
   params: P;
+  /** Whether the run completed and every check passed. */
   passed: boolean;
+  /** The run's check results, in definition order. */
   checks: readonly CheckResult[];
+  /** Host → sysctl → value, read back from each host's namespace after setting. */
   sysctls: Record<string, Record<string, string>>;
+  /** What the kernel answered each client connection, by group and index. */
   connections: readonly ConnectionRecord[];
   /** The metric's last value (or highest with `"peak"`); throws on an unobserved metric. */
   value(metric: string, which?: "final" | "peak"): number;
@@ -93,34 +126,59 @@ export interface RunEvidence<P> {
 
 /** A claim's entry in the ledger. */
 export interface LedgerEntry {
+  /** Catalogue claim id, e.g. `A2.1`. */
   claim: string;
+  /** Id of the article that makes the claim, e.g. `A2`. */
   article: string;
+  /** The claim as the catalogue states it. */
   statement: string;
+  /**
+   * The deciding experiments' common verdict; `undecided` if none decided it or one failed or
+   * errored, `conflict` if they disagree.
+   */
   verdict: Verdict | "undecided" | "conflict";
+  /** The observed numbers behind the verdict, or why there is none. */
   evidence: string;
+  /** Ids of the experiments of this run that decide the claim. */
   experiments: string[];
 }
 
 /** One experiment's result. */
 export interface ExperimentResult {
+  /** The experiment's kebab-case id, unique across experiments. */
   id: string;
+  /** The experiment's one-line title. */
   title: string;
+  /** The hypothesis it tests, in a sentence. */
   hypothesis: string;
+  /** The experiment file it was loaded from, relative to the working directory. */
   file?: string;
+  /** Whether every run passed. */
   passed: boolean;
+  /** Why it was not run, if it was skipped; the ledger ignores a skipped experiment's claims. */
   skipped?: string;
+  /** Wall-clock time of all its runs, in milliseconds. */
   durationMs: number;
+  /** One result per matrix point, in matrix order. */
   runs: RunResult[];
+  /** Claim id → its rule's decision, or the error the rule threw. */
   claims: Record<string, ClaimDecision | { error: string }>;
 }
 
 /** The document `--json` prints. */
 export interface LabReport {
+  /** Format version of this document; always 1 for now. */
   version: 1;
+  /** Release of the kernel the lab ran on (`uname -r`). */
   kernel: string;
+  /** When the lab run began, as an ISO 8601 timestamp. */
   startedAt: string;
+  /** Wall-clock time of the whole lab run, in milliseconds. */
   durationMs: number;
+  /** Whether every experiment passed. */
   passed: boolean;
+  /** Each experiment's result, in the order they ran. */
   experiments: ExperimentResult[];
+  /** The verdict on each claim this run decided, in catalogue order. */
   ledger: LedgerEntry[];
 }

@@ -92,10 +92,16 @@ export function parseSubnet(subnet: string, family: 4 | 6): (link: number, host:
 
 /** Runs experiments in namespaces named `bl-<pid>-<tag>-<n>-<host>`. */
 export class Lab {
+  /** This lab's namespace-name prefix, `bl-<pid>-<4 hex>`; pass it to `preflight()`. */
   readonly prefix: string;
   readonly #options: LabOptions;
   #seq = 0;
 
+  /**
+   * Picks a fresh name prefix and checks the subnets.
+   *
+   * @throws {RangeError} when `subnet4` or `subnet6` is not a usable lab subnet.
+   */
   constructor(options: LabOptions = {}) {
     this.prefix = newRunPrefix();
     this.#options = options;

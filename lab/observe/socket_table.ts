@@ -41,10 +41,17 @@ const SS_STATES: Record<string, TcpState> = {
 
 /** One socket of a table. */
 export interface SocketRow {
+  /**
+   * The socket's TCP state (`/proc`'s state number or `ss`'s label, mapped to the kernel's name).
+   */
   state: TcpState;
+  /** Local IP address (IPv6 compressed, no brackets). */
   localAddress: string;
+  /** Local TCP port (0 for `ss`'s `*`). */
   localPort: number;
+  /** Peer IP address (IPv6 compressed, no brackets); the unspecified address for LISTEN. */
   remoteAddress: string;
+  /** Peer TCP port; 0 for LISTEN. */
   remotePort: number;
   /** `/proc`: tx_queue; `ss`: Send-Q (for LISTEN: the accept queue's limit). */
   sendQ: number;

@@ -28,7 +28,7 @@ export function experimentLine(e: ExperimentResult): string {
 export function checksTable(e: ExperimentResult, all: boolean): string {
   const table = new Table({
     head: ["run", "check", "metric", "expected", "observed", ""],
-    style: { head: [], border: [] },
+    style: { head: [], border: [], compact: true },
   });
   for (const run of e.runs) {
     if (!all && run.passed) continue;
@@ -53,7 +53,7 @@ export function checksTable(e: ExperimentResult, all: boolean): string {
 export function phasesTable(e: ExperimentResult): string {
   const table = new Table({
     head: ["run", "build", "server", "clients", "observe", "collect", "teardown", "total"],
-    style: { head: [], border: [] },
+    style: { head: [], border: [], compact: true },
   });
   for (const r of e.runs) {
     const p = r.phases;
@@ -66,15 +66,17 @@ export function phasesTable(e: ExperimentResult): string {
   return table.toString();
 }
 
-/** The claims ledger as a table. */
+/** The claims ledger as a table; each evidence ends with the experiments that decided it. */
 export function ledgerTable(ledger: readonly LedgerEntry[], width = 100): string {
-  const evidenceWidth = Math.max(30, width - 40);
   const table = new Table({
-    head: ["claim", "verdict", "evidence", "decided by"],
-    colWidths: [7, 16, evidenceWidth, 20],
+    head: ["claim", "verdict", "evidence (decided by)"],
+    colWidths: [7, 16, Math.max(40, width - 28)],
     wordWrap: true,
-    style: { head: [], border: [] },
+    style: { head: [], border: [], compact: true },
   });
-  for (const l of ledger) table.push([l.claim, l.verdict, l.evidence, l.experiments.join(", ")]);
+  for (const l of ledger) {
+    const by = l.experiments.length ? `\n(${l.experiments.join(", ")})` : "";
+    table.push([l.claim, l.verdict, l.evidence + by]);
+  }
   return table.toString();
 }
