@@ -286,16 +286,16 @@ export class Lab {
       const clientValues = () =>
         Object.assign(
           {},
-          ...plan.groups.map((g, i) => groupMetrics(g.name, g.count, clients[i]!.events)),
+          ...plan.groups.map((g, i) =>
+            groupMetrics(g.name, g.count, clients[i]!.events, plan.metrics)
+          ),
         );
       const launched = () => clients.every((c) => c.events.some((e) => e.event === "launched"));
       for (let tick = 0;; tick++) {
         signal?.throwIfAborted();
         const hostValues = await sampler.sample();
-        const sample = {
-          t: round(performance.now() - t0),
-          values: { ...hostValues, ...clientValues() },
-        };
+        const values: Record<string, number> = { ...hostValues, ...clientValues() };
+        const sample = { t: round(performance.now() - t0), values };
         samples.push(sample);
         const armed = launched();
         for (const tr of trackers) tr.update(sample, armed);

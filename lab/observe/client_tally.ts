@@ -71,11 +71,15 @@ function launchedCount(count: number, events: readonly ClientEvent[]): number {
   return opened;
 }
 
-/** The `clients.<group>.*` metrics of one group. */
+/**
+ * The `clients.<group>.*` metrics of one group. Every metric of this group
+ * named in `wanted` is present: an outcome no connection has had is 0.
+ */
 export function groupMetrics(
   group: string,
   count: number,
   events: readonly ClientEvent[],
+  wanted: readonly string[] = [],
 ): Record<string, number> {
   const records = connectionRecords(group, count, events);
   const m: Record<string, number> = {};
@@ -90,5 +94,6 @@ export function groupMetrics(
     if (r.after === "deadline") inc("deadline");
     else if (r.after !== null) inc(`after.${r.after}`);
   }
+  for (const w of wanted) if (w.startsWith(`clients.${group}.`)) m[w] ??= 0;
   return m;
 }

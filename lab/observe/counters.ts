@@ -19,6 +19,13 @@ export function parseCounters(...texts: string[]): Counters {
   const out: Counters = {};
   for (const text of texts) {
     const lines = text.split("\n").filter((l) => l.trim());
+    if (lines.length % 2 !== 0) {
+      throw new TypeError(
+        `Cannot parse a counters table near "${
+          lines.at(-1)!.slice(0, 60)
+        }": a names line has no values line`,
+      );
+    }
     for (let i = 0; i + 1 < lines.length; i += 2) {
       const [p1, ...names] = lines[i]!.trim().split(/\s+/);
       const [p2, ...values] = lines[i + 1]!.trim().split(/\s+/);
@@ -26,7 +33,13 @@ export function parseCounters(...texts: string[]): Counters {
         throw new TypeError(`Cannot parse a counters table near "${lines[i]!.slice(0, 60)}"`);
       }
       const prefix = p1.slice(0, -1);
-      names.forEach((n, k) => out[prefix + n] = Number(values[k]));
+      names.forEach((n, k) => {
+        const v = Number(values[k]);
+        if (!Number.isFinite(v)) {
+          throw new TypeError(`Cannot parse counter "${prefix}${n}": value "${values[k]}"`);
+        }
+        out[prefix + n] = v;
+      });
     }
   }
   return out;

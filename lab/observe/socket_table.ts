@@ -103,8 +103,8 @@ function compressIPv6(groups: string[]): string {
 export function parseProcNetTcp(text: string): SocketRow[] {
   const rows: SocketRow[] = [];
   for (const line of text.split("\n").slice(1)) {
+    if (!line.trim()) continue;
     const f = line.trim().split(/\s+/);
-    if (f.length < 5 || !f[0]) continue;
     const [local, remote, st, queues] = [f[1], f[2], f[3], f[4]];
     const m1 = /^([0-9A-F]+):([0-9A-F]{4})$/i.exec(local ?? "");
     const m2 = /^([0-9A-F]+):([0-9A-F]{4})$/i.exec(remote ?? "");
@@ -127,11 +127,13 @@ export function parseProcNetTcp(text: string): SocketRow[] {
   return rows;
 }
 
-function splitHostPort(s: string): [string, number] {
-  const i = s.lastIndexOf(":");
-  const host = s.slice(0, i).replace(/^\[(.*)\]$/, "$1");
-  const port = s.slice(i + 1);
-  return [host, port === "*" ? 0 : Number(port)];
+function splitHostPort(s: string, line: string): [string, number] {
+  const m = /^(.+):(\d+|\*)$/.exec(s);
+  const port = m?.[2] === "*" ? 0 : Number(m?.[2]);
+  if (!m || !Number.isInteger(port) || port > 65535) {
+    throw new TypeError(`Cannot parse an ss line: "${line.trim()}" (address "${s}" has no port)`);
+  }
+  return [m[1]!.replace(/^\[(.*)\]$/, "$1"), port];
 }
 
 /**
@@ -143,15 +145,16 @@ export function parseSs(text: string): SocketRow[] {
   const rows: SocketRow[] = [];
   for (const line of text.split("\n")) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 5 || f[0] === "State" || f[0] === "Netid") continue;
+    if (!line.trim() || f[0] === "State" || f[0] === "Netid") continue;
+    if (f.length < 5) throw new TypeError(`Cannot parse an ss line: "${line.trim()}"`);
     const state = SS_STATES[f[0]!];
     const recvQ = Number(f[1]);
     const sendQ = Number(f[2]);
     if (!state || !Number.isInteger(recvQ) || !Number.isInteger(sendQ)) {
       throw new TypeError(`Cannot parse an ss line: "${line.trim()}"`);
     }
-    const [localAddress, localPort] = splitHostPort(f[3]!);
-    const [remoteAddress, remotePort] = splitHostPort(f[4]!);
+    const [localAddress, localPort] = splitHostPort(f[3]!, line);
+    const [remoteAddress, remotePort] = splitHostPort(f[4]!, line);
     rows.push({ state, localAddress, localPort, remoteAddress, remotePort, sendQ, recvQ });
   }
   return rows;

@@ -8,6 +8,7 @@
  * what the kernel answered for each, as JSON lines with times in milliseconds
  * since "go":
  *
+ *   {"event":"open","i":k,"t":…}                           connect() k is being called (staggered groups)
  *   {"event":"launched","n":N,"t":…}                      every connect() has been called
  *   {"event":"connect","i":k,"result":"ok"|"ECONNREFUSED"|…,"t":…,"ms":…}
  *   {"event":"after","i":k,"result":"data"|"eof"|"timeout"|"sent"|"ECONNRESET"|…,"t":…,"bytes":n}
@@ -114,6 +115,7 @@ function main(): void {
     }
     let i = 0;
     const step = () => {
+      emit({ event: "open", i, t: now() });
       open(i++);
       if (i < spec.count) setTimeout(step, spec.intervalMs);
       else emit({ event: "launched", n: spec.count, t: now() });
