@@ -233,8 +233,7 @@ export async function reapStaleNamespaces(): Promise<string[]> {
   const reaped: string[] = [];
   for (const name of await listLabNamespaces()) {
     const pid = Number(/^bl-(\d+)-/.exec(name)?.[1]);
-    if (!pid || (pid !== Deno.pid && isLiveLab(pid))) continue;
-    if (pid === Deno.pid) continue;
+    if (!pid || pid === Deno.pid || isLiveLab(pid)) continue;
     await removeNamespace(name);
     reaped.push(name);
   }

@@ -154,16 +154,6 @@ export class ManagedProcess implements AsyncDisposable {
     await this.#stderr;
   }
 
-  /** Kills it by PID at once (SIGKILL) and reaps it. */
-  async kill(): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }
-    await this.stop(0);
-  }
-
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

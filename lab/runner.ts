@@ -184,7 +184,7 @@ export class Lab {
 
     const sysctls: Record<string, Record<string, string>> = {};
     const addresses: Record<string, string> = {};
-    let samples: Sample[] = [];
+    const samples: Sample[] = [];
     let checks: CheckResult[] = [];
     let connections: ConnectionRecord[] = [];
     let error: unknown;
@@ -329,7 +329,6 @@ export class Lab {
     }
     lap("teardown");
     if (error !== undefined && (signal?.aborted || isProgrammingError(error))) throw error;
-    samples = samples.length ? samples : [];
     const result: RunResult = {
       params: plan.params,
       sysctls,
