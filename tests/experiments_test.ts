@@ -1,5 +1,6 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { Lab } from "../lab/runner.ts";
+import { defineExperiment } from "../lab/define_experiment.ts";
 import { loadExperiments } from "../lab/load_experiments.ts";
 import { preflight } from "../lab/preflight.ts";
 import { buildLedger } from "../lab/ledger.ts";
@@ -101,3 +102,29 @@ rootTest(
     deepEqual(labProcesses(), []);
   },
 );
+
+rootTest("IPv6 on request: the same accept-queue bound over fd00::/48 addresses", async () => {
+  const def = defineExperiment({
+    id: "v6",
+    title: "v6",
+    hypothesis: "listen(3) over IPv6 queues 4",
+    family: 6,
+    hosts: { server: {}, client: {} },
+    server: { host: "server", backlog: 3 },
+    clients: [{ name: "c", host: "client", count: 6, start: { intervalMs: 2 } }],
+    observe: { intervalMs: 20, windowMs: 3000 },
+    expect: [
+      { name: "queued", metric: "server.ESTABLISHED", equals: 4, stableMs: 60 },
+      { name: "Send-Q", metric: "server.sendQ", equals: 3 },
+      { name: "pending", metric: "clients.c.pending", equals: 2 },
+    ],
+    claims: { "A4.1": () => ({ verdict: "reproduced", evidence: "v6" }) },
+  });
+  const lab = new Lab();
+  await preflight(lab.prefix);
+  const r = await lab.runExperiment(def);
+  ok(r.passed, JSON.stringify(r.runs[0]!.checks));
+  match(r.runs[0]!.addresses.server ?? "", /^fd00:213:0:1::1$/);
+  equal(value(r.runs[0]!, "server.recvQ"), 4);
+  deepEqual(await namespacesWith(lab.prefix), []);
+});
