@@ -10,6 +10,31 @@ import type { Netns } from "../netns.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
 import { countStates, parseProcNetTcp, parseSs } from "./socket_table.ts";
 
+/**
+ * Reads a /proc table with as few read() calls as possible. The kernel's
+ * seq_file fills one call's buffer with whole rows, and a table read over
+ * several calls is resumed by position, so it can repeat or skip rows while
+ * sockets change state. One large buffer keeps the table to one call.
+ */
+export async function readProcTable(path: string): Promise<string> {
+  using file = await Deno.open(path);
+  let buf = new Uint8Array(1 << 20);
+  let used = 0;
+  for (let calls = 0; calls < 64; calls++) {
+    if (used === buf.length) {
+      const bigger = new Uint8Array(buf.length * 2);
+      bigger.set(buf);
+      buf = bigger;
+    }
+    const n = await file.read(buf.subarray(used));
+    if (n === null) return new TextDecoder().decode(buf.subarray(0, used));
+    used += n;
+  }
+  throw new RangeError(
+    `Cannot read "${path}" whole: still not at its end after 64 reads (${used} bytes)`,
+  );
+}
+
 /** A host as the sampler sees it. */
 export interface SampledHost {
   name: string;
@@ -76,7 +101,7 @@ export class Sampler {
       if (wanted.length === 0) return;
       const file = `${h.ns.procNet}/${this.#family === 4 ? "tcp" : "tcp6"}`;
       const [table, counters, listen] = await Promise.all([
-        Deno.readTextFile(file),
+        readProcTable(file),
         readCounters(h.ns),
         h.name === this.#server ? readListen(h.ns, this.#port) : Promise.resolve(undefined),
       ]);
