@@ -13,6 +13,7 @@
  * sockets stay SYN-SENT on the client.
  */
 import { defineExperiment } from "../mod.ts";
+import { acceptQueueLengthVerdict } from "./_accept_queue_verdicts.ts";
 
 const EXTRA = 3;
 
@@ -70,27 +71,31 @@ export default defineExperiment({
   ],
   claims: {
     "A0.2": (runs) => {
-      const held = runs.map((r) => `${r.params.backlog}→${r.value("server.ESTABLISHED")}`).join(
+      const list = runs.map((r) => `${r.params.backlog}→${r.value("server.ESTABLISHED")}`).join(
         ", ",
       );
-      const exact = runs.every((r) => r.value("server.ESTABLISHED") === r.params.backlog);
+      const held = (r: (typeof runs)[number]) => r.value("server.ESTABLISHED");
+      const verdict = runs.every((r) => held(r) === r.params.backlog)
+        ? "reproduced"
+        : runs.every((r) => held(r) === r.params.backlog + 1)
+        ? "partly"
+        : "not reproduced";
       return {
-        verdict: exact ? "reproduced" : "partly",
-        evidence:
-          `the backlog bounds the accept queue, but it holds backlog + 1: listen(b) → queued ${held} ` +
+        verdict,
+        evidence: `listen(b) → queued ${list} ` +
           `(somaxconn=${runs[0]!.sysctls.server!["net.core.somaxconn"]})`,
       };
     },
-    "A1.3": (runs) => {
-      const sendQ = runs.map((r) => `${r.params.backlog}→${r.value("server.sendQ")}`).join(", ");
-      const dflt = runs[0]!.sysctls.client!["net.core.somaxconn"];
-      return {
-        verdict: "partly",
-        evidence:
-          `the limit is min(backlog, somaxconn) (Send-Q ${sendQ} with somaxconn=4096) and the queue holds ` +
-          `one more; the default somaxconn of a fresh namespace is ${dflt}, not 128`,
-      };
-    },
+    "A1.3": (runs) =>
+      acceptQueueLengthVerdict(
+        runs.map((r) => ({
+          backlog: r.params.backlog,
+          somaxconn: Number(r.sysctls.server!["net.core.somaxconn"]),
+          sendQ: r.value("server.sendQ"),
+          held: r.value("server.ESTABLISHED"),
+        })),
+        runs[0]!.sysctls.client!["net.core.somaxconn"]!,
+      ),
     "A1.4": (runs) => {
       const ok = runs.every((r) =>
         r.value("server.recvQ") === r.value("server.ESTABLISHED") &&
@@ -111,12 +116,16 @@ export default defineExperiment({
       const r = runs.find((x) => x.params.backlog === 128)!;
       const dflt = r.sysctls.client!["net.core.somaxconn"];
       return {
-        verdict: r.value("server.ESTABLISHED") === 129 ? "partly" : "not reproduced",
+        verdict: r.value("server.ESTABLISHED") !== 129
+          ? "not reproduced"
+          : dflt === "128"
+          ? "reproduced"
+          : "partly",
         evidence:
           `with a limit of 128, ${
             r.value("server.ESTABLISHED")
           } connections waited for accept(); but the default ` +
-          `somaxconn here is ${dflt}, not 128, so the default limit allows ${Number(dflt) + 1}`,
+          `somaxconn here is ${dflt}, so the default limit allows ${Number(dflt) + 1}`,
       };
     },
     "A2.1": (runs) => {
