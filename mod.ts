@@ -52,6 +52,7 @@ export {
   planRuns,
   type RunPlan,
   type ServerDefinition,
+  type StartCondition,
 } from "./lab/define_experiment.ts";
 export { Lab, type LabOptions, type ProgressEvent } from "./lab/runner.ts";
 export { preflight, type PreflightResult } from "./lab/preflight.ts";

@@ -8,16 +8,19 @@
  * somaxconn 8, listen(100) and listen(5000) both get 8 and hold 9; with
  * somaxconn 4096 (the kernel's default since 5.4, read back from the client
  * namespace, where the lab sets nothing), listen(100) keeps 100 and
- * listen(5000) gets 4096. Where the limit is small (≤ 100) clients fill it
- * and 3 more are dropped; the 4096 case connects 3 clients and checks the
- * limit only (filling 4097 is the scale experiment's job).
+ * listen(5000) gets 4096. Where the limit is small (≤ 100) a "fill" group of
+ * limit + 1 clients fills the queue, and a "late" group of 3, started only
+ * once the kernel shows it full, is dropped. The 4096 case fills 3 and its
+ * 3 late clients fit (filling 4097 is the scale experiment's job).
  */
 import { defineExperiment } from "../mod.ts";
 import { acceptQueueLengthVerdict } from "./_accept_queue_verdicts.ts";
 
 const limit = (p: { backlog: number; somaxconn: number }) => Math.min(p.backlog, p.somaxconn);
-const clients = (p: { backlog: number; somaxconn: number }) =>
-  limit(p) <= 100 ? limit(p) + 1 + 3 : 3;
+const fill = (p: { backlog: number; somaxconn: number }) => limit(p) <= 100 ? limit(p) + 1 : 3;
+const LATE = 3;
+const queued = (p: { backlog: number; somaxconn: number }) =>
+  Math.min(fill(p) + LATE, limit(p) + 1);
 
 export default defineExperiment({
   id: "somaxconn-clamps-backlog",
@@ -30,26 +33,35 @@ export default defineExperiment({
     client: {},
   },
   server: { host: "server", backlog: (p) => p.backlog, accept: "never" },
-  clients: [{ name: "seq", host: "client", count: clients, start: { intervalMs: 2 } }],
+  clients: [
+    { name: "fill", host: "client", count: fill, start: { intervalMs: 2 } },
+    {
+      name: "late",
+      host: "client",
+      count: LATE,
+      start: { intervalMs: 2 },
+      startWhen: { metric: "server.ESTABLISHED", equals: fill },
+    },
+  ],
   observe: { intervalMs: 20, windowMs: 3000 },
   expect: [
     { name: "Send-Q", metric: "server.sendQ", equals: limit, stableMs: 100 },
     {
       name: "server queued",
       metric: "server.ESTABLISHED",
-      equals: (p) => Math.min(clients(p), limit(p) + 1),
+      equals: queued,
       stableMs: 100,
     },
     {
       name: "Recv-Q",
       metric: "server.recvQ",
-      equals: (p) => Math.min(clients(p), limit(p) + 1),
+      equals: queued,
       stableMs: 100,
     },
     {
       name: "connect() pending",
-      metric: "clients.seq.pending",
-      equals: (p) => Math.max(0, clients(p) - limit(p) - 1),
+      metric: "clients.late.pending",
+      equals: (p) => fill(p) + LATE - queued(p),
       stableMs: 100,
     },
   ],

@@ -8,8 +8,9 @@
  * overflowed" and "SYNs to LISTEN sockets dropped"); TCPReqQFullDrop and
  * TCPBacklogDrop do not move.
  *
- * Arithmetic: listen(fd, 2) holds 3. Five clients connect one every 20 ms:
- * 3 are queued, 2 are dropped. The observation waits until both late clients
+ * Arithmetic: listen(fd, 2) holds 3. A "fill" group of 3 clients fills the
+ * queue; a "late" group of 2 starts only once the kernel shows 3 ESTABLISHED,
+ * so both late SYNs find it full and are dropped. The observation waits until both late clients
  * have retransmitted their SYN once (client TCPSynRetrans ≥ 2, at ~1 s), so
  * ListenOverflows ≥ 4 (2 SYNs + 2 retransmissions). Older kernels
  * (`sk_acceptq_is_full() && inet_csk_reqsk_queue_young() > 1`) let some such
@@ -24,7 +25,16 @@ export default defineExperiment({
     "With the accept queue full the server drops new SYNs silently; clients stay SYN-SENT and retransmit.",
   hosts: { server: {}, client: {} },
   server: { host: "server", backlog: 2, accept: "never" },
-  clients: [{ name: "c", host: "client", count: 5, start: { intervalMs: 20 } }],
+  clients: [
+    { name: "fill", host: "client", count: 3, start: { intervalMs: 2 } },
+    {
+      name: "late",
+      host: "client",
+      count: 2,
+      start: { intervalMs: 20 },
+      startWhen: { metric: "server.ESTABLISHED", equals: 3 },
+    },
+  ],
   // The initial SYN RTO is 1 s; 3 s leaves two RTOs of slack on a noisy machine.
   observe: { intervalMs: 25, windowMs: 3000 },
   expect: [
@@ -36,7 +46,7 @@ export default defineExperiment({
     },
     { name: "server queued", metric: "server.ESTABLISHED", equals: 3 },
     { name: "client syn-sent", metric: "client.SYN_SENT", equals: 2 },
-    { name: "connect() pending", metric: "clients.c.pending", equals: 2 },
+    { name: "connect() pending", metric: "clients.late.pending", equals: 2 },
     { name: "ListenOverflows", metric: "server.TcpExtListenOverflows", atLeast: 4 },
     { name: "ListenDrops", metric: "server.TcpExtListenDrops", atLeast: 4 },
     { name: "no SYN_RECV", metric: "server.SYN_RECV", equals: 0, over: "always" },
@@ -60,7 +70,7 @@ export default defineExperiment({
           r!.value("client.SYN_SENT")
         }), not ESTABLISHED, and connect() is pending ` +
         `(${
-          r!.value("clients.c.pending")
+          r!.value("clients.late.pending")
         }); the server sent no SYN-ACK, the client retransmitted its SYN ` +
         `(TCPSynRetrans ${r!.value("client.TcpExtTCPSynRetrans")})`,
     }),
@@ -85,7 +95,7 @@ export default defineExperiment({
           ? "reproduced"
           : "not reproduced",
         evidence: `SYNs retransmitted by the client ${retried}, connect() pending ${
-          r!.value("clients.c.pending")
+          r!.value("clients.late.pending")
         }, ECONNREFUSED ${refused}, RSTs sent by the server ${r!.value("server.TcpOutRsts")}`,
       };
     },

@@ -64,6 +64,24 @@ export interface ClientGroupDefinition<P> {
   afterConnect?: FollowUp;
   /** Give up on a connection (close it) this long after its connect() began; default never. */
   deadlineMs?: number;
+  /**
+   * Start this group only once the kernel shows a condition, e.g.
+   * `{ metric: "server.ESTABLISHED", atLeast: 3 }`: a full queue, whatever the
+   * packet timing. Without it the group starts when the run does.
+   */
+  startWhen?: StartCondition<P>;
+}
+
+/** A condition on one sampled metric (the same metrics as expectations). */
+export interface StartCondition<P> {
+  /** The metric to watch, e.g. `server.ESTABLISHED`. */
+  metric: string;
+  /** It must equal this. */
+  equals?: Param<P, number>;
+  /** It must be at least this. */
+  atLeast?: Param<P, number>;
+  /** It must be at most this. */
+  atMost?: Param<P, number>;
 }
 
 /** How the kernel is sampled. */
@@ -155,6 +173,8 @@ export interface PlannedGroup {
   then: FollowUpSpec;
   /** Milliseconds after its connect() began that a connection is closed; 0: never. */
   deadlineMs: number;
+  /** Start once `metric` is within [min, max]; absent: at the start of the run. */
+  startWhen?: { metric: string; min: number; max: number };
 }
 
 /** An expectation with its bounds resolved. */
@@ -208,7 +228,8 @@ const TOP_FIELDS = [
 ];
 const HOST_FIELDS = ["sysctls"];
 const SERVER_FIELDS = ["host", "port", "backlog", "accept"];
-const GROUP_FIELDS = ["name", "host", "count", "start", "afterConnect", "deadlineMs"];
+const GROUP_FIELDS = ["name", "host", "count", "start", "afterConnect", "deadlineMs", "startWhen"];
+const BOUND_FIELDS = ["equals", "atLeast", "atMost"] as const;
 const OBSERVE_FIELDS = ["intervalMs", "windowMs"];
 const EXPECT_FIELDS = ["name", "metric", "equals", "atLeast", "atMost", "over", "stableMs"];
 const NAME_RE = /^[a-z][a-z0-9_]*$/;
@@ -458,6 +479,26 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
       requireInt(group.deadlineMs, `${f}.deadlineMs`, 1, MAX_WINDOW_MS);
     }
   });
+  d.clients.forEach((g: Record<string, unknown>, i: number) => {
+    if (g.startWhen === undefined) return;
+    const f = `clients[${i}].startWhen`;
+    const w = requireObject(g.startWhen, f, ["metric", ...BOUND_FIELDS]);
+    const metric = validateMetric(requireString(w.metric, `${f}.metric`), `${f}.metric`, {
+      hosts: hostNames,
+      serverHost,
+      groups: groupNames,
+    });
+    if (metric.startsWith(`clients.${g.name}.`)) {
+      fail(
+        `${f}.metric`,
+        `a group cannot wait for its own outcomes ("${metric}"): it would never start`,
+      );
+    }
+    requireBounds(w, f);
+  });
+  if (d.clients.every((g: Record<string, unknown>) => g.startWhen !== undefined)) {
+    fail("clients", "at least one group must start without startWhen, or nothing would ever start");
+  }
 
   const observe = requireObject(d.observe, "observe", OBSERVE_FIELDS);
   const intervalMs = requireInt(observe.intervalMs, "observe.intervalMs", 5, 10_000);
@@ -478,20 +519,7 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
       serverHost,
       groups: groupNames,
     });
-    if (x.equals === undefined && x.atLeast === undefined && x.atMost === undefined) {
-      fail(f, "give equals, atLeast or atMost");
-    }
-    if (x.equals !== undefined && (x.atLeast !== undefined || x.atMost !== undefined)) {
-      fail(f, "give either equals or atLeast/atMost, not both");
-    }
-    for (const k of ["equals", "atLeast", "atMost"] as const) {
-      const v = x[k];
-      if (
-        v !== undefined && typeof v !== "function" && (typeof v !== "number" || !Number.isFinite(v))
-      ) {
-        fail(`${f}.${k}`, `expected a number or a function of the parameters, got ${describe(v)}`);
-      }
-    }
+    requireBounds(x, f);
     if (x.over !== undefined && !["settled", "always", "peak"].includes(x.over as string)) {
       fail(
         `${f}.over`,
@@ -508,6 +536,45 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     }
   });
   return definition;
+}
+
+function requireBounds(x: Record<string, unknown>, f: string): void {
+  if (x.equals === undefined && x.atLeast === undefined && x.atMost === undefined) {
+    fail(f, "give equals, atLeast or atMost");
+  }
+  if (x.equals !== undefined && (x.atLeast !== undefined || x.atMost !== undefined)) {
+    fail(f, "give either equals or atLeast/atMost, not both");
+  }
+  for (const k of BOUND_FIELDS) {
+    const v = x[k];
+    if (
+      v !== undefined && typeof v !== "function" && (typeof v !== "number" || !Number.isFinite(v))
+    ) {
+      fail(`${f}.${k}`, `expected a number or a function of the parameters, got ${describe(v)}`);
+    }
+  }
+}
+
+/** Resolves equals / atLeast / atMost at a matrix point into [min, max]. */
+function resolveBounds<P>(
+  x: { equals?: Param<P, number>; atLeast?: Param<P, number>; atMost?: Param<P, number> },
+  p: P,
+  f: string,
+): { min: number; max: number } {
+  const num = (k: (typeof BOUND_FIELDS)[number]) => {
+    const v = x[k];
+    if (v === undefined) return undefined;
+    const r = resolve(v, p, `${f}.${k}`);
+    if (typeof r !== "number" || !Number.isFinite(r)) {
+      fail(`${f}.${k}`, `expected a number, got ${describe(r)}`);
+    }
+    return r;
+  };
+  const eq = num("equals");
+  const min = eq ?? num("atLeast") ?? -Infinity;
+  const max = eq ?? num("atMost") ?? Infinity;
+  if (min > max) fail(f, `atLeast ${min} is above atMost ${max}`);
+  return { min, max };
 }
 
 function requireBacklog(v: unknown, field: string): number {
@@ -640,21 +707,15 @@ export function planRuns<M extends Matrix>(def: ExperimentDefinition<M>): RunPla
           ? { kind: "nothing" }
           : followUp(g.afterConnect, `clients[${i}].afterConnect`),
         deadlineMs: g.deadlineMs ?? 0,
+        ...(g.startWhen === undefined ? {} : {
+          startWhen: {
+            metric: g.startWhen.metric,
+            ...resolveBounds(g.startWhen, p, `clients[${i}].startWhen`),
+          },
+        }),
       }));
       const expectations = def.expect.map((e, i): PlannedExpectation => {
-        const num = (k: "equals" | "atLeast" | "atMost") => {
-          const v = e[k];
-          if (v === undefined) return undefined;
-          const r = resolve(v, p, `expect[${i}].${k}`);
-          if (typeof r !== "number" || !Number.isFinite(r)) {
-            fail(`expect[${i}].${k}`, `expected a number, got ${describe(r)}`);
-          }
-          return r;
-        };
-        const eq = num("equals");
-        const min = eq ?? num("atLeast") ?? -Infinity;
-        const max = eq ?? num("atMost") ?? Infinity;
-        if (min > max) fail(`expect[${i}]`, `atLeast ${min} is above atMost ${max}`);
+        const { min, max } = resolveBounds(e, p, `expect[${i}]`);
         return {
           name: e.name,
           metric: e.metric,
@@ -668,6 +729,7 @@ export function planRuns<M extends Matrix>(def: ExperimentDefinition<M>): RunPla
         ...new Set([
           ...defaultMetrics(hostOrder, serverHost, groups.map((g) => g.name)),
           ...expectations.map((e) => e.metric),
+          ...groups.flatMap((g) => g.startWhen ? [g.startWhen.metric] : []),
         ]),
       ];
       return {

@@ -13,7 +13,7 @@ import {
   planRuns,
   type RunPlan,
 } from "./define_experiment.ts";
-import { CheckTracker } from "./expect.ts";
+import { CheckTracker, describeBounds } from "./expect.ts";
 import { Link } from "./link.ts";
 import { Netns, newRunPrefix, RECORDED_SYSCTLS } from "./netns.ts";
 import { delay, ManagedProcess } from "./process.ts";
@@ -278,7 +278,9 @@ export class Lab {
       );
       await sampler.baseline();
       const t0 = performance.now();
-      await Promise.all(clients.map((c) => c.send({ cmd: "go" })));
+      // Groups with a start condition wait for the kernel to show it (checked on each sample).
+      const waiting = new Set(plan.groups.flatMap((g, i) => g.startWhen ? [i] : []));
+      await Promise.all(clients.map((c, i) => waiting.has(i) ? undefined : c.send({ cmd: "go" })));
       lap("clients");
 
       // Observe until every settled expectation has held, one fails for good, or the window ends.
@@ -297,11 +299,28 @@ export class Lab {
         const values: Record<string, number> = { ...hostValues, ...clientValues() };
         const sample = { t: round(performance.now() - t0), values };
         samples.push(sample);
+        for (const i of waiting) {
+          const w = plan.groups[i]!.startWhen!;
+          const v = values[w.metric];
+          if (v !== undefined && v >= w.min && v <= w.max) {
+            waiting.delete(i);
+            await clients[i]!.send({ cmd: "go" });
+          }
+        }
         const armed = launched();
         for (const tr of trackers) tr.update(sample, armed);
         const settled = trackers.filter((tr) => tr.plan.over === "settled");
         const done = settled.length > 0 && settled.every((tr) => tr.passedEarly);
         const broken = trackers.some((tr) => tr.decided && !tr.passedEarly);
+        if (sample.t >= plan.observe.windowMs && waiting.size) {
+          const i = [...waiting][0]!;
+          const w = plan.groups[i]!.startWhen!;
+          throw new Error(
+            `Client group "${plan.groups[i]!.name}" never started: ${w.metric} ${
+              describeBounds(w.min, w.max)
+            } did not hold within ${plan.observe.windowMs} ms (last value ${values[w.metric]})`,
+          );
+        }
         if (done || broken || sample.t >= plan.observe.windowMs) break;
         for (const c of clients) {
           if (c.exited) throw new Error(`The ${c.label} exited during the observation`);

@@ -138,3 +138,36 @@ rootTest("a new run removes what a SIGKILLed run left behind", async () => {
   match(next.stdout, new RegExp(`Removed ${left.length} namespaces left by a dead run: ${prefix}`));
   await assertNothingLeft(prefix, before);
 });
+
+rootTest(
+  "a client group whose start condition never holds fails the run clearly, leaving nothing",
+  async () => {
+    const before = hostSysctls();
+    const lab = new Lab();
+    const r = await lab.runExperiment(defineExperiment({
+      id: "never-starts",
+      title: "never",
+      hypothesis: "the late group waits for a queue that never fills",
+      hosts: { server: {}, client: {} },
+      server: { host: "server", backlog: 1 },
+      clients: [
+        { name: "fill", host: "client", count: 1 },
+        {
+          name: "late",
+          host: "client",
+          count: 1,
+          startWhen: { metric: "server.ESTABLISHED", equals: 5 },
+        },
+      ],
+      observe: { intervalMs: 20, windowMs: 200 },
+      expect: [{ name: "queued", metric: "server.ESTABLISHED", equals: 1, over: "always" }],
+      claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "n/a" }) },
+    }));
+    equal(r.passed, false);
+    match(
+      r.runs[0]!.error ?? "",
+      /Client group "late" never started: server\.ESTABLISHED = 5 did not hold within 200 ms \(last value 1\)/,
+    );
+    await assertNothingLeft(lab.prefix, before);
+  },
+);

@@ -948,3 +948,74 @@ Deno.test("experiments/ ids are unique", async () => {
   }
   equal(new Set(ids).size, ids.length, ids.join(", "));
 });
+
+// --- startWhen: a group that waits for the kernel to show a condition ---
+
+const lateGroup = (startWhen: unknown): Loose => ({
+  ...base(),
+  clients: [
+    { name: "seq", host: "client", count: 3 },
+    { name: "late", host: "client", count: 2, startWhen },
+  ],
+});
+
+Deno.test("defineExperiment() names a typo in a startWhen metric", () => {
+  const err = definitionError(() =>
+    defineExperiment(asDefinition(lateGroup({ metric: "server.ESTABLISED", equals: 3 })))
+  );
+  equal(err.field, "clients[1].startWhen.metric");
+  match(err.message, /did you mean "ESTABLISHED"/);
+});
+
+Deno.test("defineExperiment() rejects a group waiting for its own outcomes", () => {
+  const err = definitionError(() =>
+    defineExperiment(asDefinition(lateGroup({ metric: "clients.late.connected", atLeast: 1 })))
+  );
+  equal(err.field, "clients[1].startWhen.metric");
+  match(err.message, /would never start/);
+});
+
+Deno.test("defineExperiment() rejects a startWhen without bounds, and groups that all wait", () => {
+  equal(
+    definitionError(() =>
+      defineExperiment(asDefinition(lateGroup({ metric: "server.ESTABLISHED" })))
+    )
+      .field,
+    "clients[1].startWhen",
+  );
+  const allWait = {
+    ...base(),
+    clients: [{
+      name: "seq",
+      host: "client",
+      count: 3,
+      startWhen: { metric: "server.ESTABLISHED", equals: 0 },
+    }],
+  };
+  const err = definitionError(() => defineExperiment(asDefinition(allWait)));
+  equal(err.field, "clients");
+  match(err.message, /at least one group must start without startWhen/);
+});
+
+Deno.test("planRuns() resolves startWhen bounds and samples its metric", () => {
+  const def = defineExperiment({
+    ...(base() as unknown as ExperimentDefinition),
+    matrix: { b: [2] },
+    clients: [
+      { name: "seq", host: "client", count: 3 },
+      {
+        name: "late",
+        host: "client",
+        count: 2,
+        startWhen: {
+          metric: "server.TcpExtListenDrops",
+          equals: (p: Record<string, unknown>) => Number(p.b) + 1,
+        },
+      },
+    ],
+  });
+  const [plan] = planRuns(def);
+  deepEqual(plan!.groups[1]!.startWhen, { metric: "server.TcpExtListenDrops", min: 3, max: 3 });
+  equal(plan!.groups[0]!.startWhen, undefined);
+  assert(plan!.metrics.includes("server.TcpExtListenDrops"));
+});

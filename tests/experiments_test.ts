@@ -111,12 +111,20 @@ rootTest("IPv6 on request: the same accept-queue bound over fd00::/48 addresses"
     family: 6,
     hosts: { server: {}, client: {} },
     server: { host: "server", backlog: 3 },
-    clients: [{ name: "c", host: "client", count: 6, start: { intervalMs: 2 } }],
+    clients: [
+      { name: "fill", host: "client", count: 4, start: { intervalMs: 2 } },
+      {
+        name: "late",
+        host: "client",
+        count: 2,
+        startWhen: { metric: "server.ESTABLISHED", equals: 4 },
+      },
+    ],
     observe: { intervalMs: 20, windowMs: 3000 },
     expect: [
       { name: "queued", metric: "server.ESTABLISHED", equals: 4, stableMs: 60 },
       { name: "Send-Q", metric: "server.sendQ", equals: 3 },
-      { name: "pending", metric: "clients.c.pending", equals: 2 },
+      { name: "pending", metric: "clients.late.pending", equals: 2 },
     ],
     claims: { "A4.1": () => ({ verdict: "reproduced", evidence: "v6" }) },
   });
