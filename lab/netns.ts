@@ -5,7 +5,7 @@
  * inside and deletes the namespace; a later run reaps what a killed run left.
  * @module
  */
-import { CommandError } from "./errors.ts";
+import { CommandError, WaitTimeoutError } from "./errors.ts";
 import { run } from "./command.ts";
 import { didYouMean } from "./_suggest.ts";
 
@@ -81,6 +81,7 @@ export class Netns implements AsyncDisposable {
         stdout: "null",
         stderr: "null",
       }).spawn();
+      await waitUntilInside(holder.pid, name);
       return new Netns(name, holder);
     } catch (err) {
       if (holder) await killAndReap(holder);
@@ -175,6 +176,27 @@ export class Netns implements AsyncDisposable {
     await killAndReap(this.#holder);
     await removeNamespace(this.name);
   }
+}
+
+/**
+ * Waits until process `pid` has entered namespace `name`: until then its
+ * `/proc/<pid>/net` shows the host's tables, not the namespace's.
+ *
+ * @throws {WaitTimeoutError} after `timeoutMs`.
+ */
+export async function waitUntilInside(pid: number, name: string, timeoutMs = 5000): Promise<void> {
+  const want = `net:[${(await Deno.stat(`/run/netns/${name}`)).ino}]`;
+  const deadline = performance.now() + timeoutMs;
+  let seen = "";
+  for (let delayMs = 1; performance.now() < deadline; delayMs = Math.min(delayMs * 2, 50)) {
+    seen = await Deno.readLink(`/proc/${pid}/ns/net`).catch(() => "(gone)");
+    if (seen === want) return;
+    if (seen === "(gone)") break;
+    await new Promise((r) => setTimeout(r, delayMs));
+  }
+  throw new WaitTimeoutError(
+    `Process ${pid} did not enter namespace "${name}" within ${timeoutMs} ms: its namespace is ${seen}`,
+  );
 }
 
 async function killAndReap(child: Deno.ChildProcess): Promise<void> {

@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
-import { Netns, newRunPrefix, reapStaleNamespaces } from "../lab/netns.ts";
+import { Netns, newRunPrefix, reapStaleNamespaces, waitUntilInside } from "../lab/netns.ts";
 import { Link } from "../lab/link.ts";
 import { run } from "../lab/command.ts";
 import { hostSysctls, namespacesWith, rootTest } from "./_helpers.ts";
@@ -67,6 +67,8 @@ rootTest("reapStaleNamespaces() removes a dead run's namespaces and their proces
   await run(["ip", "netns", "add", name]);
   const orphan = new Deno.Command("ip", { args: ["netns", "exec", name, "sleep", "60"] }).spawn();
   try {
+    // A dead run's processes are already inside its namespaces.
+    await waitUntilInside(orphan.pid, name);
     const reaped = await reapStaleNamespaces();
     assert(reaped.includes(name), `reaped ${JSON.stringify(reaped)}`);
     deepEqual(await namespacesWith(name), []);
@@ -87,3 +89,14 @@ rootTest("reapStaleNamespaces() leaves a live run's namespaces alone", async () 
   assert(!reaped.includes(ns.name));
   deepEqual(await namespacesWith(ns.name), [ns.name]);
 });
+
+rootTest(
+  "Netns.create() returns only once its holder reads the namespace's tables, not the host's",
+  async () => {
+    await using ns = await Netns.create(`${newRunPrefix()}-h`);
+    const pid = Number(/^\/proc\/(\d+)\/net$/.exec(ns.procNet)?.[1]);
+    const inode = (await Deno.stat(`/run/netns/${ns.name}`)).ino;
+    equal(await Deno.readLink(`/proc/${pid}/ns/net`), `net:[${inode}]`);
+    await rejects(waitUntilInside(Deno.pid, ns.name, 30), /did not enter namespace/);
+  },
+);
