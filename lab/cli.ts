@@ -10,6 +10,8 @@ import { CLAIMS } from "./catalogue.ts";
 import { ExperimentDefinitionError, PreflightError } from "./errors.ts";
 import { buildLedger } from "./ledger.ts";
 import { checkSysctls, type LoadedExperiment, loadExperiments } from "./load_experiments.ts";
+import { historicalResult, isHistorical } from "./historical.ts";
+import { NFT, TCPDUMP, type ToolNeed } from "./packages.ts";
 import { preflight } from "./preflight.ts";
 import { Lab } from "./runner.ts";
 import type { ExperimentResult, LabReport } from "./results.ts";
@@ -28,6 +30,10 @@ Options:
   --list          list the experiments and the claims they decide; run nothing
   --json          print one JSON document instead of the report
   --verbose       show every check and each run's phase times
+  --faithful      run timer experiments with the kernel's default timers (slow:
+                  minutes); by default they shorten the timers they are not about
+  --ledger        print only the claims ledger, every catalogue claim, running
+                  the experiments that decide them
   --subnet CIDR   IPv4 lab subnet, a private /16 (default 10.213.0.0/16)
   --subnet6 CIDR  IPv6 lab prefix, a unique-local /48 (default fd00:213::/48)
   -h, --help      this text
@@ -49,6 +55,8 @@ export async function main(args: string[]): Promise<number> {
         list: { type: "boolean" },
         json: { type: "boolean" },
         verbose: { type: "boolean" },
+        faithful: { type: "boolean" },
+        ledger: { type: "boolean" },
         subnet: { type: "string" },
         subnet6: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -98,7 +106,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(
         `${e.definition.id}  (${e.file})\n  ${e.definition.title}\n  claims: ${
           Object.keys(e.definition.claims).join(", ")
-        }`,
+        }${isHistorical(e.definition) ? " (historical)" : ""}`,
       );
     }
     return 0;
@@ -133,19 +141,30 @@ export async function main(args: string[]): Promise<number> {
 
 async function runAll(
   experiments: LoadedExperiment[],
-  values: { json?: boolean; verbose?: boolean; subnet?: string; subnet6?: string },
+  values: {
+    json?: boolean;
+    verbose?: boolean;
+    subnet?: string;
+    subnet6?: string;
+    faithful?: boolean;
+    ledger?: boolean;
+  },
   signal: AbortSignal,
 ): Promise<number> {
   const startedAt = new Date();
   const t0 = performance.now();
   const lab = new Lab({
     signal,
+    faithful: values.faithful ?? false,
     ...(values.subnet === undefined ? {} : { subnet4: values.subnet }),
     ...(values.subnet6 === undefined ? {} : { subnet6: values.subnet6 }),
   });
-  const pre = await preflight(lab.prefix);
+  const log = values.json || values.ledger ? () => {} : (s: string) => console.log(s);
+  const pre = await preflight(lab.prefix, {
+    tools: neededTools(experiments),
+    log: (line) => console.error(line),
+  });
   checkSysctls(experiments, pre.namespaceSysctls);
-  const log = values.json ? () => {} : (s: string) => console.log(s);
   log(
     `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiments, ${CLAIMS.length} claims in the catalogue`,
   );
@@ -154,14 +173,19 @@ async function runAll(
   }
   const results: ExperimentResult[] = [];
   for (const { file, definition } of experiments) {
-    const result = await lab.runExperiment(definition, { file });
+    const result = isHistorical(definition)
+      ? historicalResult(definition, file)
+      : await lab.runExperiment(definition, { file });
     results.push(result);
     log(experimentLine(result));
     const table = checksTable(result, values.verbose ?? false);
     if (table) log(table);
     if (values.verbose) log(phasesTable(result));
   }
-  const ledger = buildLedger(results);
+  const ledger = buildLedger(results, {
+    all: values.json || values.ledger || false,
+    kernel: pre.kernel,
+  });
   const report: LabReport = {
     version: 1,
     kernel: pre.kernel,
@@ -172,7 +196,12 @@ async function runAll(
     ledger,
   };
   if (values.json) console.log(JSON.stringify(report, null, 2));
-  else {
+  else if (values.ledger) {
+    console.log(`Claims ledger (Linux ${pre.kernel}):`);
+    console.log(ledgerTable(ledger, terminalWidth()));
+    const failed = results.filter((r) => !r.passed).map((r) => r.id);
+    if (failed.length) console.log(`Failed experiments: ${failed.join(", ")}`);
+  } else {
     log(`\nClaims ledger (Linux ${pre.kernel}):`);
     log(ledgerTable(ledger, terminalWidth()));
     const failed = results.filter((r) => !r.passed).length;
@@ -183,6 +212,15 @@ async function runAll(
     );
   }
   return report.passed ? 0 : 1;
+}
+
+/** The optional tools the selected experiments need: nft for packet rules, tcpdump for captures. */
+function neededTools(experiments: readonly LoadedExperiment[]): ToolNeed[] {
+  const defs = experiments.map((e) => e.definition).filter((d) => !isHistorical(d));
+  const needs: ToolNeed[] = [];
+  if (defs.some((d) => !isHistorical(d) && Object.keys(d.rules ?? {}).length)) needs.push(NFT);
+  if (defs.some((d) => !isHistorical(d) && (d.capture ?? []).length)) needs.push(TCPDUMP);
+  return needs;
 }
 
 function terminalWidth(): number {

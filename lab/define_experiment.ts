@@ -28,8 +28,16 @@ export interface HostDefinition<P> {
   sysctls?: Record<string, Param<P, number | string>>;
 }
 
-/** When the server calls `accept()`. Only `"never"` for now. */
-export type AcceptPolicy = "never";
+/**
+ * When the server calls `accept()`: `"never"`, `"all"` (each connection as it
+ * arrives), `{ batch, everyMs }` (up to `batch` every `everyMs`) or
+ * `{ perSecond }` (evenly spread).
+ */
+export type AcceptPolicy =
+  | "never"
+  | "all"
+  | { batch: number; everyMs: number }
+  | { perSecond: number };
 
 /** The listening server. */
 export interface ServerDefinition<P> {
@@ -41,6 +49,93 @@ export interface ServerDefinition<P> {
   backlog: Param<P, number>;
   /** Default `"never"`. */
   accept?: AcceptPolicy;
+  /** The accept policy starts this long after the clients are released; default 0. */
+  acceptAfterMs?: Param<P, number>;
+  /** The server process's `RLIMIT_NOFILE` (soft and hard), set after it listens. */
+  maxOpenFiles?: Param<P, number>;
+}
+
+/** Packets a rule drops, by TCP control flags. */
+export type RulePackets = "syn" | "syn-ack" | "ack" | "rst" | "fin" | "all";
+
+/**
+ * A packet rule: drops chosen packets in one direction of one host, for as
+ * long as it is on. Dropping for a window is how the lab "holds" a packet:
+ * TCP retransmits it, and the retransmission after the rule is removed gets
+ * through.
+ */
+export interface RuleDefinition {
+  /** The host (namespace) whose input or output hook drops the packets. */
+  host: string;
+  /** `"in"`: packets arriving at the host; `"out"`: packets it sends. */
+  direction: "in" | "out";
+  /**
+   * `syn`, `syn-ack`, `ack` (segments whose only control flag is ACK: the
+   * handshake's final ACK, pure ACKs and data), `rst`, `fin` or `all`.
+   */
+  packets: RulePackets | readonly RulePackets[];
+  /** Only the connections of this client group (matched by the group's own address). */
+  group?: string;
+  /** `"on"` (default): active from before the clients start; `"off"`: until an `addRule` step. */
+  initially?: "on" | "off";
+}
+
+/** What a timeline step does. */
+export type StepAction<P> =
+  | { startGroup: string }
+  | { closeGroup: string }
+  | { addRule: string }
+  | { removeRule: string }
+  | { sysctl: { host: string; name: string; value: Param<P, number | string> } }
+  | { accept: Param<P, number> }
+  | { acceptPolicy: AcceptPolicy }
+  | { stopServer: "SIGKILL" | "close" };
+
+/**
+ * A step of the experiment's timeline. It happens once, as soon as all its
+ * conditions hold: `at` ms have passed since the clients were released, the
+ * `when` condition shows in a sample, and the `afterStep` step happened,
+ * followed by `delayMs`.
+ */
+export interface TimelineStep<P> {
+  /** Names the step in results; unique in the experiment. */
+  name: string;
+  /** Not before this many ms after the clients are released. */
+  at?: Param<P, number>;
+  /** Not before the kernel shows this. */
+  when?: StartCondition<P>;
+  /** Not before this other step happened. */
+  afterStep?: string;
+  /** Once the other conditions hold, wait this long; default 0. */
+  delayMs?: Param<P, number>;
+  /** The action. */
+  do: StepAction<P>;
+}
+
+/** A packet kind as a capture classifies it. */
+export type CapturedKind = "SYN" | "SYN-ACK" | "ACK" | "DATA" | "FIN" | "RST";
+
+/**
+ * What a packet capture must show, per connection: how many packets of one
+ * kind and the gaps between them.
+ */
+export interface PacketExpectation<P> {
+  /** Names the check; unique among all expectations. */
+  name: string;
+  /** The host whose capture is read (it must be listed in `capture`). */
+  host: string;
+  /** The packet kind. */
+  kind: CapturedKind;
+  /** Which end sent it. */
+  from: "client" | "server";
+  /** Only connections of this client group; default all. */
+  group?: string;
+  /** Every such connection has this many packets of the kind. */
+  count?: { equals?: Param<P, number>; atLeast?: Param<P, number>; atMost?: Param<P, number> };
+  /** The gaps between consecutive packets of the kind, in ms, in order. */
+  intervalsMs?: Param<P, readonly number[]>;
+  /** Allowed deviation of each gap, in ms (kernel timers fire a few ms late); required with `intervalsMs`. */
+  toleranceMs?: number;
 }
 
 /** What a client does once `connect()` returns. */
@@ -98,7 +193,8 @@ export interface Expectation<P> {
   name: string;
   /**
    * What to read: `<host>.<STATE>` (sockets of the port in a TCP state, e.g.
-   * `server.SYN_RECV`), `<server host>.recvQ` / `.sendQ` (the LISTEN socket as
+   * `server.SYN_RECV`; `server.SYN_RECV@held` counts only those of client
+   * group "held"), `<server host>.recvQ` / `.sendQ` (the LISTEN socket as
    * `ss -ltn` shows it), `<host>.<Counter>` (an `nstat` counter's change since
    * the clients started, e.g. `server.TcpExtListenOverflows`), or
    * `clients.<group>.<outcome>` (`launched`, `connected`, `pending`,
@@ -150,6 +246,19 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   observe: ObserveDefinition;
   /** What must be observed; each becomes a check of every run. */
   expect: Expectation<ParamsOf<M>>[];
+  /**
+   * The matrix under `--faithful`: parameters given here replace the
+   * default matrix's (used where the default run shortens kernel timers).
+   */
+  faithfulMatrix?: NoInfer<{ [K in keyof M]?: M[K] }>;
+  /** Packet rules by name (lowercase identifiers). */
+  rules?: Record<string, RuleDefinition>;
+  /** Steps at times or on conditions. */
+  timeline?: TimelineStep<ParamsOf<M>>[];
+  /** Hosts whose traffic on the server port is captured (tcpdump) for packet timelines. */
+  capture?: string[];
+  /** What the captures must show; checked once the observation ends. */
+  expectPackets?: PacketExpectation<ParamsOf<M>>[];
 }
 
 /** A follow-up in the client program's terms. */
@@ -193,16 +302,100 @@ export interface PlannedExpectation {
   stableMs: number;
 }
 
+/** A packet rule with its group resolved. */
+export interface PlannedRule {
+  /** The rule's name, as in its definition. */
+  name: string;
+  /** The host whose hook drops the packets. */
+  host: string;
+  /** Input (`in`) or output (`out`) hook. */
+  direction: "in" | "out";
+  /** The kinds of packets dropped. */
+  packets: RulePackets[];
+  /** Only this client group's connections. */
+  group?: string;
+  /** Whether it is active before the clients start. */
+  initially: "on" | "off";
+}
+
+/** A timeline action with its values resolved. */
+export type PlannedAction =
+  | { kind: "startGroup"; group: string }
+  | { kind: "closeGroup"; group: string }
+  | { kind: "addRule"; rule: string }
+  | { kind: "removeRule"; rule: string }
+  | { kind: "sysctl"; host: string; name: string; value: string }
+  | { kind: "accept"; n: number }
+  | { kind: "acceptPolicy"; policy: AcceptPolicy }
+  | { kind: "stopServer"; how: "SIGKILL" | "close" };
+
+/** A timeline step with its values resolved. */
+export interface PlannedStep {
+  /** The step's name. */
+  name: string;
+  /** Not before this many ms after the release (0: no constraint). */
+  atMs: number;
+  /** Not before `metric` is within [min, max]. */
+  when?: { metric: string; min: number; max: number };
+  /** Not before this step happened. */
+  afterStep?: string;
+  /** Wait this long once the other conditions hold. */
+  delayMs: number;
+  /** What it does. */
+  action: PlannedAction;
+}
+
+/** A packet expectation with its values resolved. */
+export interface PlannedPacketExpectation {
+  /** The check's name. */
+  name: string;
+  /** The capturing host. */
+  host: string;
+  /** The packet kind. */
+  kind: CapturedKind;
+  /** Which end sent it. */
+  from: "client" | "server";
+  /** Only this group's connections. */
+  group?: string;
+  /** Per-connection count bounds (absent: any). */
+  count?: { min: number; max: number };
+  /** Expected gaps in ms (absent: not checked). */
+  intervalsMs?: number[];
+  /** Allowed deviation of each gap in ms. */
+  toleranceMs: number;
+}
+
 /** One matrix point, ready to run. */
 export interface RunPlan {
   /** The matrix point this run resolves. */
   params: Record<string, ParamValue>;
+  /**
+   * `fast`: the experiment shortens kernel timers in this run (it has a
+   * `faithfulMatrix` and `--faithful` was not given); `faithful`: its
+   * faithful matrix; `default`: it has no faithful variant.
+   */
+  mode: "fast" | "faithful" | "default";
   /** IP version of the run's addresses (default 4). */
   family: 4 | 6;
   /** Hosts in link order: the server host first. */
   hosts: { name: string; sysctls: Record<string, string> }[];
   /** The server with its port (default 8080), backlog and accept policy resolved. */
-  server: { host: string; port: number; backlog: number; accept: AcceptPolicy };
+  server: {
+    host: string;
+    port: number;
+    backlog: number;
+    accept: AcceptPolicy;
+    acceptAfterMs: number;
+    maxOpenFiles?: number;
+  };
+  /** Packet rules in definition order. */
+  rules: PlannedRule[];
+  /** Timeline steps: the definition's, then one per `startWhen` and the accept policy's start. */
+  timeline: PlannedStep[];
+  /** Hosts whose traffic is captured. */
+  capture: string[];
+  /** Packet expectations in definition order. */
+  packetExpectations: PlannedPacketExpectation[];
   /** Client groups with every value resolved, in definition order. */
   groups: PlannedGroup[];
   /** Sampling interval and window, as defined. */
@@ -225,9 +418,38 @@ const TOP_FIELDS = [
   "clients",
   "observe",
   "expect",
+  "faithfulMatrix",
+  "rules",
+  "timeline",
+  "capture",
+  "expectPackets",
 ];
 const HOST_FIELDS = ["sysctls"];
-const SERVER_FIELDS = ["host", "port", "backlog", "accept"];
+const SERVER_FIELDS = ["host", "port", "backlog", "accept", "acceptAfterMs", "maxOpenFiles"];
+const RULE_FIELDS = ["host", "direction", "packets", "group", "initially"];
+const RULE_PACKETS = ["syn", "syn-ack", "ack", "rst", "fin", "all"];
+const STEP_FIELDS = ["name", "at", "when", "afterStep", "delayMs", "do"];
+const ACTIONS = [
+  "startGroup",
+  "closeGroup",
+  "addRule",
+  "removeRule",
+  "sysctl",
+  "accept",
+  "acceptPolicy",
+  "stopServer",
+];
+const PACKET_EXPECT_FIELDS = [
+  "name",
+  "host",
+  "kind",
+  "from",
+  "group",
+  "count",
+  "intervalsMs",
+  "toleranceMs",
+];
+const CAPTURED_KINDS = ["SYN", "SYN-ACK", "ACK", "DATA", "FIN", "RST"];
 const GROUP_FIELDS = ["name", "host", "count", "start", "afterConnect", "deadlineMs", "startWhen"];
 const BOUND_FIELDS = ["equals", "atLeast", "atMost"] as const;
 const OBSERVE_FIELDS = ["intervalMs", "windowMs"];
@@ -333,22 +555,49 @@ export function validateMetric(
   const what = [second, ...rest].join(".");
   if (rest.length === 0 && second !== undefined) {
     if ((TCP_STATES as readonly string[]).includes(second)) return metric;
+    const at = /^([A-Z_0-9]+)@(.*)$/.exec(second);
+    if (at && (TCP_STATES as readonly string[]).includes(at[1]!)) {
+      if (!ctx.groups.includes(at[2]!)) {
+        fail(
+          field,
+          `unknown client group "${at[2]}" in "${metric}"${
+            didYouMean(at[2]!, ctx.groups)
+          } (groups: ${ctx.groups.join(", ")})`,
+        );
+      }
+      return metric;
+    }
     if (second === "recvQ" || second === "sendQ") {
       if (head !== ctx.serverHost) {
         fail(field, `"${metric}": only the server host "${ctx.serverHost}" has a LISTEN socket`);
       }
       return metric;
     }
+    if (second === "openFiles") {
+      if (head !== ctx.serverHost) {
+        fail(field, `"${metric}": only the server host "${ctx.serverHost}" runs the server`);
+      }
+      return metric;
+    }
+    if (second === "recvQBytes" || second === "sendQBytes") return metric;
     if (KNOWN_COUNTERS.has(second)) return metric;
   }
-  const candidates = [...TCP_STATES, "recvQ", "sendQ", ...KNOWN_COUNTERS];
+  const candidates = [
+    ...TCP_STATES,
+    "recvQ",
+    "sendQ",
+    "openFiles",
+    "recvQBytes",
+    "sendQBytes",
+    ...KNOWN_COUNTERS,
+  ];
   fail(
     field,
     `unknown metric "${what}" in "${metric}"${
       didYouMean(what.replaceAll("-", "_"), candidates)
     } (valid: a TCP state such as ${
       TCP_STATES.slice(0, 3).join(", ")
-    }; recvQ or sendQ; or an nstat counter such as TcpExtListenOverflows)`,
+    }; recvQ or sendQ; recvQBytes or sendQBytes; openFiles; or an nstat counter such as TcpExtListenOverflows)`,
   );
 }
 
@@ -441,11 +690,12 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   }
   if (server.port !== undefined) requireInt(server.port, "server.port", 1, 65535);
   if (typeof server.backlog !== "function") requireBacklog(server.backlog, "server.backlog");
-  if (server.accept !== undefined && server.accept !== "never") {
-    fail(
-      "server.accept",
-      `expected "never" (other policies come with the timeline), got ${describe(server.accept)}`,
-    );
+  if (server.accept !== undefined) acceptPolicy(server.accept, "server.accept");
+  if (server.acceptAfterMs !== undefined && typeof server.acceptAfterMs !== "function") {
+    requireInt(server.acceptAfterMs, "server.acceptAfterMs", 0, MAX_WINDOW_MS);
+  }
+  if (server.maxOpenFiles !== undefined && typeof server.maxOpenFiles !== "function") {
+    requireInt(server.maxOpenFiles, "server.maxOpenFiles", 8, 1 << 20);
   }
 
   if (!Array.isArray(d.clients) || d.clients.length === 0) {
@@ -496,8 +746,44 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     }
     requireBounds(w, f);
   });
-  if (d.clients.every((g: Record<string, unknown>) => g.startWhen !== undefined)) {
-    fail("clients", "at least one group must start without startWhen, or nothing would ever start");
+  const ctx = { hosts: hostNames, serverHost, groups: groupNames };
+  const ruleNames = validateRules(d.rules, ctx);
+  const stepStarted = validateTimeline(d.timeline, ctx, ruleNames);
+  if (
+    d.clients.every((g: Record<string, unknown>) =>
+      g.startWhen !== undefined || stepStarted.has(g.name as string)
+    )
+  ) {
+    fail(
+      "clients",
+      "at least one group must start without startWhen or a startGroup step, or nothing would ever start",
+    );
+  }
+  if (d.faithfulMatrix !== undefined) {
+    const fm = requireObject(d.faithfulMatrix, "faithfulMatrix", Object.keys(matrix));
+    for (const [k, values] of Object.entries(fm)) {
+      if (!Array.isArray(values) || values.length === 0) {
+        fail(
+          `faithfulMatrix.${k}`,
+          `expected a non-empty array of values, got ${describe(values)}`,
+        );
+      }
+    }
+  }
+  const captured: string[] = [];
+  if (d.capture !== undefined) {
+    if (!Array.isArray(d.capture)) fail("capture", `expected an array of host names`);
+    d.capture.forEach((h: unknown, i: number) => {
+      if (typeof h !== "string" || !hostNames.includes(h)) {
+        fail(
+          `capture[${i}]`,
+          `unknown host ${describe(h)}${didYouMean(String(h), hostNames)} (hosts: ${
+            hostNames.join(", ")
+          })`,
+        );
+      }
+      captured.push(h);
+    });
   }
 
   const observe = requireObject(d.observe, "observe", OBSERVE_FIELDS);
@@ -535,7 +821,216 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
       requireInt(x.stableMs, `${f}.stableMs`, 0, MAX_WINDOW_MS);
     }
   });
+  if (d.expectPackets !== undefined) {
+    if (!Array.isArray(d.expectPackets)) fail("expectPackets", "expected an array");
+    d.expectPackets.forEach((e: unknown, i: number) => {
+      const f = `expectPackets[${i}]`;
+      const x = requireObject(e, f, PACKET_EXPECT_FIELDS);
+      const name = requireString(x.name, `${f}.name`);
+      if (seen.includes(name)) fail(`${f}.name`, `duplicate expectation name "${name}"`);
+      seen.push(name);
+      const host = requireString(x.host, `${f}.host`);
+      if (!captured.includes(host)) {
+        fail(
+          `${f}.host`,
+          `"${host}" is not captured: add it to "capture" (captured: ${
+            captured.join(", ") || "none"
+          })`,
+        );
+      }
+      if (!CAPTURED_KINDS.includes(x.kind as string)) {
+        fail(
+          `${f}.kind`,
+          `expected one of ${CAPTURED_KINDS.join(", ")}, got ${describe(x.kind)}${
+            didYouMean(String(x.kind), CAPTURED_KINDS)
+          }`,
+        );
+      }
+      if (x.from !== "client" && x.from !== "server") {
+        fail(`${f}.from`, `expected "client" or "server", got ${describe(x.from)}`);
+      }
+      if (x.group !== undefined) requireGroup(x.group, `${f}.group`, groupNames);
+      if (x.count !== undefined) {
+        requireBounds(requireObject(x.count, `${f}.count`, BOUND_FIELDS), `${f}.count`);
+      }
+      if (x.intervalsMs !== undefined) {
+        if (typeof x.intervalsMs !== "function") intervalList(x.intervalsMs, `${f}.intervalsMs`);
+        if (x.toleranceMs === undefined) {
+          fail(
+            `${f}.toleranceMs`,
+            "give the tolerance of each interval in ms, with its reason in a comment",
+          );
+        }
+      }
+      if (x.toleranceMs !== undefined) requireInt(x.toleranceMs, `${f}.toleranceMs`, 0, 60_000);
+      if (x.count === undefined && x.intervalsMs === undefined) {
+        fail(f, "give count, intervalsMs or both");
+      }
+    });
+  }
   return definition;
+}
+
+interface NameContext {
+  hosts: readonly string[];
+  serverHost: string;
+  groups: readonly string[];
+}
+
+function requireGroup(v: unknown, field: string, groups: readonly string[]): string {
+  const name = requireString(v, field);
+  if (!groups.includes(name)) {
+    fail(
+      field,
+      `unknown client group "${name}"${didYouMean(name, groups)} (groups: ${groups.join(", ")})`,
+    );
+  }
+  return name;
+}
+
+function requireHost(v: unknown, field: string, hosts: readonly string[]): string {
+  const name = requireString(v, field);
+  if (!hosts.includes(name)) {
+    fail(field, `unknown host "${name}"${didYouMean(name, hosts)} (hosts: ${hosts.join(", ")})`);
+  }
+  return name;
+}
+
+function intervalList(v: unknown, field: string): number[] {
+  if (!Array.isArray(v) || v.length === 0) {
+    fail(field, `expected a non-empty array of milliseconds, got ${describe(v)}`);
+  }
+  return v.map((n, i) => requireInt(n, `${field}[${i}]`, 0, MAX_WINDOW_MS));
+}
+
+function acceptPolicy(v: unknown, field: string): AcceptPolicy {
+  if (v === "never" || v === "all") return v;
+  if (isObject(v) && "batch" in v) {
+    const o = requireObject(v, field, ["batch", "everyMs"]);
+    return {
+      batch: requireInt(o.batch, `${field}.batch`, 1, MAX_COUNT),
+      everyMs: requireInt(o.everyMs, `${field}.everyMs`, 1, 60_000),
+    };
+  }
+  if (isObject(v) && "perSecond" in v) {
+    const o = requireObject(v, field, ["perSecond"]);
+    return { perSecond: requireInt(o.perSecond, `${field}.perSecond`, 1, 100_000) };
+  }
+  fail(
+    field,
+    `expected "never", "all", { batch, everyMs } or { perSecond }, got ${describe(v)}${
+      typeof v === "string" ? didYouMean(v, ["never", "all"]) : ""
+    }`,
+  );
+}
+
+function validateRules(v: unknown, ctx: NameContext): string[] {
+  if (v === undefined) return [];
+  const rules = requireObject(v, "rules", Object.keys(v ?? {}));
+  for (const [name, r] of Object.entries(rules)) {
+    const f = `rules.${name}`;
+    if (!NAME_RE.test(name)) fail(f, `rule names are lowercase identifiers`);
+    const rule = requireObject(r, f, RULE_FIELDS);
+    requireHost(rule.host, `${f}.host`, ctx.hosts);
+    if (rule.direction !== "in" && rule.direction !== "out") {
+      fail(`${f}.direction`, `expected "in" or "out", got ${describe(rule.direction)}`);
+    }
+    const kinds = Array.isArray(rule.packets) ? rule.packets : [rule.packets];
+    if (kinds.length === 0) fail(`${f}.packets`, "name at least one packet kind");
+    for (const k of kinds) {
+      if (!RULE_PACKETS.includes(k as string)) {
+        fail(
+          `${f}.packets`,
+          `unknown packet kind ${describe(k)}${didYouMean(String(k), RULE_PACKETS)} (valid: ${
+            RULE_PACKETS.join(", ")
+          })`,
+        );
+      }
+    }
+    if (rule.group !== undefined) requireGroup(rule.group, `${f}.group`, ctx.groups);
+    if (rule.initially !== undefined && rule.initially !== "on" && rule.initially !== "off") {
+      fail(`${f}.initially`, `expected "on" or "off", got ${describe(rule.initially)}`);
+    }
+  }
+  return Object.keys(rules);
+}
+
+/** @returns the groups a startGroup step starts. */
+function validateTimeline(v: unknown, ctx: NameContext, rules: readonly string[]): Set<string> {
+  const started = new Set<string>();
+  if (v === undefined) return started;
+  if (!Array.isArray(v)) fail("timeline", `expected an array of steps, got ${describe(v)}`);
+  const names: string[] = [];
+  v.forEach((step: unknown, i: number) => {
+    const f = `timeline[${i}]`;
+    const x = requireObject(step, f, STEP_FIELDS);
+    const name = requireString(x.name, `${f}.name`);
+    if (names.includes(name)) fail(`${f}.name`, `duplicate step name "${name}"`);
+    names.push(name);
+    if (x.at !== undefined && typeof x.at !== "function") {
+      requireInt(x.at, `${f}.at`, 0, MAX_WINDOW_MS);
+    }
+    if (x.delayMs !== undefined && typeof x.delayMs !== "function") {
+      requireInt(x.delayMs, `${f}.delayMs`, 0, MAX_WINDOW_MS);
+    }
+    if (x.when !== undefined) {
+      const w = requireObject(x.when, `${f}.when`, ["metric", ...BOUND_FIELDS]);
+      validateMetric(requireString(w.metric, `${f}.when.metric`), `${f}.when.metric`, ctx);
+      requireBounds(w, `${f}.when`);
+    }
+    if (x.afterStep !== undefined) {
+      const other = requireString(x.afterStep, `${f}.afterStep`);
+      if (!names.slice(0, -1).includes(other)) {
+        fail(
+          `${f}.afterStep`,
+          `no earlier step is named "${other}"${
+            didYouMean(other, names)
+          } (a step can only follow one listed before it)`,
+        );
+      }
+    }
+    const action = requireObject(x.do, `${f}.do`, ACTIONS);
+    const keys = Object.keys(action);
+    if (keys.length !== 1) {
+      fail(`${f}.do`, `give exactly one action (valid: ${ACTIONS.join(", ")})`);
+    }
+    const a = action as Record<string, unknown>;
+    if (a.startGroup !== undefined) {
+      const g = requireGroup(a.startGroup, `${f}.do.startGroup`, ctx.groups);
+      if (started.has(g)) fail(`${f}.do.startGroup`, `group "${g}" is already started by a step`);
+      started.add(g);
+    }
+    if (a.closeGroup !== undefined) requireGroup(a.closeGroup, `${f}.do.closeGroup`, ctx.groups);
+    for (const k of ["addRule", "removeRule"] as const) {
+      if (a[k] === undefined) continue;
+      const r = requireString(a[k], `${f}.do.${k}`);
+      if (!rules.includes(r)) {
+        fail(
+          `${f}.do.${k}`,
+          `unknown rule "${r}"${didYouMean(r, rules)} (rules: ${rules.join(", ") || "none"})`,
+        );
+      }
+    }
+    if (a.sysctl !== undefined) {
+      const sc = requireObject(a.sysctl, `${f}.do.sysctl`, ["host", "name", "value"]);
+      requireHost(sc.host, `${f}.do.sysctl.host`, ctx.hosts);
+      const key = requireString(sc.name, `${f}.do.sysctl.name`);
+      if (!/^net\.[a-z0-9_]+(\.[a-z0-9_]+)+$/.test(key)) {
+        fail(`${f}.do.sysctl.name`, `"${key}" is not a per-namespace net.* sysctl name`);
+      }
+      if (!["number", "string", "function"].includes(typeof sc.value)) {
+        fail(`${f}.do.sysctl.value`, `expected a number, string or function`);
+      }
+    }
+    if (a.accept !== undefined && typeof a.accept !== "function") {
+      requireInt(a.accept, `${f}.do.accept`, 1, MAX_COUNT);
+    }
+    if (a.acceptPolicy !== undefined) acceptPolicy(a.acceptPolicy, `${f}.do.acceptPolicy`);
+    if (a.stopServer !== undefined && a.stopServer !== "SIGKILL" && a.stopServer !== "close") {
+      fail(`${f}.do.stopServer`, `expected "SIGKILL" or "close", got ${describe(a.stopServer)}`);
+    }
+  });
+  return started;
 }
 
 function requireBounds(x: Record<string, unknown>, f: string): void {
@@ -565,7 +1060,8 @@ function resolveBounds<P>(
     const v = x[k];
     if (v === undefined) return undefined;
     const r = resolve(v, p, `${f}.${k}`);
-    if (typeof r !== "number" || !Number.isFinite(r)) {
+    // A function may return ±Infinity for "no bound at this point".
+    if (typeof r !== "number" || Number.isNaN(r)) {
       fail(`${f}.${k}`, `expected a number, got ${describe(r)}`);
     }
     return r;
@@ -658,10 +1154,21 @@ export function defaultMetrics(
  *
  * @throws {ExperimentDefinitionError} with the field and the matrix point.
  */
-export function planRuns<M extends Matrix>(def: ExperimentDefinition<M>): RunPlan[] {
+export function planRuns<M extends Matrix>(
+  def: ExperimentDefinition<M>,
+  options: { faithful?: boolean } = {},
+): RunPlan[] {
   const serverHost = def.server.host;
   const hostOrder = [serverHost, ...Object.keys(def.hosts).filter((h) => h !== serverHost)];
-  return matrixPoints(def.matrix).map((params) => {
+  const mode = def.faithfulMatrix === undefined
+    ? "default"
+    : options.faithful
+    ? "faithful"
+    : "fast";
+  const matrix = mode === "faithful"
+    ? { ...def.matrix, ...def.faithfulMatrix } as Matrix
+    : def.matrix;
+  return matrixPoints(matrix).map((params) => {
     const p = params as ParamsOf<M>;
     const at = Object.keys(params).length ? ` (at ${JSON.stringify(params)})` : "";
     const wrap = <T>(fn: () => T): T => {
@@ -725,28 +1232,129 @@ export function planRuns<M extends Matrix>(def: ExperimentDefinition<M>): RunPla
           stableMs: e.stableMs ?? 3 * def.observe.intervalMs,
         };
       });
+      const timeline = def.timeline?.map((x, i) => planStep(x, p, `timeline[${i}]`)) ?? [];
+      for (const g of groups) {
+        if (g.startWhen) {
+          timeline.push({
+            name: `start ${g.name}`,
+            atMs: 0,
+            when: g.startWhen,
+            delayMs: 0,
+            action: { kind: "startGroup", group: g.name },
+          });
+        }
+      }
+      const accept = def.server.accept ?? "never";
+      const acceptAfterMs = requireInt(
+        resolve(def.server.acceptAfterMs ?? 0, p, "server.acceptAfterMs"),
+        "server.acceptAfterMs",
+        0,
+        MAX_WINDOW_MS,
+      );
+      if (accept !== "never") {
+        timeline.push({
+          name: "server starts accepting",
+          atMs: acceptAfterMs,
+          delayMs: 0,
+          action: { kind: "acceptPolicy", policy: accept },
+        });
+      }
+      const maxOpenFiles = def.server.maxOpenFiles === undefined ? undefined : requireInt(
+        resolve(def.server.maxOpenFiles, p, "server.maxOpenFiles"),
+        "server.maxOpenFiles",
+        8,
+        1 << 20,
+      );
+      const rules = Object.entries(def.rules ?? {}).map(([name, r]): PlannedRule => ({
+        name,
+        host: r.host,
+        direction: r.direction,
+        packets: [...(typeof r.packets === "string" ? [r.packets] : r.packets)],
+        ...(r.group === undefined ? {} : { group: r.group }),
+        initially: r.initially ?? "on",
+      }));
+      const packetExpectations = (def.expectPackets ?? []).map((e, i) => {
+        const f = `expectPackets[${i}]`;
+        const planned: PlannedPacketExpectation = {
+          name: e.name,
+          host: e.host,
+          kind: e.kind,
+          from: e.from,
+          toleranceMs: e.toleranceMs ?? 0,
+        };
+        if (e.group !== undefined) planned.group = e.group;
+        if (e.count !== undefined) planned.count = resolveBounds(e.count, p, `${f}.count`);
+        if (e.intervalsMs !== undefined) {
+          planned.intervalsMs = intervalList(
+            resolve(e.intervalsMs, p, `${f}.intervalsMs`),
+            `${f}.intervalsMs`,
+          );
+        }
+        return planned;
+      });
       const metrics = [
         ...new Set([
           ...defaultMetrics(hostOrder, serverHost, groups.map((g) => g.name)),
           ...expectations.map((e) => e.metric),
-          ...groups.flatMap((g) => g.startWhen ? [g.startWhen.metric] : []),
+          ...timeline.flatMap((x) => x.when ? [x.when.metric] : []),
         ]),
       ];
       return {
         params,
+        mode,
         family: def.family ?? 4,
         hosts,
         server: {
           host: serverHost,
           port: def.server.port ?? 8080,
           backlog,
-          accept: def.server.accept ?? "never",
+          accept,
+          acceptAfterMs,
+          ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
         },
         groups,
         observe: def.observe,
         expectations,
         metrics,
+        rules,
+        timeline,
+        capture: [...new Set(def.capture ?? [])],
+        packetExpectations,
       };
     });
   });
+}
+
+function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
+  const num = (v: Param<P, number> | undefined, field: string) =>
+    v === undefined ? 0 : requireInt(resolve(v, p, field), field, 0, MAX_WINDOW_MS);
+  const a = x.do;
+  let action: PlannedAction;
+  if ("startGroup" in a) action = { kind: "startGroup", group: a.startGroup };
+  else if ("closeGroup" in a) action = { kind: "closeGroup", group: a.closeGroup };
+  else if ("addRule" in a) action = { kind: "addRule", rule: a.addRule };
+  else if ("removeRule" in a) action = { kind: "removeRule", rule: a.removeRule };
+  else if ("sysctl" in a) {
+    const value = resolve(a.sysctl.value, p, `${f}.do.sysctl.value`);
+    if (typeof value !== "number" && typeof value !== "string") {
+      fail(`${f}.do.sysctl.value`, `expected a number or string, got ${describe(value)}`);
+    }
+    action = { kind: "sysctl", host: a.sysctl.host, name: a.sysctl.name, value: String(value) };
+  } else if ("accept" in a) {
+    action = {
+      kind: "accept",
+      n: requireInt(resolve(a.accept, p, `${f}.do.accept`), `${f}.do.accept`, 1, MAX_COUNT),
+    };
+  } else if ("acceptPolicy" in a) action = { kind: "acceptPolicy", policy: a.acceptPolicy };
+  else action = { kind: "stopServer", how: a.stopServer };
+  return {
+    name: x.name,
+    atMs: num(x.at, `${f}.at`),
+    ...(x.when === undefined ? {} : {
+      when: { metric: x.when.metric, ...resolveBounds(x.when, p, `${f}.when`) },
+    }),
+    ...(x.afterStep === undefined ? {} : { afterStep: x.afterStep }),
+    delayMs: num(x.delayMs, `${f}.delayMs`),
+    action,
+  };
 }

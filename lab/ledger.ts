@@ -15,8 +15,19 @@ import type { ExperimentResult, LedgerEntry } from "./results.ts";
  */
 export function buildLedger(
   experiments: readonly ExperimentResult[],
-  options: { all?: boolean } = {},
+  options: { all?: boolean; kernel?: string } = {},
 ): LedgerEntry[] {
+  const conditions = (e: ExperimentResult) => {
+    const parts = [
+      ...(options.kernel ? [`Linux ${options.kernel}`] : []),
+      ...(e.mode === "fast"
+        ? ["shortened timers (--faithful runs the kernel's defaults)"]
+        : e.mode === "faithful"
+        ? ["the kernel's default timers (--faithful)"]
+        : []),
+    ];
+    return e.runs.length && parts.length ? ` [${parts.join("; ")}]` : "";
+  };
   const entries: LedgerEntry[] = [];
   for (const claim of CLAIMS) {
     const deciders = experiments.filter((e) => !e.skipped && claim.id in e.claims);
@@ -38,11 +49,17 @@ export function buildLedger(
     for (const e of deciders) {
       const d = e.claims[claim.id]!;
       if ("error" in d) problems.push(`${e.id}: ${d.error}`);
-      else if (!e.passed) {
+      else if (e.runs.some((r) => r.error)) {
+        problems.push(
+          `${e.id} could not complete a run (${e.runs.find((r) => r.error)!.error})`,
+        );
+      } else if (!e.passed) {
         problems.push(
           `${e.id} failed its expectations, so its verdict "${d.verdict}" does not stand (${d.evidence})`,
         );
-      } else decisions.push({ id: e.id, verdict: d.verdict, evidence: d.evidence });
+      } else {
+        decisions.push({ id: e.id, verdict: d.verdict, evidence: d.evidence + conditions(e) });
+      }
     }
     if (problems.length) {
       entries.push({

@@ -12,6 +12,8 @@ export interface LinkEnd {
   ifname: string;
   /** Address with prefix length, e.g. `10.213.1.1/24`. */
   cidr: string;
+  /** More addresses for this end (e.g. one per client group), same form. */
+  extra?: readonly string[];
 }
 
 /** A veth pair; `AsyncDisposable` (deleting one end removes both). */
@@ -32,7 +34,9 @@ export class Link implements AsyncDisposable {
     const script = [
       `ip -n ${a.ns.name} link add ${a.ifname} type veth peer name ${b.ifname} netns ${b.ns.name}`,
       ...[a, b].flatMap((e) => [
-        `ip -n ${e.ns.name} addr add ${e.cidr} dev ${e.ifname}${v6 ? " nodad" : ""}`,
+        ...[e.cidr, ...(e.extra ?? [])].map((cidr) =>
+          `ip -n ${e.ns.name} addr add ${cidr} dev ${e.ifname}${v6 ? " nodad" : ""}`
+        ),
         `ip -n ${e.ns.name} link set ${e.ifname} up`,
       ]),
     ].join(" && ");

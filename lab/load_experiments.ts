@@ -6,6 +6,7 @@
 import { basename, relative, resolve } from "node:path";
 import { defineExperiment, type ExperimentDefinition, planRuns } from "./define_experiment.ts";
 import { ExperimentDefinitionError } from "./errors.ts";
+import { defineHistoricalClaims, type HistoricalClaims, isHistorical } from "./historical.ts";
 import { didYouMean } from "./_suggest.ts";
 
 /** An experiment and where it came from. */
@@ -13,7 +14,7 @@ export interface LoadedExperiment {
   /** Path relative to the working directory. */
   file: string;
   /** The file's default export, validated with every matrix point planned. */
-  definition: ExperimentDefinition;
+  definition: ExperimentDefinition | HistoricalClaims;
 }
 
 /** The `.ts` files of `paths` (files as given, directories' files sorted). */
@@ -68,8 +69,13 @@ export async function loadExperiments(paths: readonly string[]): Promise<LoadedE
       );
     }
     try {
-      const definition = defineExperiment(mod.default as ExperimentDefinition);
-      planRuns(definition);
+      const definition = isHistorical(mod.default)
+        ? defineHistoricalClaims(mod.default)
+        : defineExperiment(mod.default as ExperimentDefinition);
+      if (!isHistorical(definition)) {
+        planRuns(definition);
+        planRuns(definition, { faithful: true });
+      }
       const dup = loaded.find((l) => l.definition.id === definition.id);
       if (dup) {
         throw new ExperimentDefinitionError(
@@ -96,6 +102,19 @@ export function checkSysctls(
   available: ReadonlySet<string>,
 ): void {
   for (const { file, definition } of loaded) {
+    if (isHistorical(definition)) continue;
+    const stepSysctls = (definition.timeline ?? []).flatMap((s, i) =>
+      "sysctl" in s.do ? [{ host: s.do.sysctl.host, key: s.do.sysctl.name, i }] : []
+    );
+    for (const { key, i } of stepSysctls) {
+      if (!available.has(key)) {
+        throw new ExperimentDefinitionError(
+          `timeline[${i}].do.sysctl.name`,
+          `a network namespace of this kernel has no sysctl "${key}"${didYouMean(key, available)}`,
+          { file },
+        );
+      }
+    }
     for (const [host, h] of Object.entries(definition.hosts)) {
       for (const key of Object.keys(h.sysctls ?? {})) {
         if (!available.has(key)) {

@@ -8,6 +8,7 @@
 import { hasCommand, run } from "./command.ts";
 import { PreflightError } from "./errors.ts";
 import { Netns, reapStaleNamespaces } from "./netns.ts";
+import { ensureTools, type ToolNeed } from "./packages.ts";
 
 /** What preflight found. */
 export interface PreflightResult {
@@ -51,7 +52,10 @@ export function hasPrivileges(): boolean {
  *
  * @throws {PreflightError} listing every problem with its fix.
  */
-export async function preflight(prefix: string): Promise<PreflightResult> {
+export async function preflight(
+  prefix: string,
+  options: { tools?: readonly ToolNeed[]; log?: (line: string) => void } = {},
+): Promise<PreflightResult> {
   const problems: string[] = [];
   if (Deno.build.os !== "linux") {
     throw new PreflightError([
@@ -69,6 +73,9 @@ export async function preflight(prefix: string): Promise<PreflightResult> {
     }
   }
   if (problems.length) throw new PreflightError(problems);
+  if (options.tools?.length) {
+    await ensureTools(options.tools, options.log ? { log: options.log } : {});
+  }
   const reaped = await reapStaleNamespaces();
   const kernel = Deno.osRelease();
   let namespaceSysctls: Set<string>;

@@ -135,6 +135,14 @@ export class ManagedProcess implements AsyncDisposable {
     );
   }
 
+  /** Sends it a signal by PID (a no-op once it has exited). */
+  kill(signal: Deno.Signal): void {
+    if (this.#exited) return;
+    try {
+      this.#child.kill(signal);
+    } catch { /* already gone */ }
+  }
+
   /** Asks it to exit, kills it by PID after `graceMs`, and reaps it. Idempotent. */
   async stop(graceMs = 1000): Promise<void> {
     if (!this.#exited) {

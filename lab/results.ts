@@ -2,6 +2,10 @@
  * The shapes of what a run produces; `--json` prints these.
  * @module
  */
+import type { ConnectionTimeline } from "./observe/packet_timeline.ts";
+import type { StepRecord } from "./timeline.ts";
+
+export type { ConnectionTimeline, StepRecord };
 
 /** A claim's verdict on the running kernel. */
 export type Verdict = "reproduced" | "not reproduced" | "partly" | "historical";
@@ -20,8 +24,11 @@ export interface CheckResult {
   name: string;
   /** The metric it reads, e.g. `server.SYN_RECV` or `clients.c.connected`. */
   metric: string;
-  /** How it was judged: held for its stable time, held in every sample, or by the peak. */
-  over: "settled" | "always" | "peak";
+  /**
+   * How it was judged: held for its stable time, held in every sample, by the
+   * peak, or from a packet capture once the run ended.
+   */
+  over: "settled" | "always" | "peak" | "packets";
   /** The expectation in words, e.g. `= 3 for 150 ms`, `<= 0 in every sample`. */
   expected: string;
   /** The value that decided it: the settled value, the peak, or the first sample that broke it. */
@@ -30,6 +37,8 @@ export interface CheckResult {
   passed: boolean;
   /** Milliseconds after the clients began when it was decided, if it was. */
   atMs: number | null;
+  /** For packet checks: what the capture showed, in words. */
+  detail?: string;
 }
 
 /** Values of every observed metric at one instant. */
@@ -80,10 +89,25 @@ export interface Phases {
   teardown: number;
 }
 
+/** A packet rule of a run and what it did. */
+export interface RuleRecord {
+  /** The host whose hook held the rule. */
+  host: string;
+  /** What it matched, as nft rule text. */
+  nft: string;
+  /** Packets it dropped, read from the rule's nft counter at the end. */
+  dropped: number;
+}
+
 /** One matrix point's run. */
 export interface RunResult {
   /** The matrix point: each parameter's value for this run. */
   params: Record<string, number | string | boolean>;
+  /**
+   * `fast`: kernel timers shortened for speed; `faithful`: the kernel's
+   * defaults (`--faithful`); `default`: the experiment has no faithful variant.
+   */
+  mode: "fast" | "faithful" | "default";
   /** Every recorded sysctl, read back from each host's namespace after setting. */
   sysctls: Record<string, Record<string, string>>;
   /** Each host's address on its link. */
@@ -104,6 +128,24 @@ export interface RunResult {
   samples: Sample[];
   /** What the kernel answered each client connection, by group and index. */
   connections: ConnectionRecord[];
+  /** Timeline steps performed, in order. */
+  timeline: StepRecord[];
+  /** Packet rules by name. */
+  rules: Record<string, RuleRecord>;
+  /** Per captured host: each connection's packets (times in ms since the release). */
+  packets: Record<string, ConnectionTimeline[]>;
+}
+
+/** Which captured packets {@linkcode RunEvidence.packets} returns. */
+export interface PacketQuery {
+  /** The capturing host. */
+  host: string;
+  /** `SYN`, `SYN-ACK`, `ACK`, `DATA`, `FIN` or `RST`. */
+  kind: "SYN" | "SYN-ACK" | "ACK" | "DATA" | "FIN" | "RST";
+  /** Which end sent them. */
+  from: "client" | "server";
+  /** Only this client group's connections. */
+  group?: string;
 }
 
 /** A claim rule's view of one run: its params, checks and values. */
@@ -122,6 +164,14 @@ export interface RunEvidence<P> {
   value(metric: string, which?: "final" | "peak"): number;
   /** The named check; throws on an unknown name. */
   check(name: string): CheckResult;
+  /** How the run's timers were set. */
+  mode: "fast" | "faithful" | "default";
+  /** When the named timeline step happened (ms since the release); throws if it did not. */
+  stepAt(name: string): number;
+  /** Per connection (in capture order), the times of the matching packets. */
+  packets(query: PacketQuery): number[][];
+  /** Each metric's samples as [t, value] pairs. */
+  series(metric: string): [number, number][];
 }
 
 /** A claim's entry in the ledger. */
@@ -157,6 +207,8 @@ export interface ExperimentResult {
   passed: boolean;
   /** Why it was not run, if it was skipped; the ledger ignores a skipped experiment's claims. */
   skipped?: string;
+  /** How its runs' timers were set (see {@linkcode RunResult.mode}). */
+  mode: "fast" | "faithful" | "default";
   /** Wall-clock time of all its runs, in milliseconds. */
   durationMs: number;
   /** One result per matrix point, in matrix order. */

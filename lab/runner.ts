@@ -8,12 +8,19 @@
  */
 import { fileURLToPath } from "node:url";
 import {
+  type AcceptPolicy,
   type ExperimentDefinition,
   type Matrix,
+  type PlannedAction,
   planRuns,
   type RunPlan,
 } from "./define_experiment.ts";
-import { CheckTracker, describeBounds } from "./expect.ts";
+import { Capture } from "./capture.ts";
+import { checkPackets, connectionsOf } from "./expect_packets.ts";
+import { packetTimelines } from "./observe/packet_timeline.ts";
+import { describeAction, type StepRecord, Timeline } from "./timeline.ts";
+import { nftRuleText, Wire, type WireRule } from "./wire.ts";
+import { CheckTracker } from "./expect.ts";
 import { Link } from "./link.ts";
 import { Netns, newRunPrefix, RECORDED_SYSCTLS } from "./netns.ts";
 import { delay, ManagedProcess } from "./process.ts";
@@ -24,8 +31,10 @@ import type {
   CheckResult,
   ClaimDecision,
   ConnectionRecord,
+  ConnectionTimeline,
   ExperimentResult,
   Phases,
+  RuleRecord,
   RunEvidence,
   RunResult,
   Sample,
@@ -41,6 +50,8 @@ export interface LabOptions {
   signal?: AbortSignal;
   /** Called as each matrix point starts and ends. */
   onProgress?: (event: ProgressEvent) => void;
+  /** Run experiments' faithful matrices (the kernel's default timers) where they have one. */
+  faithful?: boolean;
 }
 
 /** Progress of a lab run. */
@@ -67,7 +78,7 @@ function programPath(name: string): string {
  *
  * @throws {RangeError} for anything but a private IPv4 /16 or a unique-local IPv6 /48.
  */
-export function parseSubnet(subnet: string, family: 4 | 6): (link: number, host: 1 | 2) => string {
+export function parseSubnet(subnet: string, family: 4 | 6): (link: number, host: number) => string {
   if (family === 4) {
     const m = /^(\d+)\.(\d+)\.0\.0\/16$/.exec(subnet);
     const [a, b] = [Number(m?.[1]), Number(m?.[2])];
@@ -87,7 +98,7 @@ export function parseSubnet(subnet: string, family: 4 | 6): (link: number, host:
   }
   const groups = m[1]!.split(":");
   while (groups.length < 3) groups.push("0");
-  return (link, host) => `${groups.join(":")}:${link.toString(16)}::${host}/64`;
+  return (link, host) => `${groups.join(":")}:${link.toString(16)}::${host.toString(16)}/64`;
 }
 
 /** Runs experiments in namespaces named `bl-<pid>-<tag>-<n>-<host>`. */
@@ -115,7 +126,7 @@ export class Lab {
     options: { file?: string } = {},
   ): Promise<ExperimentResult> {
     const started = performance.now();
-    const plans = planRuns(def);
+    const plans = planRuns(def, { faithful: this.#options.faithful ?? false });
     const runs: RunResult[] = [];
     for (const [index, plan] of plans.entries()) {
       this.#options.signal?.throwIfAborted();
@@ -151,6 +162,7 @@ export class Lab {
       hypothesis: def.hypothesis,
       ...(options.file === undefined ? {} : { file: options.file }),
       passed: runs.every((r) => r.passed),
+      mode: plans[0]?.mode ?? "default",
       durationMs: Math.round(performance.now() - started),
       runs,
       claims,
@@ -177,19 +189,30 @@ export class Lab {
     const namespaces: Netns[] = [];
     const links: Link[] = [];
     const processes: ManagedProcess[] = [];
+    const wires = new Map<string, Wire>();
+    const captures = new Map<string, Capture>();
+    const files: string[] = [];
     const stack = new AsyncDisposableStack();
     stack.defer(() => disposeAll(namespaces));
     stack.defer(() => disposeAll(links));
+    stack.defer(() => disposeAll([...wires.values()]));
     stack.defer(() => disposeAll(processes));
+    stack.defer(async () => {
+      await Promise.all(files.map((f) => Deno.remove(f).catch(() => {})));
+    });
+    stack.defer(() => disposeAll([...captures.values()]));
 
     const sysctls: Record<string, Record<string, string>> = {};
     const addresses: Record<string, string> = {};
     const samples: Sample[] = [];
+    const steps: StepRecord[] = [];
+    const rules: Record<string, RuleRecord> = {};
+    const packets: Record<string, ConnectionTimeline[]> = {};
     let checks: CheckResult[] = [];
     let connections: ConnectionRecord[] = [];
     let error: unknown;
     try {
-      // Build: namespaces, links, sysctls (read back).
+      // Build: namespaces, links (with one address per client group), sysctls (read back), rules.
       const created = await Promise.allSettled(
         plan.hosts.map((h) => Netns.create(`${this.prefix}-${seq}-${h.name}`)),
       );
@@ -200,9 +223,14 @@ export class Lab {
       const serverNs = nsOf.get(plan.server.host)!;
       await Promise.all(
         plan.hosts.slice(1).map(async (h, i) => {
+          const groupCidrs = plan.groups.filter((g) => g.host === h.name).map((g, k) => {
+            const cidr = addr(i + 1, GROUP_HOST_BASE + k);
+            addresses[`clients.${g.name}`] = cidr.split("/")[0]!;
+            return cidr;
+          });
           const link = await Link.create(
             { ns: serverNs, ifname: `veth${i + 1}`, cidr: addr(i + 1, 1) },
-            { ns: nsOf.get(h.name)!, ifname: "veth0", cidr: addr(i + 1, 2) },
+            { ns: nsOf.get(h.name)!, ifname: "veth0", cidr: addr(i + 1, 2), extra: groupCidrs },
           );
           links.push(link);
           addresses[h.name] = Link.address(link.b);
@@ -212,10 +240,43 @@ export class Lab {
       await Promise.all(plan.hosts.map(async (h) => {
         sysctls[h.name] = await nsOf.get(h.name)!.sysctls(h.sysctls, RECORDED_SYSCTLS);
       }));
+      const wireRules = new Map<string, WireRule & { host: string }>();
+      for (const r of plan.rules) {
+        const side = r.host === plan.server.host ? "server" : "client";
+        const rule: WireRule & { host: string } = {
+          name: r.name,
+          host: r.host,
+          direction: r.direction,
+          packets: r.packets,
+          port: plan.server.port,
+          side,
+          family: plan.family,
+        };
+        if (r.group !== undefined) rule.clientAddress = addresses[`clients.${r.group}`]!;
+        wireRules.set(r.name, rule);
+        rules[r.name] = { host: r.host, nft: nftRuleText(rule), dropped: 0 };
+        if (!wires.has(r.host)) wires.set(r.host, await Wire.create(nsOf.get(r.host)!));
+        if (r.initially === "on") await wires.get(r.host)!.add(rule);
+      }
+      for (const host of plan.capture) {
+        const file = await Capture.tempFile(`${this.prefix}-${seq}-${host}`);
+        files.push(file);
+        captures.set(
+          host,
+          await Capture.start(nsOf.get(host)!, {
+            port: plan.server.port,
+            file,
+            ...(signal ? { signal } : {}),
+          }),
+        );
+      }
       lap("build");
 
       // Server and clients start together; clients wait for "go".
       const serverAddress = addresses[plan.server.host]!;
+      const serverOptions = plan.server.maxOpenFiles === undefined
+        ? []
+        : [JSON.stringify({ maxOpenFiles: plan.server.maxOpenFiles })];
       const server = new ManagedProcess(
         `the server in "${serverNs.name}"`,
         serverNs.wrap([
@@ -224,11 +285,13 @@ export class Lab {
           "--no-config",
           "--quiet",
           "--allow-ffi",
+          "--allow-read=/proc",
           programPath("listen_server.ts"),
           String(plan.family),
           serverAddress,
           String(plan.server.port),
           String(plan.server.backlog),
+          ...serverOptions,
         ]),
       );
       processes.push(server);
@@ -238,7 +301,7 @@ export class Lab {
           family: plan.family,
           address: serverAddress,
           port: plan.server.port,
-          localAddress: addresses[g.host]!,
+          localAddress: addresses[`clients.${g.name}`]!,
           count: g.count,
           intervalMs: g.intervalMs,
           then: g.then,
@@ -259,7 +322,7 @@ export class Lab {
         processes.push(p);
         return p;
       });
-      await server.waitForEvent("ready", READY_TIMEOUT_MS, signal);
+      const ready = await server.waitForEvent("ready", READY_TIMEOUT_MS, signal);
       if (!await readListen(serverNs, plan.server.port)) {
         throw new Error(
           `The server reported ready but "${serverNs.name}" has no LISTEN socket on port ${plan.server.port}`,
@@ -276,14 +339,63 @@ export class Lab {
           metrics: plan.metrics,
         },
       );
+      sampler.serverPid = typeof ready.pid === "number" ? ready.pid : server.pid;
+      sampler.groupAddresses = Object.fromEntries(
+        plan.groups.map((g) => [g.name, addresses[`clients.${g.name}`]!]),
+      );
       await sampler.baseline();
       const t0 = performance.now();
-      // Groups with a start condition wait for the kernel to show it (checked on each sample).
-      const waiting = new Set(plan.groups.flatMap((g, i) => g.startWhen ? [i] : []));
-      await Promise.all(clients.map((c, i) => waiting.has(i) ? undefined : c.send({ cmd: "go" })));
+      const originMs = performance.timeOrigin + t0;
+      const since = () => round(performance.now() - t0);
+      const timeline = new Timeline(plan.timeline);
+      const stepStarted = new Set(
+        plan.timeline.flatMap((s) => s.action.kind === "startGroup" ? [s.action.group] : []),
+      );
+      await Promise.all(
+        clients.map((c, i) =>
+          stepStarted.has(plan.groups[i]!.name) ? undefined : c.send({ cmd: "go" })
+        ),
+      );
       lap("clients");
 
-      // Observe until every settled expectation has held, one fails for good, or the window ends.
+      let serverStopped = false;
+      const groupIndex = (name: string) => plan.groups.findIndex((g) => g.name === name);
+      const perform = async (action: PlannedAction): Promise<string | undefined> => {
+        switch (action.kind) {
+          case "startGroup":
+            await clients[groupIndex(action.group)]!.send({ cmd: "go" });
+            return;
+          case "closeGroup":
+            await clients[groupIndex(action.group)]!.send({ cmd: "close" });
+            return;
+          case "addRule": {
+            const rule = wireRules.get(action.rule)!;
+            await wires.get(rule.host)!.add(rule);
+            return;
+          }
+          case "removeRule":
+            await wires.get(wireRules.get(action.rule)!.host)!.remove(action.rule);
+            return;
+          case "sysctl": {
+            const back = await nsOf.get(action.host)!.sysctls({ [action.name]: action.value });
+            return `${action.name} = ${back[action.name]}`;
+          }
+          case "accept":
+            await server.send({ cmd: "accept", n: action.n });
+            return;
+          case "acceptPolicy":
+            await server.send({ cmd: "policy", policy: serverPolicy(action.policy) });
+            return;
+          case "stopServer":
+            serverStopped = true;
+            if (action.how === "SIGKILL") server.kill("SIGKILL");
+            else await server.send({ cmd: "exit" });
+            return;
+        }
+      };
+
+      // Observe until every settled expectation has held and every step happened, one check
+      // fails for good, or the window ends.
       const trackers = plan.expectations.map((e) => new CheckTracker(e));
       const clientValues = () =>
         Object.assign(
@@ -295,37 +407,44 @@ export class Lab {
       const launched = () => clients.every((c) => c.events.some((e) => e.event === "launched"));
       for (let tick = 0;; tick++) {
         signal?.throwIfAborted();
+        if (serverStopped && server.exited) sampler.serverPid = 0;
         const hostValues = await sampler.sample();
         const values: Record<string, number> = { ...hostValues, ...clientValues() };
-        const sample = { t: round(performance.now() - t0), values };
+        const sample = { t: since(), values };
         samples.push(sample);
-        for (const i of waiting) {
-          const w = plan.groups[i]!.startWhen!;
-          const v = values[w.metric];
-          if (v !== undefined && v >= w.min && v <= w.max) {
-            waiting.delete(i);
-            await clients[i]!.send({ cmd: "go" });
-          }
+        for (const step of timeline.due(sample.t, values)) {
+          const atMs = since();
+          const result = await perform(step.action);
+          timeline.done(step.name, atMs);
+          steps.push({
+            name: step.name,
+            action: describeAction(step.action),
+            atMs,
+            ...(result === undefined ? {} : { result }),
+          });
         }
         const armed = launched();
         for (const tr of trackers) tr.update(sample, armed);
         const settled = trackers.filter((tr) => tr.plan.over === "settled");
-        const done = settled.length > 0 && settled.every((tr) => tr.passedEarly);
+        const done = timeline.pending.length === 0 &&
+          (settled.length > 0 ? settled.every((tr) => tr.passedEarly) : false);
         const broken = trackers.some((tr) => tr.decided && !tr.passedEarly);
-        if (sample.t >= plan.observe.windowMs && waiting.size) {
-          const i = [...waiting][0]!;
-          const w = plan.groups[i]!.startWhen!;
+        if (sample.t >= plan.observe.windowMs && timeline.pending.length) {
+          const step = timeline.pending[0]!;
+          const why = timeline.whyPending(step, plan.observe.windowMs);
           throw new Error(
-            `Client group "${plan.groups[i]!.name}" never started: ${w.metric} ${
-              describeBounds(w.min, w.max)
-            } did not hold within ${plan.observe.windowMs} ms (last value ${values[w.metric]})`,
+            step.action.kind === "startGroup"
+              ? `Client group "${step.action.group}" never started: ${why}`
+              : `Step "${step.name}" never happened: ${why}`,
           );
         }
         if (done || broken || sample.t >= plan.observe.windowMs) break;
         for (const c of clients) {
           if (c.exited) throw new Error(`The ${c.label} exited during the observation`);
         }
-        if (server.exited) throw new Error(`The ${server.label} exited during the observation`);
+        if (server.exited && !serverStopped) {
+          throw new Error(`The ${server.label} exited during the observation`);
+        }
         const next = (tick + 1) * plan.observe.intervalMs - (performance.now() - t0);
         if (next > 0) await delay(next, signal);
       }
@@ -335,6 +454,21 @@ export class Lab {
       connections = plan.groups.flatMap((g, i) =>
         connectionRecords(g.name, g.count, clients[i]!.events)
       );
+      for (const [host, capture] of captures) {
+        packets[host] = packetTimelines(await capture.stop(), {
+          serverPort: plan.server.port,
+          originMs,
+        });
+      }
+      for (const e of plan.packetExpectations) {
+        const group = e.group === undefined ? undefined : addresses[`clients.${e.group}`];
+        checks.push(checkPackets(e, packets[e.host] ?? [], group));
+      }
+      for (const [host, wire] of wires) {
+        for (const [name, n] of Object.entries(await wire.dropped())) {
+          if (rules[name]?.host === host) rules[name]!.dropped = n;
+        }
+      }
       lap("collect");
     } catch (err) {
       error = err;
@@ -350,6 +484,7 @@ export class Lab {
     if (error !== undefined && (signal?.aborted || isProgrammingError(error))) throw error;
     const result: RunResult = {
       params: plan.params,
+      mode: plan.mode,
       sysctls,
       addresses,
       passed: error === undefined && checks.every((c) => c.passed),
@@ -359,10 +494,24 @@ export class Lab {
       checks,
       samples,
       connections,
+      timeline: steps,
+      rules,
+      packets,
     };
     if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
     return result;
   }
+}
+
+/** Client groups' addresses on their link start at this host number (.10, .11, …). */
+const GROUP_HOST_BASE = 10;
+
+/** The accept policy in the server program's terms. */
+function serverPolicy(policy: AcceptPolicy): unknown {
+  if (policy === "never") return "never";
+  if (policy === "all") return { kind: "all" };
+  if ("batch" in policy) return { kind: "batch", n: policy.batch, everyMs: policy.everyMs };
+  return { kind: "rate", perSecond: policy.perSecond };
 }
 
 function isProgrammingError(err: unknown): boolean {
@@ -417,6 +566,26 @@ export function evidenceOf<P>(run: RunResult): RunEvidence<P> {
         );
       }
       return c;
+    },
+    mode: run.mode,
+    stepAt(name) {
+      const s = run.timeline.find((x) => x.name === name);
+      if (!s) {
+        throw new RangeError(
+          `Step "${name}" did not happen (steps: ${run.timeline.map((x) => x.name).join(", ")})`,
+        );
+      }
+      return s.atMs;
+    },
+    packets(q) {
+      const address = q.group === undefined ? undefined : run.addresses[`clients.${q.group}`];
+      return connectionsOf(run.packets[q.host] ?? [], address).map((c) =>
+        c.events.filter((e) => e.kind === q.kind && e.dir === (q.from === "client" ? "in" : "out"))
+          .map((e) => e.t)
+      );
+    },
+    series(metric) {
+      return run.samples.flatMap((s) => metric in s.values ? [[s.t, s.values[metric]!]] : []);
     },
   };
 }

@@ -139,7 +139,7 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: [
       `unknown metric "SYN-RECV" in "server.SYN-RECV"`,
       `did you mean "SYN_RECV"?`,
-      "a TCP state such as ESTABLISHED, SYN_SENT, SYN_RECV; recvQ or sendQ; or an nstat counter",
+      "a TCP state such as ESTABLISHED, SYN_SENT, SYN_RECV; recvQ or sendQ;",
     ],
   },
   {
@@ -368,7 +368,7 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: ["value 0 is out of range: expected an integer from 1 to 65535"],
   },
   {
-    name: "an accept policy other than never",
+    name: "an unknown accept policy",
     def: () => withServer({ accept: "always" }),
     field: "server.accept",
     says: [`expected "never"`, `got "always"`],
@@ -736,7 +736,17 @@ Deno.test("planRuns() applies the defaults: port 8080, accept never, stableMs = 
   const run = runs[0]!;
   deepEqual(run.params, {});
   equal(run.family, 4);
-  deepEqual(run.server, { host: "server", port: 8080, backlog: 2, accept: "never" });
+  deepEqual(run.server, {
+    host: "server",
+    port: 8080,
+    backlog: 2,
+    accept: "never",
+    acceptAfterMs: 0,
+  });
+  deepEqual(run.rules, []);
+  deepEqual(run.timeline, []);
+  deepEqual(run.capture, []);
+  equal(run.mode, "default");
   deepEqual(run.observe, { intervalMs: 25, windowMs: 1000 });
   deepEqual(run.hosts, [{ name: "server", sysctls: {} }, { name: "client", sysctls: {} }]);
   deepEqual(run.groups, [{
@@ -784,7 +794,13 @@ Deno.test("planRuns() keeps explicit values over the defaults", () => {
     expect: [{ name: "queued", metric: "server.ESTABLISHED", equals: 1, stableMs: 0 }],
   })));
   equal(run!.family, 6);
-  deepEqual(run!.server, { host: "server", port: 9000, backlog: 0, accept: "never" });
+  deepEqual(run!.server, {
+    host: "server",
+    port: 9000,
+    backlog: 0,
+    accept: "never",
+    acceptAfterMs: 0,
+  });
   deepEqual(run!.groups[0], {
     name: "seq",
     host: "client",

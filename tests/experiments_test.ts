@@ -4,13 +4,14 @@ import { defineExperiment } from "../lab/define_experiment.ts";
 import { loadExperiments } from "../lab/load_experiments.ts";
 import { preflight } from "../lab/preflight.ts";
 import { buildLedger } from "../lab/ledger.ts";
+import { isHistorical } from "../lab/historical.ts";
 import type { ExperimentResult } from "../lab/results.ts";
 import { labProcesses, namespacesWith, ROOT, rootTest } from "./_helpers.ts";
 
 async function runOne(id: string): Promise<{ result: ExperimentResult; prefix: string }> {
   const all = await loadExperiments([`${ROOT}experiments`]);
   const found = all.find((e) => e.definition.id === id);
-  ok(found, `experiment ${id} exists`);
+  ok(found && !isHistorical(found.definition), `experiment ${id} exists`);
   const lab = new Lab();
   await preflight(lab.prefix);
   const result = await lab.runExperiment(found.definition, { file: found.file });

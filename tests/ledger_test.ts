@@ -18,6 +18,7 @@ function experiment(
     title: `title of ${id}`,
     hypothesis: `hypothesis of ${id}`,
     passed: options.passed ?? true,
+    mode: "default",
     durationMs: 10,
     runs: [],
     claims,

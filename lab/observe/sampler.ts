@@ -8,7 +8,7 @@
 import { run } from "../command.ts";
 import type { Netns } from "../netns.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
-import { countStates, parseProcNetTcp, parseSs } from "./socket_table.ts";
+import { countStates, parseProcNetTcp, parseSs, type SocketRow } from "./socket_table.ts";
 
 /**
  * Reads a /proc table with as few read() calls as possible. The kernel's
@@ -70,6 +70,10 @@ export class Sampler {
   readonly #family: 4 | 6;
   readonly #metrics: readonly string[];
   #baseline = new Map<string, Counters>();
+  /** PID of the server process, for `<server>.openFiles`; 0 once it is gone. */
+  serverPid = 0;
+  /** Client group → its address, for `<host>.<STATE>@<group>`. */
+  groupAddresses: Record<string, string> = {};
 
   constructor(
     hosts: readonly SampledHost[],
@@ -105,12 +109,24 @@ export class Sampler {
         readCounters(h.ns),
         h.name === this.#server ? readListen(h.ns, this.#port) : Promise.resolve(undefined),
       ]);
-      const states: Record<string, number> = countStates(parseProcNetTcp(table), this.#port);
+      const rows = parseProcNetTcp(table);
+      const states: Record<string, number> = countStates(rows, this.#port);
+      const bytes = queuedBytes(rows, this.#port);
       const deltas = counterDeltas(this.#baseline.get(h.name) ?? {}, counters);
       for (const m of wanted) {
         const key = m.slice(h.name.length + 1);
+        const at = key.indexOf("@");
         if (key in states) values[m] = states[key]!;
-        else if (key === "recvQ" || key === "sendQ") values[m] = listen?.[key] ?? 0;
+        else if (at > 0) {
+          const address = this.groupAddresses[key.slice(at + 1)];
+          const state = key.slice(0, at);
+          values[m] = rows.filter((r) =>
+            r.state === state && (r.localPort === this.#port || r.remotePort === this.#port) &&
+            (r.remoteAddress === address || r.localAddress === address)
+          ).length;
+        } else if (key === "recvQ" || key === "sendQ") values[m] = listen?.[key] ?? 0;
+        else if (key === "recvQBytes" || key === "sendQBytes") values[m] = bytes[key];
+        else if (key === "openFiles") values[m] = await openFiles(this.serverPid);
         else if (key in deltas) values[m] = deltas[key]!;
         else {throw new RangeError(
             `Cannot read counter "${key}" in namespace "${h.ns.name}": this kernel does not have it`,
@@ -119,4 +135,35 @@ export class Sampler {
     }));
     return values;
   }
+}
+
+/**
+ * Bytes queued on the port's connected (non-LISTEN) sockets: `rx_queue`
+ * (received, not yet read) and `tx_queue` (sent, not yet acknowledged), the
+ * same kernel values `ss -tn` shows as Recv-Q and Send-Q.
+ */
+export function queuedBytes(
+  rows: readonly SocketRow[],
+  port: number,
+): { recvQBytes: number; sendQBytes: number } {
+  let recvQBytes = 0;
+  let sendQBytes = 0;
+  for (const r of rows) {
+    if (r.state === "LISTEN" || (r.localPort !== port && r.remotePort !== port)) continue;
+    recvQBytes += r.recvQ;
+    sendQBytes += r.sendQ;
+  }
+  return { recvQBytes, sendQBytes };
+}
+
+/** Number of open file descriptors of a process (`/proc/<pid>/fd`); 0 when it is gone. */
+export async function openFiles(pid: number): Promise<number> {
+  if (pid <= 0) return 0;
+  let n = 0;
+  try {
+    for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
+  } catch {
+    return 0;
+  }
+  return n;
 }
