@@ -34,6 +34,7 @@
  */
 export {
   type AcceptPolicy,
+  type CapturedKind,
   type ClaimRule,
   type ClientGroupDefinition,
   defineExperiment,
@@ -44,16 +45,50 @@ export {
   type HostDefinition,
   type Matrix,
   type ObserveDefinition,
+  type PacketExpectation,
   type Param,
   type ParamsOf,
   type ParamValue,
+  type PlannedAction,
   type PlannedExpectation,
   type PlannedGroup,
+  type PlannedPacketExpectation,
+  type PlannedRule,
+  type PlannedStep,
   planRuns,
+  type RuleDefinition,
+  type RulePackets,
   type RunPlan,
   type ServerDefinition,
   type StartCondition,
+  type StepAction,
+  type TimelineStep,
 } from "./lab/define_experiment.ts";
+export {
+  defineHistoricalClaims,
+  type HistoricalClaims,
+  historicalResult,
+  isHistorical,
+} from "./lab/historical.ts";
+export { nftRuleText, Wire, type WirePacketKind, type WireRule } from "./lab/wire.ts";
+export { Capture, type CaptureOptions, type CapturePrecision } from "./lab/capture.ts";
+export { type Packet, parsePcap } from "./lab/observe/pcap.ts";
+export {
+  type ConnectionTimeline,
+  type PacketEvent,
+  type PacketKind,
+  type PacketTimelineOptions,
+  packetTimelines,
+} from "./lab/observe/packet_timeline.ts";
+export {
+  ensureTools,
+  type EnsureToolsOptions,
+  type EnsureToolsResult,
+  NFT,
+  TCPDUMP,
+  type ToolNeed,
+} from "./lab/packages.ts";
+export { describeAction, type StepRecord, Timeline } from "./lab/timeline.ts";
 export { Lab, type LabOptions, type ProgressEvent } from "./lab/runner.ts";
 export { preflight, type PreflightResult } from "./lab/preflight.ts";
 export { checkSysctls, type LoadedExperiment, loadExperiments } from "./lab/load_experiments.ts";
@@ -81,7 +116,9 @@ export type {
   ExperimentResult,
   LabReport,
   LedgerEntry,
+  PacketQuery,
   Phases,
+  RuleRecord,
   RunEvidence,
   RunResult,
   Sample,

@@ -14,7 +14,8 @@
  * have retransmitted their SYN once (client TCPSynRetrans ≥ 2, at ~1 s), so
  * ListenOverflows ≥ 4 (2 SYNs + 2 retransmissions). Older kernels
  * (`sk_acceptq_is_full() && inet_csk_reqsk_queue_young() > 1`) let some such
- * SYNs through; since 4.x `tcp_conn_request()` drops every one.
+ * SYNs through; since 4.x `tcp_conn_request()` drops every one. Which counters
+ * move in which overflow (A1.7, A4.5) is listen_counters_by_situation.ts.
  */
 import { defineExperiment } from "../mod.ts";
 
@@ -99,30 +100,5 @@ export default defineExperiment({
         }, ECONNREFUSED ${refused}, RSTs sent by the server ${r!.value("server.TcpOutRsts")}`,
       };
     },
-    "A4.5": ([r]) => ({
-      // Right when ListenOverflows counts this accept-queue overflow and ListenDrops does not.
-      verdict: r!.value("server.TcpExtListenOverflows") === 0
-        ? "not reproduced"
-        : r!.value("server.TcpExtListenDrops") === 0
-        ? "reproduced"
-        : "partly",
-      evidence:
-        `accept-queue overflow moved ListenOverflows ("times the listen queue of a socket ` +
-        `overflowed") +${
-          r!.value("server.TcpExtListenOverflows")
-        } and ListenDrops ("SYNs to LISTEN sockets dropped") +${
-          r!.value("server.TcpExtListenDrops")
-        }, with TCPReqQFullDrop +${r!.value("server.TcpExtTCPReqQFullDrop")}`,
-    }),
-    "A1.7": ([r]) => ({
-      // Its first half (ListenDrops shows accept-queue overflow) is what this run can test.
-      verdict: r!.value("server.TcpExtListenDrops") > 0 ? "partly" : "not reproduced",
-      evidence:
-        `"SYNs to LISTEN sockets dropped" (ListenDrops) counted the accept-queue overflow +${
-          r!.value("server.TcpExtListenDrops")
-        }; TCPBacklogDrop stayed ${
-          r!.value("server.TcpExtTCPBacklogDrop")
-        } here, and SYN-queue overflow is decided elsewhere`,
-    }),
   },
 });

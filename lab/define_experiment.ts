@@ -108,6 +108,8 @@ export interface TimelineStep<P> {
   afterStep?: string;
   /** Once the other conditions hold, wait this long; default 0. */
   delayMs?: Param<P, number>;
+  /** The step exists only at matrix points where this returns true; default all. */
+  only?: (params: P) => boolean;
   /** The action. */
   do: StepAction<P>;
 }
@@ -151,7 +153,7 @@ export interface ClientGroupDefinition<P> {
   name: string;
   /** The host (namespace) its connections come from; never the server's host. */
   host: string;
-  /** How many connections it opens, 1 to 100 000. */
+  /** How many connections it opens, 0 to 100 000 (0: none at this matrix point). */
   count: Param<P, number>;
   /** `"together"` (default): every connect() at once; or one every `intervalMs`. */
   start?: "together" | { intervalMs: number };
@@ -428,7 +430,7 @@ const HOST_FIELDS = ["sysctls"];
 const SERVER_FIELDS = ["host", "port", "backlog", "accept", "acceptAfterMs", "maxOpenFiles"];
 const RULE_FIELDS = ["host", "direction", "packets", "group", "initially"];
 const RULE_PACKETS = ["syn", "syn-ack", "ack", "rst", "fin", "all"];
-const STEP_FIELDS = ["name", "at", "when", "afterStep", "delayMs", "do"];
+const STEP_FIELDS = ["name", "at", "when", "afterStep", "delayMs", "do", "only"];
 const ACTIONS = [
   "startGroup",
   "closeGroup",
@@ -719,7 +721,7 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     if (host === serverHost) {
       fail(`${f}.host`, `clients run on a host other than the server's ("${serverHost}")`);
     }
-    if (typeof group.count !== "function") requireInt(group.count, `${f}.count`, 1, MAX_COUNT);
+    if (typeof group.count !== "function") requireInt(group.count, `${f}.count`, 0, MAX_COUNT);
     if (group.start !== undefined && group.start !== "together") {
       const s = requireObject(group.start, `${f}.start`, ["intervalMs"]);
       requireInt(s.intervalMs, `${f}.start.intervalMs`, 1, 60_000);
@@ -970,6 +972,9 @@ function validateTimeline(v: unknown, ctx: NameContext, rules: readonly string[]
     if (x.at !== undefined && typeof x.at !== "function") {
       requireInt(x.at, `${f}.at`, 0, MAX_WINDOW_MS);
     }
+    if (x.only !== undefined && typeof x.only !== "function") {
+      fail(`${f}.only`, `expected a function of the parameters, got ${describe(x.only)}`);
+    }
     if (x.delayMs !== undefined && typeof x.delayMs !== "function") {
       requireInt(x.delayMs, `${f}.delayMs`, 0, MAX_WINDOW_MS);
     }
@@ -1206,7 +1211,7 @@ export function planRuns<M extends Matrix>(
         count: requireInt(
           resolve(g.count, p, `clients[${i}].count`),
           `clients[${i}].count`,
-          1,
+          0,
           MAX_COUNT,
         ),
         intervalMs: g.start === undefined || g.start === "together" ? 0 : g.start.intervalMs,
@@ -1232,7 +1237,18 @@ export function planRuns<M extends Matrix>(
           stableMs: e.stableMs ?? 3 * def.observe.intervalMs,
         };
       });
-      const timeline = def.timeline?.map((x, i) => planStep(x, p, `timeline[${i}]`)) ?? [];
+      const present = (def.timeline ?? []).flatMap((x, i) =>
+        x.only === undefined || resolve(x.only, p, `timeline[${i}].only`) ? [{ x, i }] : []
+      );
+      const timeline = present.map(({ x, i }) => planStep(x, p, `timeline[${i}]`));
+      for (const s of timeline) {
+        if (s.afterStep !== undefined && !timeline.some((o) => o.name === s.afterStep)) {
+          fail(
+            "timeline",
+            `step "${s.name}" follows "${s.afterStep}", which its "only" leaves out at this point`,
+          );
+        }
+      }
       for (const g of groups) {
         if (g.startWhen) {
           timeline.push({

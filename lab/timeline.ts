@@ -28,6 +28,7 @@ export class Timeline {
   /** Last value each `when` metric had. */
   readonly #last = new Map<string, number | undefined>();
 
+  /** Tracks `steps` (a run plan's timeline) from the release on. */
   constructor(steps: readonly PlannedStep[]) {
     this.#steps = steps;
   }

@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok as assert, rejects, throws } from "node:assert/strict";
-import { nftRuleText, type PacketKind, Wire, type WireRule } from "../lab/wire.ts";
+import { nftRuleText, Wire, type WirePacketKind, type WireRule } from "../lab/wire.ts";
 import { Netns, newRunPrefix } from "../lab/netns.ts";
 import { run } from "../lab/command.ts";
 import { CommandError } from "../lab/errors.ts";
@@ -17,7 +17,7 @@ const BASE: WireRule = {
 const { clientAddress: _, ...ANY_ADDRESS } = BASE;
 
 Deno.test("nftRuleText() matches each packet kind by its TCP flags", () => {
-  const cases: [PacketKind, string][] = [
+  const cases: [WirePacketKind, string][] = [
     ["syn", "tcp flags & (syn|ack) == syn"],
     ["syn-ack", "tcp flags & (syn|ack) == syn|ack"],
     ["ack", "tcp flags & (fin|syn|rst|ack) == ack"],
@@ -38,7 +38,7 @@ Deno.test("nftRuleText() matches each packet kind by its TCP flags", () => {
 });
 
 Deno.test("nftRuleText() matches a union of kinds over just the flags it depends on", () => {
-  const cases: [PacketKind[], string][] = [
+  const cases: [WirePacketKind[], string][] = [
     [["syn", "syn-ack"], "tcp flags & syn == syn"],
     [["rst", "fin"], "tcp flags & (fin|rst) == { fin, rst, fin|rst }"],
     [
@@ -247,7 +247,7 @@ rootTest(
 rootTest("Wire.add() installs every kind, family, side and direction nft accepts", async () => {
   await using ns = await Netns.create(`${newRunPrefix()}-wk`);
   await using wire = await Wire.create(ns);
-  const kinds: PacketKind[][] = [["syn"], ["syn-ack"], ["ack"], ["rst"], ["fin"], ["all"], [
+  const kinds: WirePacketKind[][] = [["syn"], ["syn-ack"], ["ack"], ["rst"], ["fin"], ["all"], [
     "rst",
     "fin",
   ], ["syn", "ack"]];
