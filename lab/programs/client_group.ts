@@ -15,7 +15,17 @@
  *   {"event":"deadline","i":k,"t":…,"phase":"connect"|"after"}   gave up; the socket was closed
  *
  * Sockets stay open (so the kernel's state is what is observed) until
- * `{"cmd":"exit"}` or EOF on stdin.
+ * `{"cmd":"close"}`, `{"cmd":"exit"}` or EOF on stdin.
+ *
+ * Commands on stdin (one JSON object a line):
+ *   {"cmd":"go"}     open the connections
+ *   {"cmd":"close"}  close (destroy) every socket of the group now; once all are
+ *                    closed: {"event":"closed","n":N,"t":…}, N the sockets it
+ *                    closed (those a deadline or an error had closed not counted).
+ *                    A connection closed while connecting or in its follow-up
+ *                    reports nothing more; a staggered group still launching
+ *                    goes on opening its remaining connections.
+ *   {"cmd":"exit"}   close every socket and exit 0 (EOF, SIGTERM and SIGINT do the same)
  * @module
  */
 import net from "node:net";
@@ -45,6 +55,8 @@ export interface ClientGroupSpec {
 function main(): void {
   const spec = JSON.parse(Deno.args[0] ?? "{}") as ClientGroupSpec;
   const sockets: net.Socket[] = [];
+  /** Per connection: stop its timers and events, then destroy it. */
+  const closers: (() => Promise<boolean>)[] = [];
   let t0 = 0;
   const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
 
@@ -60,6 +72,14 @@ function main(): void {
     const s = net.connect(options);
     sockets.push(s);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    closers.push(() => {
+      phase = "done";
+      clearTimeout(timer);
+      if (s.destroyed) return Promise.resolve(false);
+      const closed = new Promise<boolean>((resolve) => s.once("close", () => resolve(true)));
+      s.destroy();
+      return closed;
+    });
     if (spec.deadlineMs > 0) {
       timer = setTimeout(() => {
         if (phase === "done") return;
@@ -108,7 +128,7 @@ function main(): void {
 
   function go(): void {
     t0 = performance.now();
-    if (spec.intervalMs <= 0) {
+    if (spec.intervalMs <= 0 || spec.count === 0) {
       for (let i = 0; i < spec.count; i++) open(i);
       emit({ event: "launched", n: spec.count, t: now() });
       return;
@@ -135,6 +155,10 @@ function main(): void {
       if (!line.trim()) continue;
       const cmd = JSON.parse(line) as { cmd?: string };
       if (cmd.cmd === "go") go();
+      if (cmd.cmd === "close") {
+        const closed = await Promise.all(closers.map((close) => close()));
+        emit({ event: "closed", n: closed.filter(Boolean).length, t: now() });
+      }
       if (cmd.cmd === "exit") break;
     }
     shutdown();
