@@ -47,8 +47,25 @@ export async function namespacesWith(prefix: string): Promise<string[]> {
   ) => n.startsWith(prefix));
 }
 
-/** PIDs of processes the lab starts (its programs and namespace holders) that are alive now. */
-export function labProcesses(): number[] {
+/**
+ * PIDs of processes the lab starts (its programs, tcpdump captures and
+ * namespace holders) that are alive now. With `prefix`, processes inside
+ * another live lab's namespaces (a concurrent run) are left out; a process
+ * of this run is counted even once its namespace is gone.
+ */
+export function labProcesses(prefix?: string): number[] {
+  const others = new Set<number>();
+  if (prefix !== undefined) {
+    try {
+      for (const e of Deno.readDirSync("/run/netns")) {
+        if (e.name.startsWith("bl-") && !e.name.startsWith(prefix)) {
+          try {
+            others.add(Deno.statSync(`/run/netns/${e.name}`).ino ?? -1);
+          } catch { /* removed meanwhile */ }
+        }
+      }
+    } catch { /* no namespaces */ }
+  }
   const pids: number[] = [];
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
@@ -56,7 +73,10 @@ export function labProcesses(): number[] {
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
       const isProgram = cmd.some((a) => /lab\/programs\/(listen_server|client_group)\.ts$/.test(a));
       const isHolder = cmd[0] === "sleep" && cmd[1] === "3600";
-      if (isProgram || isHolder) pids.push(Number(e.name));
+      const isCapture = /tcpdump$/.test(cmd[0] ?? "") && cmd.some((a) => a.includes("/bl-"));
+      if (!isProgram && !isHolder && !isCapture) continue;
+      if (others.size && others.has(Deno.statSync(`/proc/${e.name}/ns/net`).ino ?? -2)) continue;
+      pids.push(Number(e.name));
     } catch { /* exited meanwhile */ }
   }
   return pids;
