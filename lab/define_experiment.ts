@@ -751,6 +751,27 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   const ctx = { hosts: hostNames, serverHost, groups: groupNames };
   const ruleNames = validateRules(d.rules, ctx);
   const stepStarted = validateTimeline(d.timeline, ctx, ruleNames);
+  const waiting = d.clients.filter((g: Record<string, unknown>) => g.startWhen !== undefined);
+  for (const g of waiting) {
+    if (stepStarted.has(g.name)) {
+      fail(
+        `clients[${d.clients.indexOf(g)}].startWhen`,
+        `group "${g.name}" is also started by a startGroup step: give one or the other`,
+      );
+    }
+  }
+  const implicit = [
+    "server starts accepting",
+    ...waiting.map((g: Record<string, unknown>) => `start ${g.name}`),
+  ];
+  ((d.timeline ?? []) as Record<string, unknown>[]).forEach((s, i) => {
+    if (implicit.includes(s.name as string)) {
+      fail(
+        `timeline[${i}].name`,
+        `"${s.name}" is the name of a step planRuns adds; choose another`,
+      );
+    }
+  });
   if (
     d.clients.every((g: Record<string, unknown>) =>
       g.startWhen !== undefined || stepStarted.has(g.name as string)

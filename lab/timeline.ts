@@ -70,7 +70,10 @@ export class Timeline {
   /** Why a pending step has not happened, for the error when the window ends. */
   whyPending(step: PlannedStep, windowMs: number): string {
     const reasons: string[] = [];
-    if (step.when && !this.#ready.has(step.name)) {
+    const last = this.#last.get(step.name);
+    const held = last !== undefined && step.when !== undefined && last >= step.when.min &&
+      last <= step.when.max;
+    if (step.when && !this.#ready.has(step.name) && !held) {
       reasons.push(
         `${step.when.metric} ${
           describeBounds(step.when.min, step.when.max)
@@ -82,7 +85,9 @@ export class Timeline {
     }
     if (reasons.length === 0) {
       reasons.push(
-        `it was due at ${step.atMs} ms (+${step.delayMs} ms), after the ${windowMs} ms window`,
+        `it was due at ${
+          this.#ready.get(step.name) ?? step.atMs
+        } ms (+${step.delayMs} ms), after the ${windowMs} ms window`,
       );
     }
     return reasons.join("; ");

@@ -4,6 +4,7 @@
  * @module
  */
 import assert, { deepEqual, equal, match } from "node:assert/strict";
+import { isHistorical } from "../lab/historical.ts";
 import {
   defineExperiment,
   type ExperimentDefinition,
@@ -237,25 +238,19 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     name: "a negative count",
     def: () => withGroup({ count: -1 }),
     field: "clients[0].count",
-    says: ["value -1 is out of range: expected an integer from 1 to 100000"],
+    says: ["value -1 is out of range: expected an integer from 0 to 100000"],
   },
   {
     name: "a non-integer count (2.5)",
     def: () => withGroup({ count: 2.5 }),
     field: "clients[0].count",
-    says: ["expected an integer from 1 to 100000, got 2.5"],
-  },
-  {
-    name: "count 0",
-    def: () => withGroup({ count: 0 }),
-    field: "clients[0].count",
-    says: ["value 0 is out of range: expected an integer from 1 to 100000"],
+    says: ["expected an integer from 0 to 100000, got 2.5"],
   },
   {
     name: "a count given as a string",
     def: () => withGroup({ count: "3" }),
     field: "clients[0].count",
-    says: [`expected an integer from 1 to 100000, got "3"`],
+    says: [`expected an integer from 0 to 100000, got "3"`],
   },
   {
     name: "a count above the maximum",
@@ -582,7 +577,7 @@ Deno.test("defineExperiment() rejects a non-object definition", () => {
 });
 
 Deno.test("ExperimentDefinitionError.inFile() keeps field and detail and names the file", () => {
-  const err = definitionError(() => defineExperiment(asDefinition(withGroup({ count: 0 }))));
+  const err = definitionError(() => defineExperiment(asDefinition(withGroup({ count: -1 }))));
   const inFile = err.inFile("experiments/x.ts");
   assert(inFile instanceof ExperimentDefinitionError);
   equal(inFile.field, "clients[0].count");
@@ -638,14 +633,14 @@ const INVALID_AT_PLAN: {
     says: [`the function threw for {"b":7}: boom`, `(at {"b":7})`],
   },
   {
-    name: "a count function that returns 0",
+    name: "a count function that returns -1",
     def: () => ({
       ...base(),
-      matrix: { n: [2, 0] },
+      matrix: { n: [2, -1] },
       clients: [{ name: "seq", host: "client", count: (p: { n: number }) => p.n }],
     }),
     field: "clients[0].count",
-    says: ["value 0 is out of range: expected an integer from 1 to 100000", `(at {"n":0})`],
+    says: ["value -1 is out of range: expected an integer from 0 to 100000", `(at {"n":-1})`],
   },
   {
     name: "an equals function that returns NaN",
@@ -939,6 +934,7 @@ for (const name of experimentFiles) {
   Deno.test(`experiments/${name} passes defineExperiment() and planRuns()`, async () => {
     const mod = await import(new URL(name, EXPERIMENTS_DIR).href) as { default?: unknown };
     assert(mod.default !== undefined, "no default export");
+    if (isHistorical(mod.default)) return;
     const def = mod.default as ExperimentDefinition;
     equal(defineExperiment(def), def);
     const runs = planRuns(def);
@@ -1034,4 +1030,1030 @@ Deno.test("planRuns() resolves startWhen bounds and samples its metric", () => {
   deepEqual(plan!.groups[1]!.startWhen, { metric: "server.TcpExtListenDrops", min: 3, max: 3 });
   equal(plan!.groups[0]!.startWhen, undefined);
   assert(plan!.metrics.includes("server.TcpExtListenDrops"));
+});
+
+// --- rules, timeline, capture, expectPackets, accept policies, new metrics --
+
+/** base() with a second client group, "late". */
+const twoGroups = (extra: Loose = {}): Loose => ({
+  ...base(),
+  clients: [{ name: "seq", host: "client", count: 3 }, { name: "late", host: "client", count: 2 }],
+  ...extra,
+});
+const HOLD = { host: "server", direction: "out", packets: "syn-ack" };
+const withRule = (r: Loose): Loose => ({ ...base(), rules: { hold: { ...HOLD, ...r } } });
+/** twoGroups() with rule "hold" and these steps. */
+const withSteps = (...steps: Loose[]): Loose =>
+  twoGroups({ rules: { hold: HOLD }, timeline: steps });
+/** base() capturing on the server, with one packet expectation. */
+const withPackets = (e: Loose, capture: unknown = ["server"]): Loose => ({
+  ...base(),
+  capture,
+  expectPackets: [{
+    name: "synacks",
+    host: "server",
+    kind: "SYN-ACK",
+    from: "server",
+    count: { atLeast: 1 },
+    ...e,
+  }],
+});
+
+const ACTION_LIST =
+  "startGroup, closeGroup, addRule, removeRule, sysctl, accept, acceptPolicy, stopServer";
+
+/** New-field definitions defineExperiment rejects: the field and what its message must say. */
+const INVALID_NEW: { name: string; def: () => Loose; field: string; says: (string | RegExp)[] }[] =
+  [
+    // Rules.
+    {
+      name: "a rule on an unknown host",
+      def: () => withRule({ host: "sever" }),
+      field: "rules.hold.host",
+      says: [`unknown host "sever"`, `did you mean "server"?`, "(hosts: server, client)"],
+    },
+    {
+      name: "a rule for an unknown client group",
+      def: () => withRule({ group: "sqe" }),
+      field: "rules.hold.group",
+      says: [`unknown client group "sqe"`, `did you mean "seq"?`, "(groups: seq)"],
+    },
+    {
+      name: "an unknown packet kind in a rule (synack)",
+      def: () => withRule({ packets: "synack" }),
+      field: "rules.hold.packets",
+      says: [
+        `unknown packet kind "synack"`,
+        `did you mean "syn-ack"?`,
+        "(valid: syn, syn-ack, ack, rst, fin, all)",
+      ],
+    },
+    {
+      name: "an uppercase packet kind in a rule's list",
+      def: () => withRule({ packets: ["syn", "ACK"] }),
+      field: "rules.hold.packets",
+      says: [`unknown packet kind "ACK"`, `did you mean "ack"?`],
+    },
+    {
+      name: "a rule with an empty packet list",
+      def: () => withRule({ packets: [] }),
+      field: "rules.hold.packets",
+      says: ["name at least one packet kind"],
+    },
+    {
+      name: "a rule direction that is neither in nor out",
+      def: () => withRule({ direction: "input" }),
+      field: "rules.hold.direction",
+      says: [`expected "in" or "out", got "input"`],
+    },
+    {
+      name: "a rule without a direction",
+      def: () => ({ ...base(), rules: { hold: { host: "server", packets: "syn" } } }),
+      field: "rules.hold.direction",
+      says: [`expected "in" or "out", got nothing`],
+    },
+    {
+      name: "a rule initially neither on nor off",
+      def: () => withRule({ initially: true }),
+      field: "rules.hold.initially",
+      says: [`expected "on" or "off", got true`],
+    },
+    {
+      name: "a rule name that is not a lowercase identifier",
+      def: () => ({ ...base(), rules: { "Hold-Acks": HOLD } }),
+      field: "rules.Hold-Acks",
+      says: ["rule names are lowercase identifiers"],
+    },
+    {
+      name: "an unknown key inside a rule (directon)",
+      def: () => withRule({ directon: "in" }),
+      field: "rules.hold.directon",
+      says: [
+        `did you mean "direction"?`,
+        "valid fields: host, direction, packets, group, initially",
+      ],
+    },
+    {
+      name: "rules given as an array",
+      def: () => ({ ...base(), rules: [HOLD] }),
+      field: "rules",
+      says: ["expected an object, got an array"],
+    },
+    // Timeline steps.
+    {
+      name: "timeline given as an object",
+      def: () => ({ ...base(), timeline: { name: "a", do: { accept: 1 } } }),
+      field: "timeline",
+      says: ["expected an array of steps"],
+    },
+    {
+      name: "an unknown step action (startgroup)",
+      def: () => withSteps({ name: "go", do: { startgroup: "late" } }),
+      field: "timeline[0].do.startgroup",
+      says: ["unknown field", `did you mean "startGroup"?`, `(valid fields: ${ACTION_LIST})`],
+    },
+    {
+      name: "two actions in one do",
+      def: () => withSteps({ name: "go", do: { accept: 1, stopServer: "close" } }),
+      field: "timeline[0].do",
+      says: [`give exactly one action (valid: ${ACTION_LIST})`],
+    },
+    {
+      name: "a do without an action",
+      def: () => withSteps({ name: "go", do: {} }),
+      field: "timeline[0].do",
+      says: ["give exactly one action"],
+    },
+    {
+      name: "a step without do",
+      def: () => withSteps({ name: "go", at: 10 }),
+      field: "timeline[0].do",
+      says: ["expected an object, got nothing"],
+    },
+    {
+      name: "an unknown key inside a step (afterstep)",
+      def: () => withSteps({ name: "go", afterstep: "x", do: { accept: 1 } }),
+      field: "timeline[0].afterstep",
+      says: [
+        `did you mean "afterStep"?`,
+        "valid fields: name, at, when, afterStep, delayMs, do, only",
+      ],
+    },
+    {
+      name: "a duplicate step name",
+      def: () => withSteps({ name: "a", do: { accept: 1 } }, { name: "a", do: { accept: 2 } }),
+      field: "timeline[1].name",
+      says: [`duplicate step name "a"`],
+    },
+    {
+      name: "an afterStep naming a later step",
+      def: () =>
+        withSteps(
+          { name: "first", afterStep: "second", do: { accept: 1 } },
+          { name: "second", at: 100, do: { accept: 1 } },
+        ),
+      field: "timeline[0].afterStep",
+      says: [
+        `no earlier step is named "second"`,
+        "(a step can only follow one listed before it)",
+      ],
+    },
+    {
+      name: "an afterStep naming an unknown step, with a near name",
+      def: () =>
+        withSteps(
+          { name: "release", at: 100, do: { removeRule: "hold" } },
+          { name: "after", afterStep: "relase", do: { accept: 1 } },
+        ),
+      field: "timeline[1].afterStep",
+      says: [`no earlier step is named "relase"; did you mean "release"?`],
+    },
+    {
+      name: "an afterStep naming its own step",
+      def: () => withSteps({ name: "loop", afterStep: "loop", do: { accept: 1 } }),
+      field: "timeline[0].afterStep",
+      says: [`no earlier step is named "loop"`],
+    },
+    {
+      name: "a startGroup of an unknown group",
+      def: () => withSteps({ name: "go", at: 10, do: { startGroup: "lat" } }),
+      field: "timeline[0].do.startGroup",
+      says: [`unknown client group "lat"`, `did you mean "late"?`, "(groups: seq, late)"],
+    },
+    {
+      name: "a group started by two steps",
+      def: () =>
+        withSteps(
+          { name: "go", at: 10, do: { startGroup: "late" } },
+          { name: "again", at: 20, do: { startGroup: "late" } },
+        ),
+      field: "timeline[1].do.startGroup",
+      says: [`group "late" is already started by a step`],
+    },
+    {
+      name: "every group started by a step",
+      def: () => ({ ...base(), timeline: [{ name: "go", at: 10, do: { startGroup: "seq" } }] }),
+      field: "clients",
+      says: ["at least one group must start without startWhen or a startGroup step"],
+    },
+    {
+      name: "a closeGroup of an unknown group",
+      def: () => withSteps({ name: "bye", at: 10, do: { closeGroup: "seqq" } }),
+      field: "timeline[0].do.closeGroup",
+      says: [`unknown client group "seqq"`, `did you mean "seq"?`],
+    },
+    {
+      name: "an addRule of an unknown rule",
+      def: () => withSteps({ name: "on", at: 10, do: { addRule: "hodl" } }),
+      field: "timeline[0].do.addRule",
+      says: [`unknown rule "hodl"`, `did you mean "hold"?`, "(rules: hold)"],
+    },
+    {
+      name: "a removeRule when there are no rules",
+      def: () => ({ ...base(), timeline: [{ name: "off", at: 10, do: { removeRule: "hold" } }] }),
+      field: "timeline[0].do.removeRule",
+      says: [`unknown rule "hold"`, "(rules: none)"],
+    },
+    {
+      name: "a sysctl step with a non-net name",
+      def: () =>
+        withSteps({
+          name: "tune",
+          at: 10,
+          do: { sysctl: { host: "server", name: "kernel.pid_max", value: 1 } },
+        }),
+      field: "timeline[0].do.sysctl.name",
+      says: [`"kernel.pid_max" is not a per-namespace net.* sysctl name`],
+    },
+    {
+      name: "a sysctl step on an unknown host",
+      def: () =>
+        withSteps({
+          name: "tune",
+          do: { sysctl: { host: "srv", name: "net.core.somaxconn", value: 1 } },
+        }),
+      field: "timeline[0].do.sysctl.host",
+      says: [`unknown host "srv"`, "(hosts: server, client)"],
+    },
+    {
+      name: "a sysctl step with a boolean value",
+      def: () =>
+        withSteps({
+          name: "tune",
+          do: { sysctl: { host: "server", name: "net.ipv4.tcp_syncookies", value: false } },
+        }),
+      field: "timeline[0].do.sysctl.value",
+      says: ["expected a number, string or function"],
+    },
+    {
+      name: "an accept step of 0",
+      def: () => withSteps({ name: "take", do: { accept: 0 } }),
+      field: "timeline[0].do.accept",
+      says: ["value 0 is out of range: expected an integer from 1 to 100000"],
+    },
+    {
+      name: "a stopServer step with a signal other than SIGKILL",
+      def: () => withSteps({ name: "stop", do: { stopServer: "SIGTERM" } }),
+      field: "timeline[0].do.stopServer",
+      says: [`expected "SIGKILL" or "close", got "SIGTERM"`],
+    },
+    {
+      name: "an acceptPolicy step with a typo",
+      def: () => withSteps({ name: "open", do: { acceptPolicy: "al" } }),
+      field: "timeline[0].do.acceptPolicy",
+      says: [`got "al"`, `did you mean "all"?`],
+    },
+    {
+      name: "only that is not a function",
+      def: () => withSteps({ name: "go", only: true, do: { accept: 1 } }),
+      field: "timeline[0].only",
+      says: ["expected a function of the parameters, got true"],
+    },
+    {
+      name: "a negative at",
+      def: () => withSteps({ name: "go", at: -1, do: { accept: 1 } }),
+      field: "timeline[0].at",
+      says: ["value -1 is out of range: expected an integer from 0 to 600000"],
+    },
+    {
+      name: "a fractional delayMs",
+      def: () => withSteps({ name: "go", delayMs: 1.5, do: { accept: 1 } }),
+      field: "timeline[0].delayMs",
+      says: ["got 1.5"],
+    },
+    {
+      name: "a misspelt when metric",
+      def: () =>
+        withSteps({
+          name: "go",
+          when: { metric: "server.ESTABLISED", atLeast: 1 },
+          do: { accept: 1 },
+        }),
+      field: "timeline[0].when.metric",
+      says: [`did you mean "ESTABLISHED"?`],
+    },
+    {
+      name: "a when without bounds",
+      def: () =>
+        withSteps({ name: "go", when: { metric: "server.ESTABLISHED" }, do: { accept: 1 } }),
+      field: "timeline[0].when",
+      says: ["give equals, atLeast or atMost"],
+    },
+    // Accept policies and the server's other new fields.
+    {
+      name: "an accept policy typo (nevr)",
+      def: () => withServer({ accept: "nevr" }),
+      field: "server.accept",
+      says: [
+        `expected "never", "all", { batch, everyMs } or { perSecond }, got "nevr"`,
+        `did you mean "never"?`,
+      ],
+    },
+    {
+      name: "an accept policy in the wrong case (All)",
+      def: () => withServer({ accept: "All" }),
+      field: "server.accept",
+      says: [`did you mean "all"?`],
+    },
+    {
+      name: "a batch policy without everyMs",
+      def: () => withServer({ accept: { batch: 2 } }),
+      field: "server.accept.everyMs",
+      says: ["expected an integer from 1 to 60000, got nothing"],
+    },
+    {
+      name: "a batch policy with a misspelt everyMs",
+      def: () => withServer({ accept: { batch: 2, every: 100 } }),
+      field: "server.accept.every",
+      says: [`did you mean "everyMs"?`, "(valid fields: batch, everyMs)"],
+    },
+    {
+      name: "a batch of 0",
+      def: () => withServer({ accept: { batch: 0, everyMs: 100 } }),
+      field: "server.accept.batch",
+      says: ["value 0 is out of range"],
+    },
+    {
+      name: "a perSecond policy of 0",
+      def: () => withServer({ accept: { perSecond: 0 } }),
+      field: "server.accept.perSecond",
+      says: ["value 0 is out of range: expected an integer from 1 to 100000"],
+    },
+    {
+      name: "a misspelt perSecond",
+      def: () => withServer({ accept: { persecond: 5 } }),
+      field: "server.accept",
+      says: [`{ perSecond }, got {"persecond":5}`],
+    },
+    {
+      name: "a negative acceptAfterMs",
+      def: () => withServer({ accept: "all", acceptAfterMs: -1 }),
+      field: "server.acceptAfterMs",
+      says: ["value -1 is out of range: expected an integer from 0 to 600000"],
+    },
+    {
+      name: "maxOpenFiles below 8",
+      def: () => withServer({ maxOpenFiles: 4 }),
+      field: "server.maxOpenFiles",
+      says: ["value 4 is out of range: expected an integer from 8 to 1048576"],
+    },
+    // Capture and packet expectations.
+    {
+      name: "a capture of an unknown host",
+      def: () => ({ ...base(), capture: ["sever"] }),
+      field: "capture[0]",
+      says: [`unknown host "sever"`, `did you mean "server"?`, "(hosts: server, client)"],
+    },
+    {
+      name: "a capture given as a string",
+      def: () => ({ ...base(), capture: "server" }),
+      field: "capture",
+      says: ["expected an array of host names"],
+    },
+    {
+      name: "a packet expectation on a host not captured",
+      def: () => withPackets({ host: "client" }),
+      field: "expectPackets[0].host",
+      says: [`"client" is not captured: add it to "capture" (captured: server)`],
+    },
+    {
+      name: "a packet expectation with nothing captured",
+      def: () => ({ ...withPackets({}), capture: undefined }),
+      field: "expectPackets[0].host",
+      says: [`"server" is not captured`, "(captured: none)"],
+    },
+    {
+      name: "intervalsMs without toleranceMs",
+      def: () => withPackets({ intervalsMs: [1000, 2000] }),
+      field: "expectPackets[0].toleranceMs",
+      says: ["give the tolerance of each interval in ms"],
+    },
+    {
+      name: "intervalsMs as a function without toleranceMs",
+      def: () => withPackets({ intervalsMs: () => [1000] }),
+      field: "expectPackets[0].toleranceMs",
+      says: ["give the tolerance"],
+    },
+    {
+      name: "a packet expectation without count or intervalsMs",
+      def: () => withPackets({ count: undefined }),
+      field: "expectPackets[0]",
+      says: ["give count, intervalsMs or both"],
+    },
+    {
+      name: "an unknown packet kind in an expectation (SYNACK)",
+      def: () => withPackets({ kind: "SYNACK" }),
+      field: "expectPackets[0].kind",
+      says: [
+        `expected one of SYN, SYN-ACK, ACK, DATA, FIN, RST, got "SYNACK"`,
+        `did you mean "SYN-ACK"?`,
+      ],
+    },
+    {
+      name: "a packet sender that is neither client nor server",
+      def: () => withPackets({ from: "servr" }),
+      field: "expectPackets[0].from",
+      says: [`expected "client" or "server", got "servr"`],
+    },
+    {
+      name: "a packet expectation for an unknown group",
+      def: () => withPackets({ group: "sqe" }),
+      field: "expectPackets[0].group",
+      says: [`unknown client group "sqe"`, `did you mean "seq"?`],
+    },
+    {
+      name: "a packet expectation named like an expectation",
+      def: () => withPackets({ name: "queued" }),
+      field: "expectPackets[0].name",
+      says: [`duplicate expectation name "queued"`],
+    },
+    {
+      name: "an empty intervalsMs",
+      def: () => withPackets({ intervalsMs: [], toleranceMs: 10 }),
+      field: "expectPackets[0].intervalsMs",
+      says: ["expected a non-empty array of milliseconds, got an array"],
+    },
+    {
+      name: "a negative interval",
+      def: () => withPackets({ intervalsMs: [1000, -1], toleranceMs: 10 }),
+      field: "expectPackets[0].intervalsMs[1]",
+      says: ["value -1 is out of range"],
+    },
+    {
+      name: "a packet count without bounds",
+      def: () => withPackets({ count: {} }),
+      field: "expectPackets[0].count",
+      says: ["give equals, atLeast or atMost"],
+    },
+    {
+      name: "a packet count with an unknown bound (min)",
+      def: () => withPackets({ count: { min: 1 } }),
+      field: "expectPackets[0].count.min",
+      says: ["unknown field", "(valid fields: equals, atLeast, atMost)"],
+    },
+    {
+      name: "a negative toleranceMs",
+      def: () => withPackets({ intervalsMs: [1000], toleranceMs: -5 }),
+      field: "expectPackets[0].toleranceMs",
+      says: ["value -5 is out of range"],
+    },
+    {
+      name: "expectPackets given as an object",
+      def: () => ({ ...base(), capture: ["server"], expectPackets: {} }),
+      field: "expectPackets",
+      says: ["expected an array"],
+    },
+    // New metric forms.
+    {
+      name: "a per-group state of an unknown group (server.SYN_RECV@nogroup)",
+      def: () => withMetric("server.SYN_RECV@nogroup"),
+      field: "expect[0].metric",
+      says: [`unknown client group "nogroup" in "server.SYN_RECV@nogroup"`, "(groups: seq)"],
+    },
+    {
+      name: "a per-group state of a misspelt group (server.SYN_RECV@sq)",
+      def: () => withMetric("server.SYN_RECV@sq"),
+      field: "expect[0].metric",
+      says: [`unknown client group "sq"`, `did you mean "seq"?`],
+    },
+    {
+      name: "a per-group metric that is not a TCP state (server.recvQ@seq)",
+      def: () => withMetric("server.recvQ@seq"),
+      field: "expect[0].metric",
+      says: [`unknown metric "recvQ@seq" in "server.recvQ@seq"`],
+    },
+    {
+      name: "openFiles on a host that is not the server's (client.openFiles)",
+      def: () => withMetric("client.openFiles"),
+      field: "expect[0].metric",
+      says: [`"client.openFiles": only the server host "server" runs the server`],
+    },
+    {
+      name: "a wrongly cased openFiles",
+      def: () => withMetric("server.openfiles"),
+      field: "expect[0].metric",
+      says: [`did you mean "openFiles"?`],
+    },
+    {
+      name: "a wrongly cased recvQBytes",
+      def: () => withMetric("server.recvqbytes"),
+      field: "expect[0].metric",
+      says: [`did you mean "recvQBytes"?`],
+    },
+    // faithfulMatrix.
+    {
+      name: "a faithfulMatrix key not in matrix",
+      def: () => ({ ...base(), matrix: { rto: [200] }, faithfulMatrix: { rtoo: [1000] } }),
+      field: "faithfulMatrix.rtoo",
+      says: ["unknown field", `did you mean "rto"?`, "(valid fields: rto)"],
+    },
+    {
+      name: "a faithfulMatrix without a matrix",
+      def: () => ({ ...base(), faithfulMatrix: { rto: [1000] } }),
+      field: "faithfulMatrix.rto",
+      says: ["unknown field"],
+    },
+    {
+      name: "an empty faithfulMatrix parameter",
+      def: () => ({ ...base(), matrix: { rto: [200] }, faithfulMatrix: { rto: [] } }),
+      field: "faithfulMatrix.rto",
+      says: ["expected a non-empty array of values"],
+    },
+  ];
+
+for (const c of INVALID_NEW) {
+  Deno.test(`defineExperiment() rejects ${c.name}`, () => {
+    const err = definitionError(() => defineExperiment(asDefinition(c.def())));
+    checkError(err, c.field, c.says);
+  });
+}
+
+Deno.test("defineExperiment() accepts every new field and metric form", () => {
+  const def = asDefinition(twoGroups({
+    matrix: { rto: [200, 400] },
+    faithfulMatrix: { rto: [1000] },
+    server: {
+      host: "server",
+      backlog: 2,
+      accept: { batch: 1, everyMs: 100 },
+      acceptAfterMs: (p: { rto: number }) => p.rto,
+      maxOpenFiles: 64,
+    },
+    rules: {
+      hold: { ...HOLD, packets: ["syn-ack", "ack"], group: "late", initially: "off" },
+      drop_all: { host: "client", direction: "in", packets: "all" },
+    },
+    timeline: [
+      { name: "hold", at: 0, do: { addRule: "hold" } },
+      {
+        name: "late",
+        when: { metric: "server.SYN_RECV@seq", atLeast: 1 },
+        do: { startGroup: "late" },
+      },
+      {
+        name: "release",
+        afterStep: "late",
+        delayMs: (p: { rto: number }) => p.rto,
+        do: { removeRule: "hold" },
+      },
+      {
+        name: "tune",
+        only: (p: { rto: number }) => p.rto > 200,
+        do: { sysctl: { host: "server", name: "net.core.somaxconn", value: 8 } },
+      },
+      { name: "take", do: { accept: 1 } },
+      { name: "policy", do: { acceptPolicy: { perSecond: 10 } } },
+      { name: "close", do: { closeGroup: "seq" } },
+      { name: "stop", do: { stopServer: "SIGKILL" } },
+    ],
+    capture: ["server", "client"],
+    expectPackets: [
+      { name: "synacks", host: "server", kind: "SYN-ACK", from: "server", count: { equals: 3 } },
+      {
+        name: "gaps",
+        host: "client",
+        kind: "SYN",
+        from: "client",
+        group: "late",
+        intervalsMs: (p: { rto: number }) => [p.rto],
+        toleranceMs: 20,
+      },
+    ],
+    expect: [
+      { name: "a", metric: "server.SYN_RECV@seq", equals: 1 },
+      { name: "b", metric: "server.ESTABLISHED@late", atLeast: 0 },
+      { name: "c", metric: "client.SYN_SENT@seq", atLeast: 0 },
+      { name: "d", metric: "server.recvQBytes", atLeast: 0 },
+      { name: "e", metric: "client.sendQBytes", atLeast: 0 },
+      { name: "f", metric: "server.openFiles", atMost: 64 },
+    ],
+  }));
+  equal(defineExperiment(def), def);
+});
+
+Deno.test("defineExperiment() and planRuns() accept a client group of count 0", () => {
+  const fixed = defineExperiment(asDefinition(twoGroups({
+    clients: [{ name: "seq", host: "client", count: 3 }, {
+      name: "none",
+      host: "client",
+      count: 0,
+    }],
+  })));
+  deepEqual(planRuns(fixed)[0]!.groups.map((g) => g.count), [3, 0]);
+  const swept = defineExperiment(asDefinition({
+    ...base(),
+    matrix: { n: [0, 2] },
+    clients: [{ name: "seq", host: "client", count: (p: { n: number }) => p.n }],
+  }));
+  deepEqual(planRuns(swept).map((r) => r.groups[0]!.count), [0, 2]);
+});
+
+// --- planRuns: modes, implicit steps, only, rules, packets ------------------
+
+/** A definition with a timer-shortening matrix parameter and its faithful value. */
+const withFaithful = (faithful: boolean): Loose => ({
+  ...base(),
+  matrix: { rto: [200], backlog: [1, 2] },
+  ...(faithful ? { faithfulMatrix: { rto: [1000, 3000] } } : {}),
+});
+
+Deno.test("planRuns() gives mode default without a faithfulMatrix, fast or faithful with one", () => {
+  const cases: { faithfulMatrix: boolean; options: { faithful?: boolean }; mode: string }[] = [
+    { faithfulMatrix: false, options: {}, mode: "default" },
+    { faithfulMatrix: false, options: { faithful: true }, mode: "default" },
+    { faithfulMatrix: false, options: { faithful: false }, mode: "default" },
+    { faithfulMatrix: true, options: {}, mode: "fast" },
+    { faithfulMatrix: true, options: { faithful: false }, mode: "fast" },
+    { faithfulMatrix: true, options: { faithful: true }, mode: "faithful" },
+  ];
+  for (const c of cases) {
+    const runs = planRuns(
+      defineExperiment(asDefinition(withFaithful(c.faithfulMatrix))),
+      c.options,
+    );
+    for (const r of runs) equal(r.mode, c.mode, JSON.stringify(c));
+  }
+});
+
+Deno.test("planRuns() replaces the matrix's parameters with the faithfulMatrix's under faithful", () => {
+  const def = defineExperiment(asDefinition(withFaithful(true)));
+  deepEqual(planRuns(def).map((r) => r.params), [
+    { rto: 200, backlog: 1 },
+    { rto: 200, backlog: 2 },
+  ]);
+  deepEqual(planRuns(def, { faithful: true }).map((r) => r.params), [
+    { rto: 1000, backlog: 1 },
+    { rto: 1000, backlog: 2 },
+    { rto: 3000, backlog: 1 },
+    { rto: 3000, backlog: 2 },
+  ]);
+  deepEqual(
+    planRuns(defineExperiment(asDefinition(withFaithful(false))), { faithful: true }).map((r) =>
+      r.params
+    ),
+    [{ rto: 200, backlog: 1 }, { rto: 200, backlog: 2 }],
+    "no faithfulMatrix: --faithful changes nothing",
+  );
+});
+
+Deno.test("planRuns() adds a start step per startWhen group and the accept policy's start, after the definition's steps", () => {
+  const [run] = planRuns(defineExperiment(asDefinition({
+    ...twoGroups(),
+    matrix: { wait: [250] },
+    clients: [
+      { name: "seq", host: "client", count: 3 },
+      {
+        name: "late",
+        host: "client",
+        count: 2,
+        startWhen: { metric: "server.ESTABLISHED", atLeast: 3 },
+      },
+    ],
+    server: {
+      host: "server",
+      backlog: 2,
+      accept: "all",
+      acceptAfterMs: (p: { wait: number }) => p.wait * 2,
+    },
+    timeline: [{ name: "take one", at: 100, do: { accept: 1 } }],
+  })));
+  deepEqual(run!.timeline, [
+    { name: "take one", atMs: 100, delayMs: 0, action: { kind: "accept", n: 1 } },
+    {
+      name: "start late",
+      atMs: 0,
+      when: { metric: "server.ESTABLISHED", min: 3, max: Infinity },
+      delayMs: 0,
+      action: { kind: "startGroup", group: "late" },
+    },
+    {
+      name: "server starts accepting",
+      atMs: 500,
+      delayMs: 0,
+      action: { kind: "acceptPolicy", policy: "all" },
+    },
+  ]);
+  equal(run!.server.accept, "all");
+  equal(run!.server.acceptAfterMs, 500);
+  assert(run!.metrics.includes("server.ESTABLISHED"));
+});
+
+Deno.test("planRuns() adds no accepting step for accept never, and one at 0 for a policy without acceptAfterMs", () => {
+  const never = planRuns(
+    defineExperiment(asDefinition(withServer({ accept: "never", acceptAfterMs: 100 }))),
+  );
+  deepEqual(never[0]!.timeline, []);
+  const batch = planRuns(
+    defineExperiment(asDefinition(withServer({ accept: { batch: 2, everyMs: 50 } }))),
+  );
+  deepEqual(batch[0]!.timeline, [{
+    name: "server starts accepting",
+    atMs: 0,
+    delayMs: 0,
+    action: { kind: "acceptPolicy", policy: { batch: 2, everyMs: 50 } },
+  }]);
+});
+
+Deno.test("planRuns() resolves each step's values and samples its when metric", () => {
+  const [run] = planRuns(defineExperiment(asDefinition({
+    ...withSteps(
+      { name: "hold", do: { addRule: "hold" } },
+      {
+        name: "tune",
+        at: (p: { n: number }) => p.n * 10,
+        when: { metric: "server.TcpExtListenDrops", atLeast: (p: { n: number }) => p.n },
+        do: {
+          sysctl: {
+            host: "server",
+            name: "net.core.somaxconn",
+            value: (p: { n: number }) => p.n + 1,
+          },
+        },
+      },
+      {
+        name: "release",
+        afterStep: "tune",
+        delayMs: (p: { n: number }) => p.n * 100,
+        do: { removeRule: "hold" },
+      },
+      { name: "take", do: { accept: (p: { n: number }) => p.n } },
+      { name: "open", do: { acceptPolicy: { perSecond: 5 } } },
+      { name: "go", do: { startGroup: "late" } },
+      { name: "bye", do: { closeGroup: "seq" } },
+      { name: "stop", do: { stopServer: "close" } },
+    ),
+    matrix: { n: [4] },
+  })));
+  deepEqual(run!.timeline, [
+    { name: "hold", atMs: 0, delayMs: 0, action: { kind: "addRule", rule: "hold" } },
+    {
+      name: "tune",
+      atMs: 40,
+      when: { metric: "server.TcpExtListenDrops", min: 4, max: Infinity },
+      delayMs: 0,
+      action: { kind: "sysctl", host: "server", name: "net.core.somaxconn", value: "5" },
+    },
+    {
+      name: "release",
+      atMs: 0,
+      afterStep: "tune",
+      delayMs: 400,
+      action: { kind: "removeRule", rule: "hold" },
+    },
+    { name: "take", atMs: 0, delayMs: 0, action: { kind: "accept", n: 4 } },
+    {
+      name: "open",
+      atMs: 0,
+      delayMs: 0,
+      action: { kind: "acceptPolicy", policy: { perSecond: 5 } },
+    },
+    { name: "go", atMs: 0, delayMs: 0, action: { kind: "startGroup", group: "late" } },
+    { name: "bye", atMs: 0, delayMs: 0, action: { kind: "closeGroup", group: "seq" } },
+    { name: "stop", atMs: 0, delayMs: 0, action: { kind: "stopServer", how: "close" } },
+  ]);
+  assert(run!.metrics.includes("server.TcpExtListenDrops"));
+});
+
+Deno.test("planRuns() keeps a step only at the matrix points where its only returns true", () => {
+  const def = defineExperiment(asDefinition({
+    ...withSteps(
+      { name: "always", do: { accept: 1 } },
+      { name: "big", only: (p: { b: number }) => p.b > 1, do: { accept: 2 } },
+      { name: "small", only: (p: { b: number }) => p.b === 1, do: { accept: 3 } },
+    ),
+    matrix: { b: [1, 4] },
+  }));
+  deepEqual(planRuns(def).map((r) => r.timeline.map((s) => s.name)), [
+    ["always", "small"],
+    ["always", "big"],
+  ]);
+});
+
+Deno.test("planRuns() rejects a kept step that follows one its only leaves out", () => {
+  const def = defineExperiment(asDefinition({
+    ...withSteps(
+      { name: "fill", only: (p: { b: number }) => p.b > 1, do: { addRule: "hold" } },
+      { name: "release", afterStep: "fill", do: { removeRule: "hold" } },
+    ),
+    matrix: { b: [2, 1] },
+  }));
+  const err = definitionError(() => planRuns(def));
+  checkError(err, "timeline", [
+    `step "release" follows "fill", which its "only" leaves out at this point (at {"b":1})`,
+  ]);
+});
+
+Deno.test("planRuns() accepts a step that follows a left-out step when it is left out too", () => {
+  const def = defineExperiment(asDefinition({
+    ...withSteps(
+      { name: "fill", only: (p: { b: number }) => p.b > 1, do: { addRule: "hold" } },
+      {
+        name: "release",
+        afterStep: "fill",
+        only: (p: { b: number }) => p.b > 1,
+        do: { removeRule: "hold" },
+      },
+    ),
+    matrix: { b: [2, 1] },
+  }));
+  deepEqual(planRuns(def).map((r) => r.timeline.length), [2, 0]);
+});
+
+Deno.test("planRuns() names the step and point when an only function throws", () => {
+  const def = defineExperiment(asDefinition({
+    ...withSteps({
+      name: "odd",
+      only: () => {
+        throw new Error("boom");
+      },
+      do: { accept: 1 },
+    }),
+    matrix: { b: [3] },
+  }));
+  checkError(definitionError(() => planRuns(def)), "timeline[0].only", [
+    `the function threw for {"b":3}: boom`,
+  ]);
+});
+
+Deno.test("planRuns() defaults a rule to initially on and turns its packets into a list", () => {
+  const [run] = planRuns(defineExperiment(asDefinition(twoGroups({
+    rules: {
+      hold: HOLD,
+      late_acks: {
+        host: "client",
+        direction: "out",
+        packets: ["ack", "fin"],
+        group: "late",
+        initially: "off",
+      },
+    },
+  }))));
+  deepEqual(run!.rules, [
+    { name: "hold", host: "server", direction: "out", packets: ["syn-ack"], initially: "on" },
+    {
+      name: "late_acks",
+      host: "client",
+      direction: "out",
+      packets: ["ack", "fin"],
+      group: "late",
+      initially: "off",
+    },
+  ]);
+});
+
+Deno.test("planRuns() resolves maxOpenFiles from a function and checks its range", () => {
+  const def = (f: (p: { n: number }) => number) =>
+    defineExperiment(asDefinition({ ...withServer({ maxOpenFiles: f }), matrix: { n: [16, 32] } }));
+  deepEqual(planRuns(def((p) => p.n + 2)).map((r) => r.server.maxOpenFiles), [18, 34]);
+  checkError(definitionError(() => planRuns(def((p) => p.n - 10))), "server.maxOpenFiles", [
+    "value 6 is out of range: expected an integer from 8 to 1048576",
+    `(at {"n":16})`,
+  ]);
+  const [fixed] = planRuns(defineExperiment(asDefinition(withServer({ maxOpenFiles: 100 }))));
+  equal(fixed!.server.maxOpenFiles, 100);
+});
+
+Deno.test("planRuns() resolves packet expectations, intervals included, at each point", () => {
+  const def = defineExperiment(asDefinition({
+    ...withPackets({ count: { atLeast: (p: { rto: number }) => p.rto / 100 } }, [
+      "server",
+      "server",
+    ]),
+    matrix: { rto: [200, 1000] },
+    expectPackets: [
+      {
+        name: "synacks",
+        host: "server",
+        kind: "SYN-ACK",
+        from: "server",
+        group: "seq",
+        count: { equals: (p: { rto: number }) => p.rto / 100 },
+        intervalsMs: (p: { rto: number }) => [p.rto, 2 * p.rto],
+        toleranceMs: 30,
+      },
+      { name: "syns", host: "server", kind: "SYN", from: "client", count: { atMost: 1 } },
+    ],
+  }));
+  const runs = planRuns(def);
+  deepEqual(runs[0]!.capture, ["server"], "capture without duplicates");
+  deepEqual(runs.map((r) => r.packetExpectations), [
+    [
+      {
+        name: "synacks",
+        host: "server",
+        kind: "SYN-ACK",
+        from: "server",
+        toleranceMs: 30,
+        group: "seq",
+        count: { min: 2, max: 2 },
+        intervalsMs: [200, 400],
+      },
+      {
+        name: "syns",
+        host: "server",
+        kind: "SYN",
+        from: "client",
+        toleranceMs: 0,
+        count: { min: -Infinity, max: 1 },
+      },
+    ],
+    [
+      {
+        name: "synacks",
+        host: "server",
+        kind: "SYN-ACK",
+        from: "server",
+        toleranceMs: 30,
+        group: "seq",
+        count: { min: 10, max: 10 },
+        intervalsMs: [1000, 2000],
+      },
+      {
+        name: "syns",
+        host: "server",
+        kind: "SYN",
+        from: "client",
+        toleranceMs: 0,
+        count: { min: -Infinity, max: 1 },
+      },
+    ],
+  ]);
+});
+
+Deno.test("planRuns() rejects an intervals function that returns a bad list, naming the point", () => {
+  const def = defineExperiment(asDefinition({
+    ...withPackets({
+      intervalsMs: (p: { rto: number }) => (p.rto > 500 ? [] : [p.rto]),
+      toleranceMs: 10,
+    }),
+    matrix: { rto: [200, 1000] },
+  }));
+  checkError(definitionError(() => planRuns(def)), "expectPackets[0].intervalsMs", [
+    "expected a non-empty array of milliseconds",
+    `(at {"rto":1000})`,
+  ]);
+});
+
+// Was a bug (lab/define_experiment.ts, defineExperiment): a group with startWhen can
+// also be started by a startGroup step; planRuns then plans two startGroup
+// steps ("go" and "start late") and the runner sends the client program "go"
+// twice, which opens the group's connections twice. Fixed:
+// defineExperiment rejects it (e.g. right after `validateTimeline(...)`:
+// fail for any group with startWhen whose name is in `stepStarted`).
+Deno.test({
+  name: "defineExperiment() rejects a startWhen group that a step starts too",
+  fn: () => {
+    const err = definitionError(() =>
+      defineExperiment(asDefinition(twoGroups({
+        clients: [
+          { name: "seq", host: "client", count: 3 },
+          {
+            name: "late",
+            host: "client",
+            count: 2,
+            startWhen: { metric: "server.ESTABLISHED", atLeast: 3 },
+          },
+        ],
+        timeline: [{ name: "go", at: 10, do: { startGroup: "late" } }],
+      })))
+    );
+    match(err.field, /^(clients\[1\]\.startWhen|timeline\[0\]\.do\.startGroup)$/);
+    match(err.message, /"late"/);
+  },
+});
+
+// Was a bug (lab/define_experiment.ts, defineExperiment): a step may take the name
+// of a step planRuns adds ("server starts accepting"; "start <group>" for a
+// group with startWhen). The Timeline keys steps by name, so once the user's
+// step is done the implicit one counts as done and never happens: the server
+// silently never accepts, or the group never starts. Fixed:
+// defineExperiment rejects those names (see the report for the lines).
+Deno.test({
+  name: "defineExperiment() rejects a step named like one planRuns adds",
+  fn: () => {
+    const late = {
+      name: "late",
+      host: "client",
+      count: 2,
+      startWhen: { metric: "server.ESTABLISHED", atLeast: 3 },
+    };
+    for (const name of ["server starts accepting", "start late"]) {
+      const err = definitionError(() =>
+        defineExperiment(asDefinition({
+          ...base(),
+          server: { host: "server", backlog: 2, accept: "all" },
+          clients: [{ name: "seq", host: "client", count: 3 }, late],
+          timeline: [{ name, at: 10, do: { accept: 1 } }],
+        }))
+      );
+      equal(err.field, "timeline[0].name", name);
+      assert(err.message.includes(`"${name}"`), err.message);
+    }
+  },
+});
+
+Deno.test("defineExperiment() allows a step named start <group> for a group without startWhen", () => {
+  const def = asDefinition(withSteps({ name: "start late", at: 10, do: { startGroup: "late" } }));
+  const [run] = planRuns(defineExperiment(def));
+  deepEqual(run!.timeline.map((s) => s.name), ["start late"]);
 });

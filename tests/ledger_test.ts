@@ -7,6 +7,8 @@ import assert, { deepEqual, equal, match } from "node:assert/strict";
 import { buildLedger } from "../lab/ledger.ts";
 import { ARTICLES, claimById, CLAIMS } from "../lab/catalogue.ts";
 import type { ClaimDecision, ExperimentResult } from "../lab/results.ts";
+import type { RunResult } from "../lab/results.ts";
+import { defineHistoricalClaims, historicalResult } from "../lab/historical.ts";
 
 function experiment(
   id: string,
@@ -238,4 +240,165 @@ Deno.test({
     }));
     deepEqual(articles, ARTICLES.map((a) => ({ id: a.id, file: a.file, title: a.title })));
   },
+});
+
+// --- run conditions, run errors and historical claims -----------------------
+
+/** A completed run of `mode`, with `error` when it could not complete. */
+function run(mode: RunResult["mode"], error?: string): RunResult {
+  const r: RunResult = {
+    params: {},
+    mode,
+    sysctls: {},
+    addresses: {},
+    passed: error === undefined,
+    durationMs: 5,
+    phases: { build: 1, server: 1, clients: 1, observe: 1, collect: 0, teardown: 1 },
+    observed: {},
+    checks: [],
+    samples: [],
+    connections: [],
+    timeline: [],
+    rules: {},
+    packets: {},
+  };
+  if (error !== undefined) r.error = error;
+  return r;
+}
+
+/** An experiment of `mode` with one run per entry of `runs` (an error or undefined). */
+function ranExperiment(
+  id: string,
+  claims: ExperimentResult["claims"],
+  mode: ExperimentResult["mode"],
+  runs: (string | undefined)[] = [undefined],
+): ExperimentResult {
+  return {
+    ...experiment(id, claims, { passed: runs.every((e) => e === undefined) }),
+    mode,
+    runs: runs.map((e) => run(mode, e)),
+  };
+}
+
+const FAST = "shortened timers (--faithful runs the kernel's defaults)";
+const FAITHFUL = "the kernel's default timers (--faithful)";
+
+Deno.test("buildLedger() annotates evidence with the kernel and the run's timers", () => {
+  const cases: {
+    mode: ExperimentResult["mode"];
+    kernel: string | undefined;
+    evidence: string;
+  }[] = [
+    { mode: "fast", kernel: "6.8.0-45", evidence: `3 retries [Linux 6.8.0-45; ${FAST}]` },
+    { mode: "faithful", kernel: "6.8.0-45", evidence: `3 retries [Linux 6.8.0-45; ${FAITHFUL}]` },
+    { mode: "default", kernel: "6.8.0-45", evidence: "3 retries [Linux 6.8.0-45]" },
+    { mode: "fast", kernel: undefined, evidence: `3 retries [${FAST}]` },
+    { mode: "faithful", kernel: undefined, evidence: `3 retries [${FAITHFUL}]` },
+    { mode: "default", kernel: undefined, evidence: "3 retries" },
+  ];
+  for (const c of cases) {
+    const [entry] = buildLedger(
+      [ranExperiment("e1", { "A1.8": decide("reproduced", "3 retries") }, c.mode)],
+      c.kernel === undefined ? {} : { kernel: c.kernel },
+    );
+    equal(entry!.verdict, "reproduced");
+    equal(entry!.evidence, c.evidence, `${c.mode}, kernel ${c.kernel}`);
+  }
+});
+
+Deno.test("buildLedger() annotates each agreeing or conflicting experiment with its own timers", () => {
+  const agree = buildLedger([
+    ranExperiment("fast", { "A1.8": decide("reproduced", "x") }, "fast"),
+    ranExperiment("plain", { "A1.8": decide("reproduced", "y") }, "default"),
+  ], { kernel: "6.1" });
+  equal(agree[0]!.evidence, `fast: x [Linux 6.1; ${FAST}]; plain: y [Linux 6.1]`);
+  const conflict = buildLedger([
+    ranExperiment("fast", { "A1.8": decide("reproduced", "x") }, "fast"),
+    ranExperiment("slow", { "A1.8": decide("partly", "y") }, "faithful"),
+  ]);
+  equal(conflict[0]!.verdict, "conflict");
+  equal(
+    conflict[0]!.evidence,
+    `experiments disagree: fast says reproduced (x [${FAST}]); ` +
+      `slow says partly (y [${FAITHFUL}])`,
+  );
+});
+
+Deno.test("buildLedger() does not annotate an experiment without runs", () => {
+  const e = { ...experiment("e1", { "A0.2": decide("partly", "z") }), mode: "fast" as const };
+  equal(buildLedger([e], { kernel: "6.8.0" })[0]!.evidence, "z");
+});
+
+Deno.test("buildLedger(): a run that could not complete makes the claim undecided, naming the error", () => {
+  const [entry] = buildLedger([
+    ranExperiment("e1", { "A1.8": decide("reproduced", "3 retries") }, "fast", [
+      undefined,
+      `Step "release" never happened: step "fill" never happened`,
+      "second error",
+    ]),
+  ], { kernel: "6.8.0" });
+  equal(entry!.verdict, "undecided");
+  deepEqual(entry!.experiments, ["e1"]);
+  equal(
+    entry!.evidence,
+    `e1 could not complete a run (Step "release" never happened: step "fill" never happened)`,
+  );
+});
+
+Deno.test("buildLedger(): a run error makes a claim undecided even if the experiment claims it passed", () => {
+  const e = ranExperiment("e1", { "A1.8": decide("reproduced", "x") }, "default", ["boom"]);
+  e.passed = true;
+  const [entry] = buildLedger([
+    e,
+    ranExperiment("e2", { "A1.8": decide("reproduced", "y") }, "default"),
+  ]);
+  equal(entry!.verdict, "undecided");
+  equal(entry!.evidence, "e1 could not complete a run (boom)");
+  deepEqual(entry!.experiments, ["e1", "e2"]);
+});
+
+Deno.test("buildLedger() puts historical claims in with the verdict historical and their reason", () => {
+  const why = "Linux before 2.2 kept one queue; the lab cannot boot a 2.0 kernel.";
+  const h = historicalResult(
+    defineHistoricalClaims({ id: "old-kernels", title: "Old kernels", claims: { "A1.1": why } }),
+    "experiments/historical_claims.ts",
+  );
+  const ledger = buildLedger([
+    h,
+    ranExperiment("e1", { "A1.8": decide("reproduced", "3 retries") }, "fast"),
+  ], { kernel: "6.8.0" });
+  deepEqual(ledger[0], {
+    claim: "A1.1",
+    article: "A1",
+    statement: claimById("A1.1")!.statement,
+    verdict: "historical",
+    evidence: why,
+    experiments: ["old-kernels"],
+  });
+  equal(ledger.length, 2);
+  equal(ledger[1]!.evidence, `3 retries [Linux 6.8.0; ${FAST}]`);
+});
+
+Deno.test("buildLedger({ all: true }) lists undecided claims beside historical and decided ones", () => {
+  const h = historicalResult(
+    defineHistoricalClaims({
+      id: "old-kernels",
+      title: "Old kernels",
+      claims: { "A1.1": "Linux before 2.2 cannot be booted by the lab." },
+    }),
+  );
+  const ledger = buildLedger([
+    h,
+    ranExperiment("e1", { "A1.8": decide("partly", "2 retries") }, "default"),
+  ], { all: true });
+  deepEqual(ledger.map((e) => e.claim), CLAIMS.map((c) => c.id));
+  const verdicts = Object.fromEntries(ledger.map((e) => [e.claim, e.verdict]));
+  equal(verdicts["A1.1"], "historical");
+  equal(verdicts["A1.8"], "partly");
+  const undecided = ledger.filter((e) => e.verdict === "undecided");
+  equal(undecided.length, CLAIMS.length - 2);
+  for (const e of undecided) {
+    equal(e.evidence, "no experiment of this run decides it");
+    deepEqual(e.experiments, []);
+  }
 });
