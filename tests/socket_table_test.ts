@@ -11,6 +11,7 @@ import {
   type SocketRow,
   TCP_STATES,
   type TcpState,
+  uniqueSockets,
 } from "../lab/observe/socket_table.ts";
 
 function testdata(name: string): string {
@@ -544,4 +545,31 @@ Deno.test({
     throws(() => parseSs("ESTAB 0 0 10.213.0.1:8080\n"), TypeError);
     throws(() => parseSs("ESTAB 0 0 10.213.0.1:8080 10.213.0.2\n"), TypeError);
   },
+});
+
+Deno.test("uniqueSockets() drops a connection listed twice, keeping the row past SYN_RECV", () => {
+  const row = (state: SocketRow["state"], port: number) => ({
+    state,
+    localAddress: "10.213.1.1",
+    localPort: 8080,
+    remoteAddress: "10.213.1.10",
+    remotePort: port,
+    sendQ: 0,
+    recvQ: 0,
+  });
+  const listen = { ...row("LISTEN", 0), remoteAddress: "0.0.0.0" };
+  const rows = uniqueSockets([
+    listen,
+    row("SYN_RECV", 1),
+    row("SYN_RECV", 1),
+    row("SYN_RECV", 2),
+    row("ESTABLISHED", 2),
+    row("ESTABLISHED", 3),
+  ]);
+  deepEqual(rows.map((r) => `${r.state}:${r.remotePort}`), [
+    "LISTEN:0",
+    "SYN_RECV:1",
+    "ESTABLISHED:2",
+    "ESTABLISHED:3",
+  ]);
 });

@@ -8,7 +8,13 @@
 import { run } from "../command.ts";
 import type { Netns } from "../netns.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
-import { countStates, parseProcNetTcp, parseSs, type SocketRow } from "./socket_table.ts";
+import {
+  countStates,
+  parseProcNetTcp,
+  parseSs,
+  type SocketRow,
+  uniqueSockets,
+} from "./socket_table.ts";
 
 /**
  * Reads a /proc table with as few read() calls as possible. The kernel's
@@ -109,7 +115,7 @@ export class Sampler {
         readCounters(h.ns),
         h.name === this.#server ? readListen(h.ns, this.#port) : Promise.resolve(undefined),
       ]);
-      const rows = parseProcNetTcp(table);
+      const rows = uniqueSockets(parseProcNetTcp(table));
       const states: Record<string, number> = countStates(rows, this.#port);
       const bytes = queuedBytes(rows, this.#port);
       const deltas = counterDeltas(this.#baseline.get(h.name) ?? {}, counters);

@@ -127,6 +127,30 @@ export function parseProcNetTcp(text: string): SocketRow[] {
   return rows;
 }
 
+/**
+ * One row per connection. A /proc table is not a snapshot: the kernel walks
+ * its hash buckets while handshakes complete, and a row can be listed twice
+ * (a request seen again, or a request and the socket that replaced it).
+ * Duplicates of a 4-tuple keep the row past SYN_RECV if there is one.
+ */
+export function uniqueSockets(rows: readonly SocketRow[]): SocketRow[] {
+  const seen = new Map<string, number>();
+  const out: SocketRow[] = [];
+  for (const r of rows) {
+    if (r.state === "LISTEN") {
+      out.push(r);
+      continue;
+    }
+    const key = `${r.localAddress}|${r.localPort}|${r.remoteAddress}|${r.remotePort}`;
+    const at = seen.get(key);
+    if (at === undefined) {
+      seen.set(key, out.length);
+      out.push(r);
+    } else if (out[at]!.state === "SYN_RECV" && r.state !== "SYN_RECV") out[at] = r;
+  }
+  return out;
+}
+
 function splitHostPort(s: string, line: string): [string, number] {
   const m = /^(.+):(\d+|\*)$/.exec(s);
   const port = m?.[2] === "*" ? 0 : Number(m?.[2]);
