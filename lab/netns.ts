@@ -30,6 +30,10 @@ export const RECORDED_SYSCTLS = [
   "net.ipv4.tcp_abort_on_overflow",
   "net.ipv4.tcp_synack_retries",
   "net.ipv4.tcp_syn_retries",
+  // Shape the SYN retransmission schedule on kernels that have them (6.x); absent ones are skipped.
+  "net.ipv4.tcp_syn_linear_timeouts",
+  "net.ipv4.tcp_rto_min_us",
+  "net.ipv4.tcp_rto_max_ms",
 ] as const;
 
 // Writes then reads sysctls given as "key value" argument pairs; prints one
