@@ -126,8 +126,13 @@ export default defineExperiment({
   claims: {
     "A0.5": (runs) => {
       const r = at(runs, 0, 0);
+      // Dropped (the overflow counted) and "nothing else": no request kept, no SYN-ACK resent.
+      const dropped = r.value("server.TcpExtListenOverflows") > 0;
+      const resent = r.packets({ host: "server", kind: "SYN-ACK", from: "server", group: "held" })
+        .some((t) => t.length > 1);
+      const kept = r.value("server.SYN_RECV", "peak") > 0 && r.value("server.ESTABLISHED") === 5;
       return {
-        verdict: "partly",
+        verdict: !dropped ? "not reproduced" : resent || kept ? "partly" : "reproduced",
         evidence:
           `tcp_abort_on_overflow=0, syncookies 0: the final ACK was dropped (ListenOverflows +${
             r.value("server.TcpExtListenOverflows")
