@@ -11,6 +11,7 @@ import { ExperimentDefinitionError, PreflightError } from "./errors.ts";
 import { buildLedger } from "./ledger.ts";
 import { checkSysctls, type LoadedExperiment, loadExperiments } from "./load_experiments.ts";
 import { historicalResult, isHistorical } from "./historical.ts";
+import { machineInfo, shellCommand } from "./machine.ts";
 import { NFT, TCPDUMP, type ToolNeed } from "./packages.ts";
 import { preflight } from "./preflight.ts";
 import { Lab } from "./runner.ts";
@@ -121,7 +122,7 @@ export async function main(args: string[]): Promise<number> {
   const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   try {
-    return await runAll(experiments, values, controller.signal);
+    return await runAll(experiments, { ...values, args }, controller.signal);
   } catch (err) {
     if (stopSignal) {
       console.error(
@@ -148,6 +149,7 @@ async function runAll(
     subnet6?: string;
     faithful?: boolean;
     ledger?: boolean;
+    args: string[];
   },
   signal: AbortSignal,
 ): Promise<number> {
@@ -189,6 +191,8 @@ async function runAll(
   const report: LabReport = {
     version: 1,
     kernel: pre.kernel,
+    machine: await machineInfo(),
+    command: shellCommand(["deno", "task", "lab", ...values.args]),
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),
     passed: results.every((r) => r.passed),

@@ -134,6 +134,18 @@ export interface RunResult {
   rules: Record<string, RuleRecord>;
   /** Per captured host: each connection's packets (times in ms since the release). */
   packets: Record<string, ConnectionTimeline[]>;
+  /**
+   * When the clients were released ("go"), in milliseconds since the Unix epoch: time 0 of
+   * `samples`, `timeline`, `connections` and `packets`. Absent if the run failed before it.
+   */
+  originEpochMs?: number;
+  /**
+   * With `--report DIR`: per captured host, its pcap file, relative to DIR
+   * (`pcaps/<experiment>/<run>-<host>.pcap`).
+   */
+  pcaps?: Record<string, string>;
+  /** With `--report DIR`: the run's chart files, relative to DIR. */
+  charts?: { svg: string; png: string };
 }
 
 /** Which captured packets {@linkcode RunEvidence.packets} returns. */
@@ -217,12 +229,37 @@ export interface ExperimentResult {
   claims: Record<string, ClaimDecision | { error: string }>;
 }
 
-/** The document `--json` prints. */
+/** The machine a lab run ran on. */
+export interface MachineInfo {
+  /** The host name (`uname -n`). */
+  hostname: string;
+  /** Processor architecture (`uname -m`), e.g. `x86_64`. */
+  arch: string;
+  /** The processor's model name from `/proc/cpuinfo` (`unknown` if it has none). */
+  cpu: string;
+  /** Online processors. */
+  cores: number;
+  /** Total memory from `/proc/meminfo`, in MiB. */
+  memoryMiB: number;
+  /** The distribution's `PRETTY_NAME` from `/etc/os-release` (`unknown` if absent). */
+  os: string;
+  /** The Deno version that ran the lab. */
+  deno: string;
+}
+
+/** The document `--json` prints and `--report DIR` writes as `results.json`. */
 export interface LabReport {
-  /** Format version of this document; always 1 for now. */
+  /**
+   * Format version of this document (see `docs/results.md`). Readers reject
+   * versions they do not know; it changes when a field is renamed, removed or changes meaning.
+   */
   version: 1;
   /** Release of the kernel the lab ran on (`uname -r`). */
   kernel: string;
+  /** The machine it ran on. */
+  machine: MachineInfo;
+  /** The command line that produced this document, e.g. `deno task lab --report out`. */
+  command: string;
   /** When the lab run began, as an ISO 8601 timestamp. */
   startedAt: string;
   /** Wall-clock time of the whole lab run, in milliseconds. */

@@ -208,6 +208,7 @@ export class Lab {
     const steps: StepRecord[] = [];
     const rules: Record<string, RuleRecord> = {};
     const packets: Record<string, ConnectionTimeline[]> = {};
+    let originEpochMs: number | undefined;
     let checks: CheckResult[] = [];
     let connections: ConnectionRecord[] = [];
     let error: unknown;
@@ -346,6 +347,7 @@ export class Lab {
       await sampler.baseline();
       const t0 = performance.now();
       const originMs = performance.timeOrigin + t0;
+      originEpochMs = Math.round(originMs * 1000) / 1000;
       const since = () => round(performance.now() - t0);
       const timeline = new Timeline(plan.timeline);
       const stepStarted = new Set(
@@ -498,6 +500,7 @@ export class Lab {
       rules,
       packets,
     };
+    if (originEpochMs !== undefined) result.originEpochMs = originEpochMs;
     if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
     return result;
   }
