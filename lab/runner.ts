@@ -6,6 +6,7 @@
  * parallel, each in its own namespaces.
  * @module
  */
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type AcceptPolicy,
@@ -52,6 +53,34 @@ export interface LabOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Run experiments' faithful matrices (the kernel's default timers) where they have one. */
   faithful?: boolean;
+  /**
+   * Keep each run's captures as pcap files under this directory, at
+   * `pcaps/<experiment>/<run>-<host>.pcap` (see {@linkcode runFileName}); the run's
+   * {@linkcode RunResult.pcaps} gives the paths relative to it.
+   */
+  reportDir?: string;
+}
+
+/**
+ * The file-name stem of a run, shared by its pcaps and charts: the 1-based
+ * index, zero-padded to the number of runs, then each parameter as `name-value`.
+ *
+ * @example
+ * ```ts
+ * import { runFileName } from "./runner.ts";
+ * runFileName(3, 12, { backlog: 4, syncookies: 1 }); // "04-backlog-4-syncookies-1"
+ * ```
+ */
+export function runFileName(
+  index: number,
+  of: number,
+  params: Record<string, number | string | boolean>,
+): string {
+  const n = String(index + 1).padStart(String(of).length, "0");
+  const parts = Object.entries(params).map(([k, v]) =>
+    `${k}-${String(v)}`.replace(/[^A-Za-z0-9._-]+/g, "_")
+  );
+  return [n, ...parts].join("-");
 }
 
 /** Progress of a lab run. */
@@ -137,7 +166,8 @@ export class Lab {
         of: plans.length,
         params: plan.params,
       });
-      const result = await this.runPlan(plan);
+      const stem = `${def.id}/${runFileName(index, plans.length, plan.params)}`;
+      const result = await this.runPlan(plan, { stem });
       runs.push(result);
       this.#options.onProgress?.({
         kind: "run-end",
@@ -169,8 +199,12 @@ export class Lab {
     };
   }
 
-  /** Runs one matrix point; everything it creates is removed before it returns or throws. */
-  async runPlan(plan: RunPlan): Promise<RunResult> {
+  /**
+   * Runs one matrix point; everything it creates is removed before it returns
+   * or throws. `stem` names its kept pcaps (`pcaps/<stem>-<host>.pcap`) when the
+   * lab has a `reportDir`.
+   */
+  async runPlan(plan: RunPlan, options: { stem?: string } = {}): Promise<RunResult> {
     const signal = this.#options.signal;
     const seq = ++this.#seq;
     const phases: Phases = { build: 0, server: 0, clients: 0, observe: 0, collect: 0, teardown: 0 };
@@ -209,6 +243,7 @@ export class Lab {
     const rules: Record<string, RuleRecord> = {};
     const packets: Record<string, ConnectionTimeline[]> = {};
     let originEpochMs: number | undefined;
+    const pcaps: Record<string, string> = {};
     let checks: CheckResult[] = [];
     let connections: ConnectionRecord[] = [];
     let error: unknown;
@@ -461,6 +496,15 @@ export class Lab {
           serverPort: plan.server.port,
           originMs,
         });
+        const reportDir = this.#options.reportDir;
+        if (reportDir !== undefined) {
+          const relative = `pcaps/${options.stem ?? `run-${seq}`}-${host}.pcap`;
+          const target = join(reportDir, relative);
+          await Deno.mkdir(dirname(target), { recursive: true });
+          await Deno.copyFile(capture.file, target);
+          await Deno.chmod(target, 0o644); // the temp file is 0600; a report is for sharing
+          pcaps[host] = relative;
+        }
       }
       for (const e of plan.packetExpectations) {
         const group = e.group === undefined ? undefined : addresses[`clients.${e.group}`];
@@ -501,6 +545,7 @@ export class Lab {
       packets,
     };
     if (originEpochMs !== undefined) result.originEpochMs = originEpochMs;
+    if (Object.keys(pcaps).length) result.pcaps = pcaps;
     if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
     return result;
   }

@@ -1,0 +1,355 @@
+/**
+ * The report directory `--report DIR` writes: `report.md` (kernel, machine,
+ * command, sysctls, every experiment with its observed vs expected, charts
+ * and packet timelines, and the claims ledger linked to its evidence),
+ * `results.json` (the `--json` document), `charts/` (SVG and PNG per run) and
+ * `pcaps/` (written by the runner).
+ * @module
+ */
+import { dirname, join } from "node:path";
+import type {
+  ConnectionTimeline,
+  ExperimentResult,
+  LabReport,
+  LedgerEntry,
+  RunResult,
+} from "../results.ts";
+import { runFileName } from "../runner.ts";
+import { chartSpec, renderSvg, svgToPng } from "./chart.ts";
+
+/** Options of {@linkcode writeReport}. */
+export interface WriteReportOptions {
+  /** The server's host name per experiment id (default `server`). */
+  serverHosts?: Record<string, string>;
+  /** Called before each chart is drawn, e.g. for progress. */
+  onChart?: (done: number, of: number) => void;
+}
+
+/** The files a report consists of, relative to its directory. */
+export interface ReportFiles {
+  /** `report.md`. */
+  markdown: string;
+  /** `results.json`. */
+  json: string;
+  /** Every chart file (SVG and PNG). */
+  charts: string[];
+  /** Every kept pcap file. */
+  pcaps: string[];
+}
+
+/**
+ * Draws every run's chart into `dir/charts/`, records the paths in the runs'
+ * `charts`, then writes `dir/results.json` and `dir/report.md`. The pcaps are
+ * already there (the runner wrote them with `reportDir`).
+ */
+export async function writeReport(
+  dir: string,
+  report: LabReport,
+  options: WriteReportOptions = {},
+): Promise<ReportFiles> {
+  const charted = report.experiments.flatMap((e) =>
+    e.runs.map((run, i) => ({ e, run, i })).filter(({ run }) => run.samples.length > 0)
+  );
+  const charts: string[] = [];
+  for (const [n, { e, run, i }] of charted.entries()) {
+    options.onChart?.(n, charted.length);
+    const stem = `charts/${e.id}/${runFileName(i, e.runs.length, run.params)}`;
+    const svg = await renderSvg(chartSpec(run, {
+      experiment: e.id,
+      title: e.title,
+      serverHost: options.serverHosts?.[e.id] ?? "server",
+      kernel: report.kernel,
+    }));
+    await Deno.mkdir(join(dir, dirname(stem)), { recursive: true });
+    await Deno.writeTextFile(join(dir, `${stem}.svg`), svg);
+    await Deno.writeFile(join(dir, `${stem}.png`), svgToPng(svg));
+    run.charts = { svg: `${stem}.svg`, png: `${stem}.png` };
+    charts.push(run.charts.svg, run.charts.png);
+  }
+  await Deno.writeTextFile(join(dir, "results.json"), JSON.stringify(report, null, 2) + "\n");
+  await Deno.writeTextFile(join(dir, "report.md"), reportMarkdown(report));
+  return {
+    markdown: "report.md",
+    json: "results.json",
+    charts,
+    pcaps: report.experiments.flatMap((e) => e.runs.flatMap((r) => Object.values(r.pcaps ?? {}))),
+  };
+}
+
+/** Escapes text for a Markdown table cell (pipes, newlines) and inline use. */
+export function cell(text: string | number): string {
+  return String(text).replaceAll("\\", "\\\\").replaceAll("|", "\\|").replaceAll(/\r?\n/g, " ");
+}
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ].join("\n");
+}
+
+/** The anchor id of an experiment's section. */
+export function experimentAnchor(id: string): string {
+  return `exp-${id}`;
+}
+
+/** The anchor id of a claim's evidence in an experiment's section. */
+export function claimAnchor(experiment: string, claim: string): string {
+  return `claim-${claim.replaceAll(".", "-")}-${experiment}`;
+}
+
+function runAnchor(experiment: string, index: number): string {
+  return `run-${experiment}-${index + 1}`;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+function paramsText(run: RunResult): string {
+  return Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(", ") || "single run";
+}
+
+/** Each recorded sysctl's most common value over every namespace of the report. */
+function baselineSysctls(report: LabReport): Map<string, string> {
+  const counts = new Map<string, Map<string, number>>();
+  for (const e of report.experiments) {
+    for (const r of e.runs) {
+      for (const values of Object.values(r.sysctls)) {
+        for (const [k, v] of Object.entries(values)) {
+          const c = counts.get(k) ?? new Map<string, number>();
+          c.set(v, (c.get(v) ?? 0) + 1);
+          counts.set(k, c);
+        }
+      }
+    }
+  }
+  return new Map(
+    [...counts].sort(([a], [b]) => a.localeCompare(b)).map((
+      [k, c],
+    ) => [k, [...c].sort((a, b) => b[1] - a[1])[0]![0]]),
+  );
+}
+
+function verdictCounts(ledger: readonly LedgerEntry[]): string {
+  const counts = new Map<string, number>();
+  for (const l of ledger) counts.set(l.verdict, (counts.get(l.verdict) ?? 0) + 1);
+  return [...counts].map(([v, n]) => `${n} ${v}`).join(", ");
+}
+
+/** `report.md`'s text. */
+export function reportMarkdown(report: LabReport): string {
+  const m = report.machine;
+  const passed = report.experiments.filter((e) => e.passed).length;
+  const baseline = baselineSysctls(report);
+  const out: string[] = [];
+  out.push(
+    `# backlog-lab on Linux ${report.kernel}`,
+    "",
+    table(["", ""], [
+      ["kernel", `Linux ${report.kernel} (${m.arch})`],
+      ["machine", `${m.cpu}, ${m.cores} cores, ${(m.memoryMiB / 1024).toFixed(1)} GiB memory`],
+      ["system", `${m.os}, Deno ${m.deno}, host ${m.hostname}`],
+      ["date", report.startedAt],
+      ["command", `\`${report.command}\``],
+      [
+        "result",
+        `${passed} of ${report.experiments.length} experiments passed in ${
+          seconds(report.durationMs)
+        }; claims: ${verdictCounts(report.ledger)}`,
+      ],
+    ]),
+    "",
+    "Every number below was read from the kernel: socket states from `/proc/<pid>/net/tcp`, " +
+      "the LISTEN socket's queues from `ss`, counters from `/proc/<pid>/net/netstat` and `snmp` " +
+      "(changes since the clients were released), packets from tcpdump inside the namespaces. " +
+      "Times are milliseconds since the clients were released.",
+    "",
+    "## Contents",
+    "",
+    "- [Claims ledger](#claims-ledger)",
+    "- [Sysctls](#sysctls)",
+    ...report.experiments.map((e) =>
+      `- [${e.id}](#${experimentAnchor(e.id)}): ${cell(e.title)}${e.passed ? "" : " (FAILED)"}`
+    ),
+    "",
+  );
+
+  out.push(
+    '<a id="claims-ledger"></a>',
+    "",
+    "## Claims ledger",
+    "",
+    "Each verdict links to the evidence in the experiment that decided it.",
+    "",
+    table(
+      ["claim", "verdict", "evidence", "decided by"],
+      report.ledger.map((l) => [
+        l.claim,
+        l.experiments.length
+          ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
+          : l.verdict,
+        l.evidence,
+        l.experiments.map((x) => `[${x}](#${experimentAnchor(x)})`).join(", ") || "–",
+      ]),
+    ),
+    "",
+  );
+
+  out.push(
+    '<a id="sysctls"></a>',
+    "",
+    "## Sysctls",
+    "",
+    "The value most namespaces of this run had, read back after setting. Each run lists the ones " +
+      "its namespaces had otherwise.",
+    "",
+    table(["sysctl", "value"], [...baseline].map(([k, v]) => [`\`${k}\``, v])),
+    "",
+  );
+
+  for (const e of report.experiments) out.push(...experimentSection(e, baseline));
+  return out.join("\n");
+}
+
+function experimentSection(e: ExperimentResult, baseline: Map<string, string>): string[] {
+  const status = e.skipped ? `skipped: ${e.skipped}` : e.passed ? "passed" : "FAILED";
+  const out = [
+    `<a id="${experimentAnchor(e.id)}"></a>`,
+    "",
+    `## ${e.id}: ${e.title}`,
+    "",
+    `**Hypothesis.** ${e.hypothesis}`,
+    "",
+    `${e.file ? `\`${e.file}\`, ` : ""}${e.runs.length} run${e.runs.length === 1 ? "" : "s"}, ${
+      e.mode === "fast" ? "shortened timers" : e.mode === "faithful" ? "the kernel's timers" : ""
+    }${e.mode === "default" ? "" : ", "}${seconds(e.durationMs)}: **${status}**.`,
+    "",
+  ];
+  const claims = Object.entries(e.claims);
+  if (claims.length) {
+    out.push("**Claims decided**", "");
+    for (const [id, d] of claims) {
+      const text = "error" in d ? `rule error: ${d.error}` : `**${d.verdict}**: ${d.evidence}`;
+      out.push(`- <a id="${claimAnchor(e.id, id)}"></a>${id}: ${text}`);
+    }
+    out.push("");
+  }
+  for (const [i, run] of e.runs.entries()) out.push(...runSection(e, run, i, baseline));
+  return out;
+}
+
+function runSection(
+  e: ExperimentResult,
+  run: RunResult,
+  index: number,
+  baseline: Map<string, string>,
+): string[] {
+  const out = [
+    `<a id="${runAnchor(e.id, index)}"></a>`,
+    "",
+    `### ${e.id}, run ${index + 1}: ${paramsText(run)}`,
+    "",
+    `${run.passed ? "Passed" : "**Failed**"} in ${
+      seconds(run.durationMs)
+    } (${run.samples.length} ` +
+    `samples; build ${run.phases.build} ms, teardown ${run.phases.teardown} ms).`,
+    "",
+  ];
+  if (run.error) out.push(`**Error:** ${cell(run.error)}`, "");
+  const differing = Object.entries(run.sysctls).flatMap(([host, values]) =>
+    Object.entries(values).filter(([k, v]) => baseline.get(k) !== v).map(([k, v]) =>
+      `${host}: \`${k}\` = ${v}`
+    )
+  );
+  out.push(
+    `Sysctls: ${
+      differing.length ? differing.join("; ") : "as in [Sysctls](#sysctls)"
+    } (namespaces: ${Object.keys(run.sysctls).join(", ")}).`,
+    "",
+  );
+  if (run.checks.length) {
+    out.push(
+      table(
+        ["check", "metric", "expected", "observed", ""],
+        run.checks.map((c) => [
+          c.name,
+          `\`${c.metric}\``,
+          c.expected,
+          `${c.observed ?? "–"}${c.atMs === null ? "" : ` at ${Math.round(c.atMs)} ms`}${
+            c.detail ? `: ${c.detail}` : ""
+          }`,
+          c.passed ? "ok" : "**FAIL**",
+        ]),
+      ),
+      "",
+    );
+  }
+  if (run.timeline.length) {
+    out.push(
+      "Timeline: " +
+        run.timeline.map((s) =>
+          `${Math.round(s.atMs)} ms ${s.name}${s.result ? ` (${s.result})` : ""}`
+        ).join("; ") + ".",
+      "",
+    );
+  }
+  if (run.charts) {
+    out.push(
+      `![${cell(`${e.id}, ${paramsText(run)}: sockets and queues over time`)}](${run.charts.svg})`,
+      "",
+      `Chart as [SVG](${run.charts.svg}) or [PNG](${run.charts.png}).`,
+      "",
+    );
+  }
+  for (const [host, conns] of Object.entries(run.packets)) {
+    out.push(...packetSection(host, conns, run.pcaps?.[host]));
+  }
+  return out;
+}
+
+/** How many connections and packets per connection a report's packet table shows. */
+export const PACKET_TABLE_LIMITS = { connections: 4, packets: 12 };
+
+/**
+ * The connections worth showing: those with a RST or a retransmission first,
+ * then the rest, in capture order.
+ */
+export function notableConnections(conns: readonly ConnectionTimeline[]): ConnectionTimeline[] {
+  const notable = (c: ConnectionTimeline) => c.events.some((e) => e.kind === "RST" || e.retransmit);
+  return [...conns.filter(notable), ...conns.filter((c) => !notable(c))];
+}
+
+function packetSection(host: string, conns: ConnectionTimeline[], pcap?: string): string[] {
+  const shown = notableConnections(conns).slice(0, PACKET_TABLE_LIMITS.connections);
+  const out = [
+    `Packets captured in \`${host}\`: ${conns.length} connection${conns.length === 1 ? "" : "s"}, ${
+      conns.reduce((n, c) => n + c.events.length, 0)
+    } segments${pcap ? ` ([pcap](${pcap}), opens in Wireshark or \`tcpdump -r\`)` : ""}.${
+      conns.length > shown.length
+        ? ` The ${shown.length} shown are those with a RST or a retransmission first.`
+        : ""
+    }`,
+    "",
+  ];
+  if (!shown.length) return out;
+  const rows: string[][] = [];
+  for (const c of shown) {
+    const events = c.events.slice(0, PACKET_TABLE_LIMITS.packets);
+    for (const ev of events) {
+      rows.push([
+        c.client,
+        ev.t.toFixed(1),
+        ev.dir === "in" ? "client → server" : "server → client",
+        ev.kind + (ev.len ? ` (${ev.len} B)` : ""),
+        ev.retransmit ? "retransmission" : "",
+      ]);
+    }
+    if (c.events.length > events.length) {
+      rows.push([c.client, "…", "", `${c.events.length - events.length} more`, ""]);
+    }
+  }
+  out.push(table(["connection", "t (ms)", "direction", "segment", ""], rows), "");
+  return out;
+}
