@@ -15,6 +15,18 @@ import { machineInfo, shellCommand } from "./machine.ts";
 import { NFT, TCPDUMP, type ToolNeed } from "./packages.ts";
 import { preflight } from "./preflight.ts";
 import { Lab } from "./runner.ts";
+import { planRuns } from "./define_experiment.ts";
+import { join } from "node:path";
+import {
+  CompareInputError,
+  compareReports,
+  comparisonMarkdown,
+  comparisonTable,
+  loadReport,
+} from "./compare.ts";
+import { writeReport } from "./report/markdown.ts";
+import { type ExperimentOutline, Progress, readTimes, writeTimes } from "./report/progress.ts";
+import { terminalChart } from "./report/terminal_chart.ts";
 import type { ExperimentResult, LabReport } from "./results.ts";
 import { checksTable, experimentLine, ledgerTable, phasesTable } from "./report/text.ts";
 
@@ -30,11 +42,17 @@ Options:
   --filter RE     run only experiments whose id, file or claim ids match RE
   --list          list the experiments and the claims they decide; run nothing
   --json          print one JSON document instead of the report
-  --verbose       show every check and each run's phase times
+  --verbose       show every check, each run's phase times and a terminal
+                  chart of its queues
   --faithful      run timer experiments with the kernel's default timers (slow:
                   minutes); by default they shorten the timers they are not about
   --ledger        print only the claims ledger, every catalogue claim, running
                   the experiments that decide them
+  --report DIR    also write DIR/report.md, DIR/results.json, a chart (SVG
+                  and PNG) per run and a pcap per captured run
+  --compare A B   compare two results.json files (two kernels or machines):
+                  which claims' verdicts and which numbers differ; runs nothing
+  --markdown      with --compare, print Markdown instead of a table
   --subnet CIDR   IPv4 lab subnet, a private /16 (default 10.213.0.0/16)
   --subnet6 CIDR  IPv6 lab prefix, a unique-local /48 (default fd00:213::/48)
   -h, --help      this text
@@ -58,6 +76,9 @@ export async function main(args: string[]): Promise<number> {
         verbose: { type: "boolean" },
         faithful: { type: "boolean" },
         ledger: { type: "boolean" },
+        report: { type: "string" },
+        compare: { type: "boolean" },
+        markdown: { type: "boolean" },
         subnet: { type: "string" },
         subnet6: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -71,6 +92,18 @@ export async function main(args: string[]): Promise<number> {
   if (values.help) {
     console.log(HELP);
     return 0;
+  }
+  if (values.compare) return await compareCommand(positionals, values.markdown ?? false);
+  if (values.markdown) {
+    console.error("--markdown goes with --compare A B; for a Markdown report use --report DIR");
+    return 2;
+  }
+  if (values.report !== undefined) {
+    const problem = await prepareReportDir(values.report);
+    if (problem) {
+      console.error(problem);
+      return 2;
+    }
   }
   let filter: RegExp | undefined;
   try {
@@ -149,19 +182,31 @@ async function runAll(
     subnet6?: string;
     faithful?: boolean;
     ledger?: boolean;
+    report?: string;
     args: string[];
   },
   signal: AbortSignal,
 ): Promise<number> {
   const startedAt = new Date();
   const t0 = performance.now();
+  const faithful = values.faithful ?? false;
+  const lastTimes = await readTimes();
+  const progress = new Progress(
+    experiments.map(({ definition }) => outline(definition, faithful, lastTimes)),
+    { live: Deno.stderr.isTerminal() && !Deno.env.get("CI") },
+  );
   const lab = new Lab({
     signal,
-    faithful: values.faithful ?? false,
+    faithful,
+    onProgress: (e) => progress.onEvent(e),
+    ...(values.report === undefined ? {} : { reportDir: values.report }),
     ...(values.subnet === undefined ? {} : { subnet4: values.subnet }),
     ...(values.subnet6 === undefined ? {} : { subnet6: values.subnet6 }),
   });
-  const log = values.json || values.ledger ? () => {} : (s: string) => console.log(s);
+  const log = values.json || values.ledger ? () => {} : (s: string) => {
+    progress.clear();
+    console.log(s);
+  };
   const pre = await preflight(lab.prefix, {
     tools: neededTools(experiments),
     log: (line) => console.error(line),
@@ -174,18 +219,34 @@ async function runAll(
     log(`Removed ${pre.reaped.length} namespaces left by a dead run: ${pre.reaped.join(", ")}`);
   }
   const results: ExperimentResult[] = [];
-  for (const { file, definition } of experiments) {
-    const result = isHistorical(definition)
-      ? historicalResult(definition, file)
-      : await lab.runExperiment(definition, { file });
-    results.push(result);
-    log(experimentLine(result));
-    const table = checksTable(result, values.verbose ?? false);
-    if (table) log(table);
-    if (values.verbose) log(phasesTable(result));
+  try {
+    for (const [index, { file, definition }] of experiments.entries()) {
+      progress.startExperiment(index);
+      const result = isHistorical(definition)
+        ? historicalResult(definition, file)
+        : await lab.runExperiment(definition, { file });
+      results.push(result);
+      log(experimentLine(result));
+      const table = checksTable(result, values.verbose ?? false);
+      if (table) log(table);
+      if (values.verbose) {
+        log(phasesTable(result));
+        for (const run of result.runs) {
+          const chart = terminalChart(run, serverHostOf(definition));
+          if (chart) {
+            log(`${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}\n${chart}`);
+          }
+        }
+      }
+    }
+  } finally {
+    progress.stop();
   }
+  await writeTimes(Object.fromEntries(
+    results.filter((r) => r.passed && !r.skipped).map((r) => [`${r.id}:${r.mode}`, r.durationMs]),
+  ));
   const ledger = buildLedger(results, {
-    all: values.json || values.ledger || false,
+    all: values.json || values.ledger || values.report !== undefined || false,
     kernel: pre.kernel,
   });
   const report: LabReport = {
@@ -199,21 +260,35 @@ async function runAll(
     experiments: results,
     ledger,
   };
+  let reportLine: string | undefined;
+  if (values.report !== undefined) {
+    const files = await writeReport(values.report, report, {
+      serverHosts: Object.fromEntries(
+        experiments.map(({ definition }) => [definition.id, serverHostOf(definition)]),
+      ),
+    });
+    reportLine = `Report: ${join(values.report, files.markdown)} (${
+      files.charts.length / 2
+    } charts, ${files.pcaps.length} pcaps)`;
+    if (values.json) console.error(reportLine);
+  }
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else if (values.ledger) {
     console.log(`Claims ledger (Linux ${pre.kernel}):`);
     console.log(ledgerTable(ledger, terminalWidth()));
     const failed = results.filter((r) => !r.passed).map((r) => r.id);
     if (failed.length) console.log(`Failed experiments: ${failed.join(", ")}`);
+    if (reportLine) console.log(reportLine);
   } else {
     log(`\nClaims ledger (Linux ${pre.kernel}):`);
-    log(ledgerTable(ledger, terminalWidth()));
+    log(ledgerTable(ledger.filter((l) => l.experiments.length > 0), terminalWidth()));
     const failed = results.filter((r) => !r.passed).length;
     log(
       `\n${results.length - failed} passed, ${failed} failed in ${
         (report.durationMs / 1000).toFixed(2)
       } s`,
     );
+    if (reportLine) log(reportLine);
   }
   return report.passed ? 0 : 1;
 }
@@ -225,6 +300,86 @@ function neededTools(experiments: readonly LoadedExperiment[]): ToolNeed[] {
   if (defs.some((d) => !isHistorical(d) && Object.keys(d.rules ?? {}).length)) needs.push(NFT);
   if (defs.some((d) => !isHistorical(d) && (d.capture ?? []).length)) needs.push(TCPDUMP);
   return needs;
+}
+
+/** The progress display's view of an experiment: its runs, last time and window bound. */
+function outline(
+  definition: LoadedExperiment["definition"],
+  faithful: boolean,
+  lastTimes: Record<string, number>,
+): ExperimentOutline {
+  if (isHistorical(definition)) return { id: definition.id, runs: 0, boundMs: 0 };
+  const plans = planRuns(definition, { faithful });
+  const mode = plans[0]?.mode ?? "default";
+  const last = lastTimes[`${definition.id}:${mode}`];
+  return {
+    id: definition.id,
+    runs: plans.length,
+    boundMs: plans.reduce((ms, p) => ms + p.observe.windowMs + RUN_OVERHEAD_MS, 0),
+    ...(typeof last === "number" ? { lastMs: last } : {}),
+  };
+}
+
+function serverHostOf(definition: LoadedExperiment["definition"]): string {
+  return isHistorical(definition) ? "server" : definition.server.host;
+}
+
+/** A matrix point's time outside its observation window, for the progress bound. */
+const RUN_OVERHEAD_MS = 300;
+
+/** Checks that `dir` can hold a report and removes a previous report's files from it. */
+async function prepareReportDir(dir: string): Promise<string | undefined> {
+  try {
+    const info = await Deno.stat(dir);
+    if (!info.isDirectory) {
+      return `Cannot write the report to "${dir}": it is a file; give a directory, e.g. --report report`;
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      return `Cannot write the report to "${dir}": ${(err as Error).message}`;
+    }
+  }
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    // A previous report's charts and pcaps would sit next to this run's and mislead.
+    for (const old of ["charts", "pcaps", "report.md", "results.json"]) {
+      await Deno.remove(join(dir, old), { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    }
+    const probe = join(dir, ".backlog-lab-write-test");
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (err) {
+    return `Cannot write the report to "${dir}": ${
+      (err as Error).message
+    }; give a writable directory`;
+  }
+  return undefined;
+}
+
+/** `--compare A B`: prints what differs between two results files. */
+async function compareCommand(paths: string[], markdown: boolean): Promise<number> {
+  if (paths.length !== 2) {
+    console.error(
+      `--compare takes two results.json files, got ${paths.length}: deno task lab --compare A/results.json B/results.json`,
+    );
+    return 2;
+  }
+  try {
+    const [a, b] = await Promise.all(paths.map((p) => loadReport(p)));
+    const comparison = compareReports(a!, b!, { sources: [paths[0]!, paths[1]!] });
+    console.log(
+      markdown ? comparisonMarkdown(comparison) : comparisonTable(comparison, terminalWidth()),
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof CompareInputError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
 }
 
 function terminalWidth(): number {
