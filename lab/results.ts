@@ -18,7 +18,11 @@ export interface ClaimDecision {
   evidence: string;
 }
 
-/** One expectation checked against a run's samples. */
+/**
+ * One expectation checked against a run's samples, or (`over: "packets"`)
+ * against its packet capture: then `metric` is `packets.<host>.<from>.<kind>[@group]`,
+ * `observed` the count or gap that decided it, and `atMs` null.
+ */
 export interface CheckResult {
   /** The expectation's name, as given in the definition's `expect`. */
   name: string;
@@ -110,7 +114,10 @@ export interface RunResult {
   mode: "fast" | "faithful" | "default";
   /** Every recorded sysctl, read back from each host's namespace after setting. */
   sysctls: Record<string, Record<string, string>>;
-  /** Each host's address on its link. */
+  /**
+   * Each host's address on its link, and each client group's own address
+   * (`clients.<group>`), without prefix length.
+   */
   addresses: Record<string, string>;
   /** Whether the run completed and every check passed. */
   passed: boolean;
@@ -268,6 +275,10 @@ export interface LabReport {
   passed: boolean;
   /** Each experiment's result, in the order they ran. */
   experiments: ExperimentResult[];
-  /** The verdict on each claim this run decided, in catalogue order. */
+  /**
+   * The verdict on each claim, in catalogue order: with `--json`, `--ledger` or
+   * `--report`, every catalogue claim (undecided ones have no `experiments`);
+   * otherwise only those the selected experiments decide.
+   */
   ledger: LedgerEntry[];
 }

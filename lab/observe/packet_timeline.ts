@@ -10,7 +10,7 @@ export type PacketKind = "SYN" | "SYN-ACK" | "ACK" | "DATA" | "FIN" | "RST";
 
 /** One segment of a connection. */
 export interface PacketEvent {
-  /** Milliseconds since originMs. */
+  /** Milliseconds since the run's release (`originEpochMs` in results). */
   t: number;
   /** "in" = client → server, "out" = server → client. */
   dir: "in" | "out";
