@@ -89,7 +89,27 @@ export {
   type ToolNeed,
 } from "./lab/packages.ts";
 export { describeAction, type StepRecord, Timeline } from "./lab/timeline.ts";
-export { Lab, type LabOptions, type ProgressEvent } from "./lab/runner.ts";
+export { Lab, type LabOptions, type ProgressEvent, runFileName } from "./lab/runner.ts";
+export {
+  CHART_WIDTH,
+  type ChartContext,
+  type ChartData,
+  chartData,
+  type ChartEvent,
+  type ChartPoint,
+  type ChartSpec,
+  chartSpec,
+  renderSvg,
+  svgToPng,
+} from "./lab/report/chart.ts";
+export {
+  type ReportFiles,
+  reportMarkdown,
+  writeReport,
+  type WriteReportOptions,
+} from "./lab/report/markdown.ts";
+export * from "./lab/compare.ts";
+export { machineInfo } from "./lab/machine.ts";
 export { preflight, type PreflightResult } from "./lab/preflight.ts";
 export { checkSysctls, type LoadedExperiment, loadExperiments } from "./lab/load_experiments.ts";
 export { buildLedger } from "./lab/ledger.ts";
@@ -116,6 +136,7 @@ export type {
   ExperimentResult,
   LabReport,
   LedgerEntry,
+  MachineInfo,
   PacketQuery,
   Phases,
   RuleRecord,

@@ -17,6 +17,12 @@ import { compile, type TopLevelSpec } from "vega-lite";
 import _fontPackage from "dejavu-fonts-ttf/package.json" with { type: "json" };
 import type { RunResult } from "../results.ts";
 
+/**
+ * A Vega-Lite specification as plain JSON (see
+ * https://vega.github.io/vega-lite/docs/spec.html); edit it before rendering to restyle a chart.
+ */
+export type ChartSpec = Record<string, unknown>;
+
 /** Chart width in pixels: fits a blog column with the legend beside it. */
 export const CHART_WIDTH = 560;
 
@@ -137,7 +143,7 @@ function paramsText(run: RunResult): string {
  * The Vega-Lite spec of a run's chart: a steps strip, the server panel, the
  * client panel and a packet strip, stacked on one shared time axis.
  */
-export function chartSpec(run: RunResult, context: ChartContext): TopLevelSpec {
+export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
   const data = chartData(run, context.serverHost);
   const tMax = Math.max(
     0.001,
@@ -288,7 +294,7 @@ export function chartSpec(run: RunResult, context: ChartContext): TopLevelSpec {
     spacing: 6,
     vconcat: panels,
     resolve: { scale: { color: "independent" } },
-  } as TopLevelSpec;
+  };
 }
 
 /** Subtitle characters per line: about the chart's width at 12 px. */
@@ -309,8 +315,10 @@ export function wrap(text: string, width: number): string[] {
 }
 
 /** Renders a Vega-Lite spec to SVG text (no browser, no canvas). */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+export async function renderSvg(spec: ChartSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec as unknown as TopLevelSpec).spec), {
+    renderer: "none",
+  });
   try {
     return await view.toSVG();
   } finally {

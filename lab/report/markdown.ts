@@ -143,6 +143,8 @@ export function reportMarkdown(report: LabReport): string {
   const m = report.machine;
   const passed = report.experiments.filter((e) => e.passed).length;
   const baseline = baselineSysctls(report);
+  const decided = report.ledger.filter((l) => l.experiments.length > 0);
+  const undecided = report.ledger.filter((l) => l.experiments.length === 0);
   const out: string[] = [];
   out.push(
     `# backlog-lab on Linux ${report.kernel}`,
@@ -157,7 +159,7 @@ export function reportMarkdown(report: LabReport): string {
         "result",
         `${passed} of ${report.experiments.length} experiments passed in ${
           seconds(report.durationMs)
-        }; claims: ${verdictCounts(report.ledger)}`,
+        }; claims: ${verdictCounts(decided)}`,
       ],
     ]),
     "",
@@ -185,7 +187,7 @@ export function reportMarkdown(report: LabReport): string {
     "",
     table(
       ["claim", "verdict", "evidence", "decided by"],
-      report.ledger.map((l) => [
+      decided.map((l) => [
         l.claim,
         l.experiments.length
           ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
@@ -195,6 +197,12 @@ export function reportMarkdown(report: LabReport): string {
       ]),
     ),
     "",
+    ...(undecided.length
+      ? [
+        `Not decided by the experiments of this run: ${undecided.map((l) => l.claim).join(", ")}.`,
+        "",
+      ]
+      : []),
   );
 
   out.push(
@@ -303,8 +311,13 @@ function runSection(
       "",
     );
   }
+  const groupOf = new Map(
+    Object.entries(run.addresses).flatMap(([k, a]) =>
+      k.startsWith("clients.") ? [[a, k.slice("clients.".length)]] : []
+    ),
+  );
   for (const [host, conns] of Object.entries(run.packets)) {
-    out.push(...packetSection(host, conns, run.pcaps?.[host]));
+    out.push(...packetSection(host, conns, groupOf, run.pcaps?.[host]));
   }
   return out;
 }
@@ -321,7 +334,12 @@ export function notableConnections(conns: readonly ConnectionTimeline[]): Connec
   return [...conns.filter(notable), ...conns.filter((c) => !notable(c))];
 }
 
-function packetSection(host: string, conns: ConnectionTimeline[], pcap?: string): string[] {
+function packetSection(
+  host: string,
+  conns: ConnectionTimeline[],
+  groupOf: Map<string, string>,
+  pcap?: string,
+): string[] {
   const shown = notableConnections(conns).slice(0, PACKET_TABLE_LIMITS.connections);
   const out = [
     `Packets captured in \`${host}\`: ${conns.length} connection${conns.length === 1 ? "" : "s"}, ${
@@ -337,9 +355,11 @@ function packetSection(host: string, conns: ConnectionTimeline[], pcap?: string)
   const rows: string[][] = [];
   for (const c of shown) {
     const events = c.events.slice(0, PACKET_TABLE_LIMITS.packets);
-    for (const ev of events) {
+    const group = groupOf.get(c.client.replace(/^\[?(.*?)\]?:\d+$/, "$1"));
+    const name = `${c.client}${group ? ` (${group})` : ""}`;
+    for (const [k, ev] of events.entries()) {
       rows.push([
-        c.client,
+        k === 0 ? name : "",
         ev.t.toFixed(1),
         ev.dir === "in" ? "client → server" : "server → client",
         ev.kind + (ev.len ? ` (${ev.len} B)` : ""),
@@ -347,7 +367,7 @@ function packetSection(host: string, conns: ConnectionTimeline[], pcap?: string)
       ]);
     }
     if (c.events.length > events.length) {
-      rows.push([c.client, "…", "", `${c.events.length - events.length} more`, ""]);
+      rows.push(["", "…", "", `${c.events.length - events.length} more`, ""]);
     }
   }
   out.push(table(["connection", "t (ms)", "direction", "segment", ""], rows), "");
