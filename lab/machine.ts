@@ -16,7 +16,7 @@ async function readOr(path: string, fallback: string): Promise<string> {
 /** The CPU model from `/proc/cpuinfo` text (x86 `model name`, else ARM's `Model`/`CPU part`). */
 export function cpuModel(cpuinfo: string): string {
   for (const key of ["model name", "Model", "Hardware", "CPU part"]) {
-    const m = new RegExp(`^${key}\\s*:\\s*(.+)$`, "m").exec(cpuinfo);
+    const m = new RegExp(`^${key}[ \\t]*:[ \\t]*(\\S.*)$`, "m").exec(cpuinfo);
     if (m) return m[1]!.trim();
   }
   return "unknown";
@@ -30,7 +30,7 @@ export function memoryMiB(meminfo: string): number {
 
 /** `PRETTY_NAME` from `/etc/os-release` text (`unknown` if absent). */
 export function osName(osRelease: string): string {
-  const m = /^PRETTY_NAME=("?)(.*)\1$/m.exec(osRelease);
+  const m = /^PRETTY_NAME=(["']?)(.*)\1$/m.exec(osRelease);
   return m?.[2] || "unknown";
 }
 

@@ -76,9 +76,13 @@ export async function writeReport(
   };
 }
 
-/** Escapes text for a Markdown table cell (pipes, newlines) and inline use. */
+/**
+ * Makes text fit a Markdown table cell: pipes escaped (GitHub requires it
+ * even inside code spans) and line breaks turned into spaces. Backslashes are
+ * left alone, so a command in a code span reads exactly as typed.
+ */
 export function cell(text: string | number): string {
-  return String(text).replaceAll("\\", "\\\\").replaceAll("|", "\\|").replaceAll(/\r?\n/g, " ");
+  return String(text).replaceAll("|", "\\|").replaceAll(/\r?\n/g, " ");
 }
 
 function table(head: string[], rows: (string | number)[][]): string {

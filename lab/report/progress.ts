@@ -151,7 +151,8 @@ export class Progress {
 
 /** Where the previous run's experiment times are kept: `$XDG_CACHE_HOME/backlog-lab/times.json`. */
 export function timesCachePath(): string | undefined {
-  const base = Deno.env.get("XDG_CACHE_HOME") ??
+  // The XDG spec treats an empty variable as unset.
+  const base = Deno.env.get("XDG_CACHE_HOME") ||
     (Deno.env.get("HOME") ? join(Deno.env.get("HOME")!, ".cache") : undefined);
   return base === undefined ? undefined : join(base, "backlog-lab", "times.json");
 }
@@ -160,8 +161,11 @@ export function timesCachePath(): string | undefined {
 export async function readTimes(path = timesCachePath()): Promise<Record<string, number>> {
   if (path === undefined) return {};
   try {
-    const data = JSON.parse(await Deno.readTextFile(path));
-    return typeof data === "object" && data !== null ? data : {};
+    const data: unknown = JSON.parse(await Deno.readTextFile(path));
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return {};
+    return Object.fromEntries(
+      Object.entries(data).filter(([, v]) => typeof v === "number" && Number.isFinite(v)),
+    );
   } catch {
     return {};
   }
