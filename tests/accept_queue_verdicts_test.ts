@@ -1,4 +1,4 @@
-import { equal, match } from "node:assert/strict";
+import { match, strictEqual as equal } from "node:assert/strict";
 import { acceptQueueLengthVerdict } from "../experiments/_accept_queue_verdicts.ts";
 
 const row = (backlog: number, somaxconn: number, sendQ: number, held: number) => ({

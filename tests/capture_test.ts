@@ -1,4 +1,10 @@
-import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  ok as assert,
+  rejects,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { Capture } from "../lab/capture.ts";
 import { run } from "../lab/command.ts";
 import { CommandError } from "../lab/errors.ts";

@@ -1,4 +1,10 @@
-import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  ok,
+  rejects,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { defineExperiment } from "../lab/define_experiment.ts";
 import { Lab } from "../lab/runner.ts";
 import { preflight } from "../lab/preflight.ts";

@@ -1,7 +1,11 @@
 import { tmpdir } from "node:os";
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
 import { labProcesses, namespacesWith, ROOT, rootTest, runCli } from "./_helpers.ts";
 import { CLAIMS } from "../lab/catalogue.ts";
+import { join } from "node:path";
+import type { ExperimentResult, LabReport } from "../lab/results.ts";
+import { assertChartShowsSamples } from "./_chart_svg.ts";
+import { schemaErrors } from "./_schema.ts";
 
 Deno.test("the CLI prints its help", async () => {
   const r = await runCli(["--help"]);
@@ -164,31 +168,127 @@ function byCatalogue(a: string, b: string): number {
 }
 
 rootTest(
-  "the default run decides every catalogue claim, with numbers, and leaves nothing",
+  "the default run decides every catalogue claim, with numbers, writes its report, and leaves nothing",
   async () => {
-    const r = await runCli(["--json"]);
-    const doc = JSON.parse(r.stdout);
-    const failed = doc.experiments.filter((e: { passed: boolean }) => !e.passed).map((
-      e: { id: string },
-    ) => e.id);
-    deepEqual(failed, [], r.stderr);
-    equal(r.code, 0, r.stderr);
-    deepEqual(doc.ledger.map((l: { claim: string }) => l.claim), CLAIMS.map((c) => c.id));
-    for (const l of doc.ledger) {
-      ok(
-        ["reproduced", "not reproduced", "partly", "historical"].includes(l.verdict),
-        `${l.claim}: ${l.verdict} (${l.evidence})`,
-      );
-      ok(l.experiments.length > 0, l.claim);
-      if (l.verdict !== "historical") match(l.evidence, /\d/, l.claim);
+    const dir = await Deno.makeTempDir({ prefix: "bl-report-test-" });
+    try {
+      const r = await runCli(["--json", "--report", dir]);
+      const doc = JSON.parse(r.stdout);
+      const failed = doc.experiments.filter((e: { passed: boolean }) => !e.passed).map((
+        e: { id: string },
+      ) => e.id);
+      deepEqual(failed, [], r.stderr);
+      equal(r.code, 0, r.stderr);
+      deepEqual(doc.ledger.map((l: { claim: string }) => l.claim), CLAIMS.map((c) => c.id));
+      for (const l of doc.ledger) {
+        ok(
+          ["reproduced", "not reproduced", "partly", "historical"].includes(l.verdict),
+          `${l.claim}: ${l.verdict} (${l.evidence})`,
+        );
+        ok(l.experiments.length > 0, l.claim);
+        if (l.verdict !== "historical") match(l.evidence, /\d/, l.claim);
+      }
+      for (const e of doc.experiments) {
+        console.log(`  ${e.id}: ${(e.durationMs / 1000).toFixed(2)} s (${e.runs.length} runs)`);
+      }
+      console.log(`  default run: ${(doc.durationMs / 1000).toFixed(2)} s`);
+      // Plain progress lines on a pipe: one per run.
+      const runs = doc.experiments.reduce((n: number, e: ExperimentResult) => n + e.runs.length, 0);
+      equal(r.stderr.match(/^ {2}\[\d+\/\d+\] \S+ run \d+\/\d+/gm)?.length, runs, r.stderr);
+      await checkReportDir(dir, doc);
+      deepEqual(await namespacesWith("bl-"), []);
+      deepEqual(labProcesses(), []);
+      const pcaps = [...Deno.readDirSync(tmpdir())].filter((f) => /^bl-.*\.pcap$/.test(f.name));
+      deepEqual(pcaps, []);
+
+      // --compare on two real result files: the report's and the same run with one verdict changed.
+      const same = await runCli([
+        "--compare",
+        join(dir, "results.json"),
+        join(dir, "results.json"),
+      ]);
+      equal(same.code, 0, same.stderr);
+      match(same.stdout, /38 claims same, 0 differ/);
+      const changed = structuredClone(doc) as LabReport;
+      changed.kernel = "5.4.0-old";
+      changed.ledger[0]!.verdict = changed.ledger[0]!.verdict === "partly"
+        ? "reproduced"
+        : "partly";
+      const other = join(dir, "other.json");
+      await Deno.writeTextFile(other, JSON.stringify(changed));
+      const md = await runCli(["--compare", join(dir, "results.json"), other, "--markdown"]);
+      equal(md.code, 0, md.stderr);
+      match(md.stdout, /5\.4\.0-old/);
+      match(md.stdout, new RegExp(`\\| ${CLAIMS[0]!.id.replace(".", "\\.")} \\|`));
+      match(md.stdout, /37 claims same, 1 differ/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    for (const e of doc.experiments) {
-      console.log(`  ${e.id}: ${(e.durationMs / 1000).toFixed(2)} s (${e.runs.length} runs)`);
-    }
-    console.log(`  default run: ${(doc.durationMs / 1000).toFixed(2)} s`);
-    deepEqual(await namespacesWith("bl-"), []);
-    deepEqual(labProcesses(), []);
-    const pcaps = [...Deno.readDirSync(tmpdir())].filter((f) => /^bl-.*\.pcap$/.test(f.name));
-    deepEqual(pcaps, []);
   },
 );
+
+/**
+ * What --report wrote: results.json is the --json document; each run with samples has an SVG
+ * whose lines show its samples and a PNG; each captured run has a pcap that tcpdump reads with
+ * as many packets as the run's timelines; every link of report.md resolves.
+ */
+async function checkReportDir(dir: string, doc: LabReport): Promise<void> {
+  deepEqual(JSON.parse(await Deno.readTextFile(join(dir, "results.json"))), doc);
+  deepEqual(schemaErrors(doc).slice(0, 20), [], "results.json matches docs/results.schema.json");
+  let charts = 0;
+  let pcaps = 0;
+  for (const e of doc.experiments) {
+    for (const run of e.runs) {
+      if (run.samples.length === 0) continue;
+      ok(run.charts, `${e.id} ${JSON.stringify(run.params)} has a chart`);
+      const svg = await Deno.readTextFile(join(dir, run.charts.svg));
+      const server = Object.keys(run.samples[0]!.values).find((k) => k.endsWith(".recvQ"))!;
+      assertChartShowsSamples(svg, run, server.split(".")[0]!);
+      ok((await Deno.stat(join(dir, run.charts.png))).size > 10_000);
+      charts++;
+      for (const [host, conns] of Object.entries(run.packets)) {
+        const file = run.pcaps?.[host];
+        ok(file, `${e.id} ${JSON.stringify(run.params)} kept its ${host} pcap`);
+        const out = await new Deno.Command("tcpdump", { args: ["-nr", join(dir, file)] }).output();
+        equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        const lines = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean);
+        equal(lines.length, conns.reduce((n, c) => n + c.events.length, 0), file);
+        pcaps++;
+      }
+    }
+  }
+  ok(charts >= 40, `${charts} charts`);
+  ok(pcaps >= 5, `${pcaps} pcaps`);
+  const md = await Deno.readTextFile(join(dir, "report.md"));
+  const anchors = new Set([...md.matchAll(/<a id="([^"]+)"><\/a>/g)].map((m) => m[1]));
+  for (const [, target] of md.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (target!.startsWith("#")) ok(anchors.has(target!.slice(1)), `anchor ${target}`);
+    else ok((await Deno.stat(join(dir, target!))).isFile, `file ${target}`);
+  }
+  for (const l of doc.ledger) {
+    if (l.verdict !== "historical") {
+      ok(md.includes(`(#claim-${l.claim.replace(".", "-")}-`), `${l.claim} links to evidence`);
+    }
+  }
+}
+
+Deno.test("--report, --compare and --markdown reject bad arguments before running anything", async () => {
+  const file = await Deno.makeTempFile({ prefix: "bl-not-a-dir-" });
+  try {
+    const r = await runCli(["--report", file]);
+    equal(r.code, 2, r.stderr);
+    match(r.stderr, /Cannot write the report to ".*": it is a file; give a directory/);
+    equal(await Deno.readTextFile(file), "");
+  } finally {
+    await Deno.remove(file);
+  }
+  const one = await runCli(["--compare", "a.json"]);
+  equal(one.code, 2);
+  match(one.stderr, /--compare takes two results\.json files, got 1/);
+  const missing = await runCli(["--compare", "/nonexistent/a.json", "/nonexistent/b.json"]);
+  equal(missing.code, 2);
+  match(missing.stderr, /Cannot compare results file "\/nonexistent\/a\.json": no such file/);
+  const md = await runCli(["--markdown"]);
+  equal(md.code, 2);
+  match(md.stderr, /--markdown goes with --compare A B/);
+});

@@ -3,7 +3,7 @@
  * metrics from synthetic client-program event streams.
  * @module
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
 import { type ClientEvent, connectionRecords, groupMetrics } from "../lab/observe/client_tally.ts";
 import { CheckTracker } from "../lab/expect.ts";
 

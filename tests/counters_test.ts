@@ -3,7 +3,12 @@
  * and `nstat -az` text captured from real namespaces (tests/testdata/).
  * @module
  */
-import assert, { deepEqual, equal, match, throws } from "node:assert/strict";
+import assert, {
+  deepStrictEqual as deepEqual,
+  match,
+  strictEqual as equal,
+  throws,
+} from "node:assert/strict";
 import { counterDeltas, parseCounters } from "../lab/observe/counters.ts";
 import { KNOWN_COUNTERS } from "../lab/observe/counter_names.ts";
 

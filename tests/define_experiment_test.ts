@@ -3,7 +3,11 @@
  * {@linkcode planRuns}' resolution of matrix points.
  * @module
  */
-import assert, { deepEqual, equal, match } from "node:assert/strict";
+import assert, {
+  deepStrictEqual as deepEqual,
+  match,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { isHistorical } from "../lab/historical.ts";
 import {
   defineExperiment,

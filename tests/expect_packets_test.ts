@@ -3,7 +3,7 @@
  * per-connection packet counts and gaps, judged from hand-built timelines.
  * @module
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
 import { checkPackets, connectionsOf } from "../lab/expect_packets.ts";
 import type { PlannedPacketExpectation } from "../lab/define_experiment.ts";
 import type {

@@ -3,7 +3,7 @@
  * always and peak expectations over a run's samples.
  * @module
  */
-import assert, { deepEqual, equal } from "node:assert/strict";
+import assert, { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
 import { CheckTracker, describeBounds } from "../lab/expect.ts";
 import type { PlannedExpectation } from "../lab/define_experiment.ts";
 import type { Sample } from "../lab/results.ts";

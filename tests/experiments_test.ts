@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
 import { Lab } from "../lab/runner.ts";
 import { defineExperiment } from "../lab/define_experiment.ts";
 import { loadExperiments } from "../lab/load_experiments.ts";

@@ -3,7 +3,11 @@
  * and {@linkcode historicalResult}.
  * @module
  */
-import assert, { deepEqual, equal, match } from "node:assert/strict";
+import assert, {
+  deepStrictEqual as deepEqual,
+  match,
+  strictEqual as equal,
+} from "node:assert/strict";
 import {
   defineHistoricalClaims,
   type HistoricalClaims,

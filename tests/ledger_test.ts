@@ -3,7 +3,11 @@
  * CLAIMS.md where that file is present.
  * @module
  */
-import assert, { deepEqual, equal, match } from "node:assert/strict";
+import assert, {
+  deepStrictEqual as deepEqual,
+  match,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { buildLedger } from "../lab/ledger.ts";
 import { ARTICLES, claimById, CLAIMS } from "../lab/catalogue.ts";
 import type { ClaimDecision, ExperimentResult } from "../lab/results.ts";

@@ -1,4 +1,9 @@
-import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  ok,
+  rejects,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { run } from "../lab/command.ts";
 import { Netns, newRunPrefix } from "../lab/netns.ts";
 import { parseSs, type SocketRow, type TcpState } from "../lab/observe/socket_table.ts";

@@ -1,4 +1,10 @@
-import { deepEqual, equal, match, ok as assert, rejects } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  ok as assert,
+  rejects,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { ensureTools, NFT, TCPDUMP, type ToolNeed } from "../lab/packages.ts";
 import { PreflightError } from "../lab/errors.ts";
 

@@ -1,4 +1,9 @@
-import { deepEqual, equal, ok as assert, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  ok as assert,
+  strictEqual as equal,
+  throws,
+} from "node:assert/strict";
 import { type Packet, parsePcap } from "../lab/observe/pcap.ts";
 
 // Builders for the bytes tcpdump writes: pcap headers in the file's byte

@@ -6,7 +6,6 @@
 // Deno 2.9's node:assert/strict exports loose `equal`/`deepEqual` as named imports (only the
 // default export's methods are strict), so the strict names are used explicitly.
 import { deepStrictEqual, fail, match, ok, strictEqual } from "node:assert/strict";
-import { Ajv2020, type ErrorObject } from "ajv/dist/2020.js";
 import type { ConnectionTimeline, PacketEvent } from "../lab/observe/packet_timeline.ts";
 import type {
   CheckResult,
@@ -23,6 +22,7 @@ import type {
   StepRecord,
 } from "../lab/results.ts";
 import { ROOT, rootTest, runCli } from "./_helpers.ts";
+import { compileSchema, schemaErrors } from "./_schema.ts";
 
 /** A JSON Schema node, as far as these tests read it. */
 interface SchemaNode {
@@ -40,37 +40,6 @@ const DOCS = await Deno.readTextFile(`${ROOT}docs/results.md`);
 
 /** The schema's name for its root object, as `docs/results.md` heads its section. */
 const ROOT_NAME = "LabReport";
-
-function compileSchema() {
-  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
-  // ajv checks formats only once they are defined; strict mode rejects an unknown one.
-  ajv.addFormat("date-time", (s: string) => ISO_8601.test(s) && !Number.isNaN(Date.parse(s)));
-  return ajv.compile(SCHEMA);
-}
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** ajv's errors, one line each: where, what, and the offending key or the allowed values. */
-function describeErrors(errors: readonly ErrorObject[] | null | undefined): string[] {
-  return (errors ?? []).map((e) => {
-    const p = e.params as Record<string, unknown>;
-    const extra = "additionalProperty" in p
-      ? ` "${p.additionalProperty}"`
-      : "allowedValues" in p
-      ? ` ${JSON.stringify(p.allowedValues)}`
-      : "allowedValue" in p
-      ? ` ${JSON.stringify(p.allowedValue)}`
-      : "";
-    return `${e.instancePath || "(document)"}: ${e.message}${extra} (schema ${e.schemaPath})`;
-  });
-}
-
-let compiled: ReturnType<typeof compileSchema> | undefined;
-
-/** The schema's complaints about `doc`, readable; [] when it is valid. */
-function schemaErrors(doc: unknown): string[] {
-  const validate = compiled ??= compileSchema();
-  return validate(doc) ? [] : describeErrors(validate.errors);
-}
 
 function assertValid(doc: unknown, what: string): void {
   const errors = schemaErrors(doc);

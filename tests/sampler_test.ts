@@ -1,4 +1,4 @@
-import { equal } from "node:assert/strict";
+import { strictEqual as equal } from "node:assert/strict";
 import { readProcTable } from "../lab/observe/sampler.ts";
 import { countStates, parseProcNetTcp } from "../lab/observe/socket_table.ts";
 

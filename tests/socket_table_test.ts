@@ -3,7 +3,12 @@
  * text captured from real namespaces (tests/testdata/).
  * @module
  */
-import { deepEqual, equal, match, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  strictEqual as equal,
+  throws,
+} from "node:assert/strict";
 import {
   countStates,
   parseProcNetTcp,

@@ -3,7 +3,11 @@
  * {@linkcode describeAction}.
  * @module
  */
-import assert, { deepEqual, equal, match } from "node:assert/strict";
+import assert, {
+  deepStrictEqual as deepEqual,
+  match,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { describeAction, Timeline } from "../lab/timeline.ts";
 import type { PlannedAction, PlannedStep } from "../lab/define_experiment.ts";
 

@@ -1,4 +1,11 @@
-import { deepEqual, equal, match, ok as assert, rejects, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  ok as assert,
+  rejects,
+  strictEqual as equal,
+  throws,
+} from "node:assert/strict";
 import { nftRuleText, Wire, type WirePacketKind, type WireRule } from "../lab/wire.ts";
 import { Netns, newRunPrefix } from "../lab/netns.ts";
 import { run } from "../lab/command.ts";

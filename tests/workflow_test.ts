@@ -6,7 +6,13 @@
  * even when a test or an experiment failed. No network, no root.
  * @module
  */
-import { deepEqual, equal, match, notEqual, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  notStrictEqual as notEqual,
+  ok as assert,
+  strictEqual as equal,
+} from "node:assert/strict";
 import { validateWorkflow, type ValidationError } from "@action-validator/core";
 import { parse } from "yaml";
 
