@@ -89,7 +89,7 @@ const SERVER_COLORS = ["#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"];
 const CLIENT_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 
 function seconds(ms: number): number {
-  return Math.round(ms) / 1000;
+  return ms / 1000;
 }
 
 function seriesOf(run: RunResult, metric: string, label: string): ChartPoint[] {
