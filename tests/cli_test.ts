@@ -292,3 +292,14 @@ Deno.test("--report, --compare and --markdown reject bad arguments before runnin
   equal(md.code, 2);
   match(md.stderr, /--markdown goes with --compare A B/);
 });
+
+rootTest("--verbose draws each run's queues as a terminal chart", async () => {
+  const r = await runCli(["--verbose", "--filter", "syn-dropped"], { NO_COLOR: "1" });
+  equal(r.code, 0, r.stderr);
+  match(r.stdout, /SYN_RECV:\n/);
+  match(r.stdout, /Recv-Q:\n/);
+  match(r.stdout, /Send-Q \(limit\):\n/);
+  match(r.stdout, /0 … \d+\.\d\d s/);
+  match(r.stdout, /[╭╰─]/);
+  deepEqual(labProcesses(), []);
+});
