@@ -234,7 +234,8 @@ async function runAll(
         for (const run of result.runs) {
           const chart = terminalChart(run, serverHostOf(definition));
           if (chart) {
-            log(`${Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ")}\n${chart}`);
+            const params = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ");
+            log(`${params || "(single run)"}\n${chart}`);
           }
         }
       }
@@ -267,9 +268,11 @@ async function runAll(
         experiments.map(({ definition }) => [definition.id, serverHostOf(definition)]),
       ),
     });
-    reportLine = `Report: ${join(values.report, files.markdown)} (${
-      files.charts.length / 2
-    } charts, ${files.pcaps.length} pcaps)`;
+    const charts = files.charts.length / 2;
+    const pcaps = files.pcaps.length;
+    reportLine = `Report: ${join(values.report, files.markdown)} (${charts} chart${
+      charts === 1 ? "" : "s"
+    }, ${pcaps} pcap${pcaps === 1 ? "" : "s"})`;
     if (values.json) console.error(reportLine);
   }
   if (values.json) console.log(JSON.stringify(report, null, 2));
@@ -327,25 +330,34 @@ function serverHostOf(definition: LoadedExperiment["definition"]): string {
 /** A matrix point's time outside its observation window, for the progress bound. */
 const RUN_OVERHEAD_MS = 300;
 
-/** Checks that `dir` can hold a report and removes a previous report's files from it. */
+/**
+ * Checks that `dir` can hold a report: a new or empty directory, or one
+ * holding a previous report, whose files (and only those) are removed so old
+ * charts and pcaps cannot sit beside new ones. Anything else is refused rather
+ * than overwritten.
+ */
 async function prepareReportDir(dir: string): Promise<string | undefined> {
+  const entries: string[] = [];
   try {
     const info = await Deno.stat(dir);
     if (!info.isDirectory) {
       return `Cannot write the report to "${dir}": it is a file; give a directory, e.g. --report report`;
     }
+    for await (const e of Deno.readDir(dir)) entries.push(e.name);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
       return `Cannot write the report to "${dir}": ${(err as Error).message}`;
     }
   }
+  const ours = ["charts", "pcaps", "report.md", "results.json"];
+  if (entries.length && !(await isPreviousReport(join(dir, "results.json")))) {
+    return `Cannot write the report to "${dir}": it is not empty and holds no earlier backlog-lab report; give a new or empty directory`;
+  }
+  const foreign = entries.filter((e) => !ours.includes(e));
   try {
     await Deno.mkdir(dir, { recursive: true });
-    // A previous report's charts and pcaps would sit next to this run's and mislead.
-    for (const old of ["charts", "pcaps", "report.md", "results.json"]) {
-      await Deno.remove(join(dir, old), { recursive: true }).catch((err) => {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      });
+    for (const old of entries.filter((e) => ours.includes(e))) {
+      await Deno.remove(join(dir, old), { recursive: true });
     }
     const probe = join(dir, ".backlog-lab-write-test");
     await Deno.writeTextFile(probe, "");
@@ -355,7 +367,21 @@ async function prepareReportDir(dir: string): Promise<string | undefined> {
       (err as Error).message
     }; give a writable directory`;
   }
+  if (foreign.length) {
+    console.error(`Keeping ${foreign.join(", ")} in "${dir}"; replacing the earlier report there`);
+  }
   return undefined;
+}
+
+/** Whether `path` is a results.json this lab wrote. */
+async function isPreviousReport(path: string): Promise<boolean> {
+  try {
+    const doc = JSON.parse(await Deno.readTextFile(path));
+    return typeof doc?.version === "number" && Array.isArray(doc.experiments) &&
+      Array.isArray(doc.ledger);
+  } catch {
+    return false;
+  }
 }
 
 /** `--compare A B`: prints what differs between two results files. */

@@ -303,3 +303,41 @@ rootTest("--verbose draws each run's queues as a terminal chart", async () => {
   match(r.stdout, /[╭╰─]/);
   deepEqual(labProcesses(), []);
 });
+
+Deno.test("--report refuses a non-empty directory that holds no earlier report, and keeps its files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bl-report-busy-" });
+  try {
+    await Deno.mkdir(join(dir, "charts"));
+    await Deno.writeTextFile(join(dir, "charts", "mine.txt"), "not the lab's");
+    const r = await runCli(["--report", dir, "--filter", "syn-dropped"]);
+    equal(r.code, 2, r.stderr);
+    match(r.stderr, /it is not empty and holds no earlier backlog-lab report/);
+    equal(await Deno.readTextFile(join(dir, "charts", "mine.txt")), "not the lab's");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+rootTest("--report replaces an earlier report's files and only those", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bl-report-again-" });
+  try {
+    const stale = join(dir, "charts", "gone-experiment", "1.svg");
+    await Deno.mkdir(join(dir, "charts", "gone-experiment"), { recursive: true });
+    await Deno.writeTextFile(stale, "<svg/>");
+    await Deno.writeTextFile(join(dir, "notes.txt"), "mine");
+    await Deno.writeTextFile(
+      join(dir, "results.json"),
+      JSON.stringify({ version: 1, experiments: [], ledger: [] }),
+    );
+    const r = await runCli(["--report", dir, "--filter", "syn-dropped"]);
+    equal(r.code, 0, r.stderr);
+    match(r.stdout, /Report: .*report\.md \(1 chart, 0 pcaps\)/);
+    equal(await Deno.readTextFile(join(dir, "notes.txt")), "mine");
+    await Deno.stat(stale).then(() => ok(false, "stale chart kept"), () => {});
+    const doc = JSON.parse(await Deno.readTextFile(join(dir, "results.json")));
+    equal(doc.experiments[0].id, "syn-dropped-while-accept-queue-full");
+    ok((await Deno.stat(join(dir, doc.experiments[0].runs[0].charts.png))).isFile);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
