@@ -28,7 +28,13 @@ import { writeReport } from "./report/markdown.ts";
 import { type ExperimentOutline, Progress, readTimes, writeTimes } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";
 import type { ExperimentResult, LabReport } from "./results.ts";
-import { checksTable, experimentLine, ledgerTable, phasesTable } from "./report/text.ts";
+import {
+  checksTable,
+  experimentLine,
+  ledgerTable,
+  paramsText,
+  phasesTable,
+} from "./report/text.ts";
 
 const HELP = `backlog-lab: settle claims about Linux listen() backlogs by experiment.
 
@@ -234,8 +240,7 @@ async function runAll(
         for (const run of result.runs) {
           const chart = terminalChart(run, serverHostOf(definition));
           if (chart) {
-            const params = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ");
-            log(`${params || "(single run)"}\n${chart}`);
+            log(`${paramsText(run.params) || "(single run)"}\n${chart}`);
           }
         }
       }

@@ -16,6 +16,7 @@ import { compile, type TopLevelSpec } from "vega-lite";
 // Importing the font package's manifest makes Deno fetch the package, so its .ttf can be resolved.
 import _fontPackage from "dejavu-fonts-ttf/package.json" with { type: "json" };
 import type { RunResult } from "../results.ts";
+import { paramsText } from "./text.ts";
 
 /**
  * A Vega-Lite specification as plain JSON (see
@@ -133,10 +134,6 @@ export function chartData(run: RunResult, serverHost: string): ChartData {
   }
   packets.sort((a, b) => a.t - b.t);
   return { server, clients, steps, packets };
-}
-
-function paramsText(run: RunResult): string {
-  return Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(", ");
 }
 
 /**
@@ -262,7 +259,7 @@ export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
   const subtitle = [
     ...wrap(context.title, SUBTITLE_CHARS),
     ...wrap(
-      `${paramsText(run) || "single run"}; ${
+      `${paramsText(run.params, ", ") || "single run"}; ${
         run.mode === "fast" ? "shortened timers" : "the kernel's timers"
       }${context.kernel ? `; Linux ${context.kernel}` : ""}; ${run.samples.length} samples`,
       SUBTITLE_CHARS,

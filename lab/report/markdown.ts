@@ -16,6 +16,7 @@ import type {
 } from "../results.ts";
 import { runFileName } from "../runner.ts";
 import { chartSpec, renderSvg, svgToPng } from "./chart.ts";
+import { paramsText } from "./text.ts";
 
 /** Options of {@linkcode writeReport}. */
 export interface WriteReportOptions {
@@ -111,8 +112,8 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
-function paramsText(run: RunResult): string {
-  return Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(", ") || "single run";
+function runParams(run: RunResult): string {
+  return paramsText(run.params, ", ") || "single run";
 }
 
 /** Each recorded sysctl's most common value over every namespace of the report. */
@@ -261,7 +262,7 @@ function runSection(
   const out = [
     `<a id="${runAnchor(e.id, index)}"></a>`,
     "",
-    `### ${e.id}, run ${index + 1}: ${paramsText(run)}`,
+    `### ${e.id}, run ${index + 1}: ${runParams(run)}`,
     "",
     `${run.passed ? "Passed" : "**Failed**"} in ${
       seconds(run.durationMs)
@@ -309,7 +310,7 @@ function runSection(
   }
   if (run.charts) {
     out.push(
-      `![${cell(`${e.id}, ${paramsText(run)}: sockets and queues over time`)}](${run.charts.svg})`,
+      `![${cell(`${e.id}, ${runParams(run)}: sockets and queues over time`)}](${run.charts.svg})`,
       "",
       `Chart as [SVG](${run.charts.svg}) or [PNG](${run.charts.png}).`,
       "",

@@ -8,6 +8,7 @@
  */
 import { dirname, join } from "node:path";
 import type { ProgressEvent } from "../runner.ts";
+import { paramsText } from "./text.ts";
 
 /** What the progress display knows about an experiment before it runs. */
 export interface ExperimentOutline {
@@ -35,10 +36,6 @@ export interface ProgressOptions {
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
-}
-
-function paramsText(params: Record<string, unknown>): string {
-  return Object.entries(params).map(([k, v]) => `${k}=${v}`).join(" ");
 }
 
 const encoder = new TextEncoder();

@@ -11,9 +11,13 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
+/** A matrix point as `name=value` pairs (`backlog=4 syncookies=1`); "" for a single run. */
+export function paramsText(params: Record<string, unknown>, separator = " "): string {
+  return Object.entries(params).map(([k, v]) => `${k}=${v}`).join(separator);
+}
+
 function params(run: RunResult): string {
-  const p = Object.entries(run.params).map(([k, v]) => `${k}=${v}`).join(" ");
-  return p || "(single run)";
+  return paramsText(run.params) || "(single run)";
 }
 
 /** `[ OK ] id: title (1.23 s, 5 runs)` or `[FAIL] …` / `[SKIP] … : reason`. */
