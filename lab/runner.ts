@@ -351,6 +351,7 @@ export class Lab {
             "--no-config",
             "--quiet",
             "--allow-net",
+            "--allow-ffi",
             programPath("client_group.ts"),
             JSON.stringify(spec),
           ]),

@@ -17,16 +17,16 @@ import {
 } from "./socket_table.ts";
 
 /**
- * Reads a /proc table with as few read() calls as possible. The kernel's
- * seq_file fills one call's buffer with whole rows, and a table read over
- * several calls is resumed by position, so it can repeat or skip rows while
- * sockets change state. One large buffer keeps the table to one call.
+ * Reads a /proc table whole. The kernel's seq_file hands out at most a page of
+ * whole rows per read() call, and a table read over several calls is resumed
+ * by position, so it can repeat or skip rows while sockets change state
+ * ({@linkcode uniqueSockets} removes repeats). Bounded: 65,536 calls.
  */
 export async function readProcTable(path: string): Promise<string> {
   using file = await Deno.open(path);
   let buf = new Uint8Array(1 << 20);
   let used = 0;
-  for (let calls = 0; calls < 64; calls++) {
+  for (let calls = 0; calls < 65_536; calls++) {
     if (used === buf.length) {
       const bigger = new Uint8Array(buf.length * 2);
       bigger.set(buf);
@@ -37,7 +37,7 @@ export async function readProcTable(path: string): Promise<string> {
     used += n;
   }
   throw new RangeError(
-    `Cannot read "${path}" whole: still not at its end after 64 reads (${used} bytes)`,
+    `Cannot read "${path}" whole: still not at its end after 65,536 reads (${used} bytes)`,
   );
 }
 
