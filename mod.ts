@@ -113,6 +113,14 @@ export { machineInfo } from "./lab/machine.ts";
 export { preflight, type PreflightResult } from "./lab/preflight.ts";
 export { checkSysctls, type LoadedExperiment, loadExperiments } from "./lab/load_experiments.ts";
 export { buildLedger } from "./lab/ledger.ts";
+export {
+  flipsText,
+  mergeRepeats,
+  type RepeatSummary,
+  repeatTable,
+  summarizeRepeats,
+} from "./lab/repeat.ts";
+export { defaultJobs, Scheduler, type TaskOptions } from "./lab/scheduler.ts";
 export { type Article, ARTICLES, type Claim, claimById, CLAIMS } from "./lab/catalogue.ts";
 export {
   CommandError,
@@ -134,6 +142,7 @@ export type {
   ClaimDecision,
   ConnectionRecord,
   ExperimentResult,
+  Flip,
   LabReport,
   LedgerEntry,
   MachineInfo,

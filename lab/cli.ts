@@ -15,6 +15,8 @@ import { machineInfo, shellCommand } from "./machine.ts";
 import { NFT, TCPDUMP, type ToolNeed } from "./packages.ts";
 import { preflight } from "./preflight.ts";
 import { Lab } from "./runner.ts";
+import { defaultJobs } from "./scheduler.ts";
+import { mergeRepeats, type RepeatSummary, repeatTable, summarizeRepeats } from "./repeat.ts";
 import { planRuns } from "./define_experiment.ts";
 import { join } from "node:path";
 import {
@@ -59,6 +61,11 @@ Options:
   --compare A B   compare two results.json files (two kernels or machines):
                   which claims' verdicts and which numbers differ; runs nothing
   --markdown      with --compare, print Markdown instead of a table
+  --jobs N        matrix points that run at once, each in its own namespaces
+                  (default ${defaultJobs()} on this machine: 4 per core, 4 to 16);
+                  output keeps the experiments' order whatever N is
+  --repeat N      run each experiment N times and report how often each check
+                  and verdict came out the same; any flip fails the run
   --subnet CIDR   IPv4 lab subnet, a private /16 (default 10.213.0.0/16)
   --subnet6 CIDR  IPv6 lab prefix, a unique-local /48 (default fd00:213::/48)
   -h, --help      this text
@@ -87,6 +94,8 @@ export async function main(args: string[]): Promise<number> {
         markdown: { type: "boolean" },
         subnet: { type: "string" },
         subnet6: { type: "string" },
+        jobs: { type: "string", short: "j" },
+        repeat: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -108,6 +117,26 @@ export async function main(args: string[]): Promise<number> {
     const problem = await prepareReportDir(values.report);
     if (problem) {
       console.error(problem);
+      return 2;
+    }
+  }
+  let jobs = defaultJobs();
+  if (values.jobs !== undefined) {
+    jobs = Number(values.jobs);
+    if (!/^\d+$/.test(values.jobs) || jobs < 1 || jobs > MAX_JOBS) {
+      console.error(
+        `Invalid --jobs "${values.jobs}": give a whole number from 1 to ${MAX_JOBS}, e.g. --jobs 1 to run one matrix point at a time`,
+      );
+      return 2;
+    }
+  }
+  let repeat = 1;
+  if (values.repeat !== undefined) {
+    repeat = Number(values.repeat);
+    if (!/^\d+$/.test(values.repeat) || repeat < 1 || repeat > MAX_REPEAT) {
+      console.error(
+        `Invalid --repeat "${values.repeat}": give a whole number from 1 to ${MAX_REPEAT}, e.g. --repeat 20`,
+      );
       return 2;
     }
   }
@@ -161,7 +190,7 @@ export async function main(args: string[]): Promise<number> {
   const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   try {
-    return await runAll(experiments, { ...values, args }, controller.signal);
+    return await runAll(experiments, { ...values, jobs, repeat, args }, controller.signal);
   } catch (err) {
     if (stopSignal) {
       console.error(
@@ -189,6 +218,8 @@ async function runAll(
     faithful?: boolean;
     ledger?: boolean;
     report?: string;
+    jobs: number;
+    repeat: number;
     args: string[];
   },
   signal: AbortSignal,
@@ -199,10 +230,13 @@ async function runAll(
   const lastTimes = await readTimes();
   const progress = new Progress(
     experiments.map(({ definition }) => outline(definition, faithful, lastTimes)),
-    { live: Deno.stderr.isTerminal() && !Deno.env.get("CI") },
+    { live: Deno.stderr.isTerminal() && !Deno.env.get("CI"), repeats: values.repeat },
   );
+  // A failed experiment stops the others (they still clean up) before its error is thrown.
+  const stop = new AbortController();
   const lab = new Lab({
-    signal,
+    signal: AbortSignal.any([signal, stop.signal]),
+    jobs: values.jobs,
     faithful,
     onProgress: (e) => progress.onEvent(e),
     ...(values.report === undefined ? {} : { reportDir: values.report }),
@@ -219,19 +253,54 @@ async function runAll(
   });
   checkSysctls(experiments, pre.namespaceSysctls);
   log(
-    `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiments, ${CLAIMS.length} claims in the catalogue`,
+    `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiments, ${CLAIMS.length} claims in the catalogue, ${values.jobs} job${
+      values.jobs === 1 ? "" : "s"
+    } at once`,
   );
   if (pre.reaped.length) {
     log(`Removed ${pre.reaped.length} namespaces left by a dead run: ${pre.reaped.join(", ")}`);
   }
   const results: ExperimentResult[] = [];
+  progress.start();
+  // Every experiment is queued at once; the lab runs their points `jobs` at a time.
+  const repeats = values.repeat;
+  const summaries: RepeatSummary[] = [];
+  const pending = experiments.map(async (
+    { file, definition },
+  ): Promise<{ result: ExperimentResult; summary?: RepeatSummary }> => {
+    if (isHistorical(definition)) {
+      const h = historicalResult(definition, file);
+      return repeats === 1 ? { result: h } : merged(Array(repeats).fill(h));
+    }
+    const mode = planRuns(definition, { faithful })[0]?.mode ?? "default";
+    const estimateMs = lastTimes[`${definition.id}:${mode}:run`];
+    const each = Array.from({ length: repeats }, (_, r) =>
+      lab.runExperiment(definition, {
+        file,
+        ...(estimateMs === undefined ? {} : { estimateMs }),
+        ...(repeats === 1 ? {} : { repeat: r + 1, keepPcaps: r === 0 }),
+      }));
+    const settled = await Promise.allSettled(each);
+    const failed = settled.find((x) => x.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const results = settled.map((x) => (x as PromiseFulfilledResult<ExperimentResult>).value);
+    return repeats === 1 ? { result: results[0]! } : merged(results);
+  });
   try {
-    for (const [index, { file, definition }] of experiments.entries()) {
-      progress.startExperiment(index);
-      const result = isHistorical(definition)
-        ? historicalResult(definition, file)
-        : await lab.runExperiment(definition, { file });
+    // Reported in the experiments' order, each as soon as it and those before it are done.
+    for (const [index, p] of pending.entries()) {
+      let result: ExperimentResult;
+      try {
+        const done = await p;
+        result = done.result;
+        if (done.summary) summaries.push(done.summary);
+      } catch (err) {
+        stop.abort(err);
+        await Promise.allSettled(pending);
+        throw err;
+      }
       results.push(result);
+      const { definition } = experiments[index]!;
       log(experimentLine(result));
       const table = checksTable(result, values.verbose ?? false);
       if (table) log(table);
@@ -248,8 +317,15 @@ async function runAll(
   } finally {
     progress.stop();
   }
+  if (repeats > 1) {
+    log(`\nRepeats (${repeats} of each experiment, ${values.jobs} jobs at once):`);
+    log(repeatTable(summaries, terminalWidth()));
+  }
   await writeTimes(Object.fromEntries(
-    results.filter((r) => r.passed && !r.skipped).map((r) => [`${r.id}:${r.mode}`, r.durationMs]),
+    results.filter((r) => r.passed && !r.skipped && r.runs.length).flatMap((r) => [
+      [`${r.id}:${r.mode}`, r.durationMs],
+      [`${r.id}:${r.mode}:run`, Math.round(mean(r.runs.map((x) => x.durationMs)))],
+    ]),
   ));
   const ledger = buildLedger(results, {
     all: values.json || values.ledger || values.report !== undefined || false,
@@ -330,6 +406,21 @@ function outline(
 
 function serverHostOf(definition: LoadedExperiment["definition"]): string {
   return isHistorical(definition) ? "server" : definition.server.host;
+}
+
+/** The most repeats `--repeat` takes. */
+const MAX_REPEAT = 1000;
+
+/** The result the report carries for an experiment's repeats, and how they compared. */
+function merged(results: ExperimentResult[]): { result: ExperimentResult; summary: RepeatSummary } {
+  return { result: mergeRepeats(results), summary: summarizeRepeats(results) };
+}
+
+/** The most concurrent matrix points `--jobs` takes. */
+const MAX_JOBS = 64;
+
+function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 /** A matrix point's time outside its observation window, for the progress bound. */

@@ -261,7 +261,18 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   capture?: string[];
   /** What the captures must show; checked once the observation ends. */
   expectPackets?: PacketExpectation<ParamsOf<M>>[];
+  /**
+   * Run each matrix point alone, with no other point beside it. For points
+   * whose load (thousands of handshakes) would disturb other points' timing,
+   * or that need something the whole machine shares. Points with
+   * {@linkcode EXCLUSIVE_CONNECTIONS} or more client connections run alone
+   * without it.
+   */
+  exclusive?: boolean;
 }
+
+/** A matrix point with this many client connections or more runs alone (see `exclusive`). */
+export const EXCLUSIVE_CONNECTIONS = 1000;
 
 /** A follow-up in the client program's terms. */
 export type FollowUpSpec =
@@ -406,6 +417,8 @@ export interface RunPlan {
   expectations: PlannedExpectation[];
   /** Every metric to sample (expectations' and the default set). */
   metrics: string[];
+  /** Runs alone: the definition says so, or it opens {@linkcode EXCLUSIVE_CONNECTIONS} or more connections. */
+  exclusive: boolean;
 }
 
 const TOP_FIELDS = [
@@ -425,6 +438,7 @@ const TOP_FIELDS = [
   "timeline",
   "capture",
   "expectPackets",
+  "exclusive",
 ];
 const HOST_FIELDS = ["sysctls"];
 const SERVER_FIELDS = ["host", "port", "backlog", "accept", "acceptAfterMs", "maxOpenFiles"];
@@ -792,6 +806,9 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
         );
       }
     }
+  }
+  if (d.exclusive !== undefined && typeof d.exclusive !== "boolean") {
+    fail("exclusive", `expected true or false, got ${describe(d.exclusive)}`);
   }
   const captured: string[] = [];
   if (d.capture !== undefined) {
@@ -1357,6 +1374,8 @@ export function planRuns<M extends Matrix>(
         timeline,
         capture: [...new Set(def.capture ?? [])],
         packetExpectations,
+        exclusive: def.exclusive === true ||
+          groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS,
       };
     });
   });

@@ -1,9 +1,11 @@
 /**
  * Runs experiments: per matrix point, build the namespaces and links → start
  * the server → wait until it listens → start the clients → observe and check
- * → collect → tear down, timing each phase. A {@linkcode Lab} holds no global
- * state beyond its own name prefix and counter, so runs can later go in
- * parallel, each in its own namespaces.
+ * → collect → tear down, timing each phase. Matrix points run concurrently
+ * (`jobs` at a time, see {@linkcode Scheduler}), each in its own namespaces;
+ * results keep definition order whatever order the points finish in. A
+ * {@linkcode Lab} holds no global state beyond its own name prefix and
+ * counter, so two labs (two processes, or two `Lab`s in one) do not collide.
  * @module
  */
 import { dirname, join } from "node:path";
@@ -20,6 +22,7 @@ import { Capture } from "./capture.ts";
 import { checkPackets, connectionsOf } from "./expect_packets.ts";
 import { packetTimelines } from "./observe/packet_timeline.ts";
 import { describeAction, type StepRecord, Timeline } from "./timeline.ts";
+import { defaultJobs, Scheduler } from "./scheduler.ts";
 import { nftRuleText, Wire, type WireRule } from "./wire.ts";
 import { CheckTracker } from "./expect.ts";
 import { Link } from "./link.ts";
@@ -59,6 +62,8 @@ export interface LabOptions {
    * {@linkcode RunResult.pcaps} gives the paths relative to it.
    */
   reportDir?: string;
+  /** Matrix points that run at once, over all experiments of this lab (default {@linkcode defaultJobs}). */
+  jobs?: number;
 }
 
 /**
@@ -91,8 +96,18 @@ export type ProgressEvent =
     index: number;
     of: number;
     params: Record<string, unknown>;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
   }
-  | { kind: "run-end"; experiment: string; index: number; of: number; result: RunResult };
+  | {
+    kind: "run-end";
+    experiment: string;
+    index: number;
+    of: number;
+    result: RunResult;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
+  };
 
 /** How long a program may take to report ready (Deno's first start compiles it). */
 const READY_TIMEOUT_MS = 30_000;
@@ -135,48 +150,78 @@ export class Lab {
   /** This lab's namespace-name prefix, `bl-<pid>-<4 hex>`; pass it to `preflight()`. */
   readonly prefix: string;
   readonly #options: LabOptions;
+  readonly #scheduler: Scheduler;
   #seq = 0;
 
   /**
    * Picks a fresh name prefix and checks the subnets.
    *
-   * @throws {RangeError} when `subnet4` or `subnet6` is not a usable lab subnet.
+   * @throws {RangeError} when `subnet4` or `subnet6` is not a usable lab subnet, or
+   *   `jobs` is not a whole number ≥ 1.
    */
   constructor(options: LabOptions = {}) {
     this.prefix = newRunPrefix();
     this.#options = options;
+    this.#scheduler = new Scheduler(options.jobs ?? defaultJobs());
     parseSubnet(options.subnet4 ?? "10.213.0.0/16", 4);
     parseSubnet(options.subnet6 ?? "fd00:213::/48", 6);
   }
 
-  /** Runs every matrix point of `def` and decides its claims. */
+  /** Matrix points that run at once. */
+  get jobs(): number {
+    return this.#scheduler.jobs;
+  }
+
+  /**
+   * Runs every matrix point of `def` (concurrently with other points of this
+   * lab, up to `jobs`) and decides its claims. `estimateMs` is a point's
+   * expected duration: points queued together start longest first. `repeat`
+   * labels the progress events of one of several repeats; `keepPcaps: false`
+   * keeps no pcaps in the report directory (e.g. for repeats after the first).
+   */
   async runExperiment<M extends Matrix>(
     def: ExperimentDefinition<M>,
-    options: { file?: string } = {},
+    options: { file?: string; estimateMs?: number; repeat?: number; keepPcaps?: boolean } = {},
   ): Promise<ExperimentResult> {
-    const started = performance.now();
+    const repeat = options.repeat === undefined ? {} : { repeat: options.repeat };
     const plans = planRuns(def, { faithful: this.#options.faithful ?? false });
-    const runs: RunResult[] = [];
-    for (const [index, plan] of plans.entries()) {
-      this.#options.signal?.throwIfAborted();
-      this.#options.onProgress?.({
-        kind: "run-start",
-        experiment: def.id,
-        index,
-        of: plans.length,
-        params: plan.params,
-      });
-      const stem = `${def.id}/${runFileName(index, plans.length, plan.params)}`;
-      const result = await this.runPlan(plan, { stem });
-      runs.push(result);
-      this.#options.onProgress?.({
-        kind: "run-end",
-        experiment: def.id,
-        index,
-        of: plans.length,
-        result,
-      });
-    }
+    let started: number | undefined;
+    let ended = 0;
+    // Every point is queued now; one that fails for good lets the others finish (and clean up).
+    const settled = await Promise.allSettled(
+      plans.map((plan, index) =>
+        this.#scheduler.run(async () => {
+          this.#options.signal?.throwIfAborted();
+          started ??= performance.now();
+          this.#options.onProgress?.({
+            kind: "run-start",
+            experiment: def.id,
+            index,
+            of: plans.length,
+            params: plan.params,
+            ...repeat,
+          });
+          const stem = `${def.id}/${runFileName(index, plans.length, plan.params)}`;
+          const result = await this.runPlan(plan, options.keepPcaps === false ? {} : { stem });
+          ended = performance.now();
+          this.#options.onProgress?.({
+            kind: "run-end",
+            experiment: def.id,
+            index,
+            of: plans.length,
+            result,
+            ...repeat,
+          });
+          return result;
+        }, {
+          exclusive: plan.exclusive,
+          estimateMs: options.estimateMs ?? plan.observe.windowMs,
+        })
+      ),
+    );
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const runs = settled.map((s) => (s as PromiseFulfilledResult<RunResult>).value);
     const claims: ExperimentResult["claims"] = {};
     const evidence = runs.map((r) => evidenceOf(r));
     for (const [id, rule] of Object.entries(def.claims)) {
@@ -193,7 +238,7 @@ export class Lab {
       ...(options.file === undefined ? {} : { file: options.file }),
       passed: runs.every((r) => r.passed),
       mode: plans[0]?.mode ?? "default",
-      durationMs: Math.round(performance.now() - started),
+      durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
       claims,
     };
@@ -201,8 +246,8 @@ export class Lab {
 
   /**
    * Runs one matrix point; everything it creates is removed before it returns
-   * or throws. `stem` names its kept pcaps (`pcaps/<stem>-<host>.pcap`) when the
-   * lab has a `reportDir`.
+   * or throws. When the lab has a `reportDir`, the run keeps its pcaps as
+   * `pcaps/<stem>-<host>.pcap` if `stem` is given.
    */
   async runPlan(plan: RunPlan, options: { stem?: string } = {}): Promise<RunResult> {
     const signal = this.#options.signal;
@@ -498,8 +543,8 @@ export class Lab {
           originMs,
         });
         const reportDir = this.#options.reportDir;
-        if (reportDir !== undefined) {
-          const relative = `pcaps/${options.stem ?? `run-${seq}`}-${host}.pcap`;
+        if (reportDir !== undefined && options.stem !== undefined) {
+          const relative = `pcaps/${options.stem}-${host}.pcap`;
           const target = join(reportDir, relative);
           await Deno.mkdir(dirname(target), { recursive: true });
           await Deno.copyFile(capture.file, target);

@@ -11,6 +11,7 @@ import assert, {
 import { isHistorical } from "../lab/historical.ts";
 import {
   defineExperiment,
+  EXCLUSIVE_CONNECTIONS,
   type ExperimentDefinition,
   matrixPoints,
   planRuns,
@@ -2060,4 +2061,27 @@ Deno.test("defineExperiment() allows a step named start <group> for a group with
   const def = asDefinition(withSteps({ name: "start late", at: 10, do: { startGroup: "late" } }));
   const [run] = planRuns(defineExperiment(def));
   deepEqual(run!.timeline.map((s) => s.name), ["start late"]);
+});
+
+Deno.test("planRuns() runs a point alone when the definition says exclusive or it opens 1000+ connections", () => {
+  const plan = (d: Loose) => planRuns(defineExperiment(asDefinition(d)), { faithful: false });
+  equal(plan(base())[0]!.exclusive, false);
+  equal(plan({ ...base(), exclusive: true })[0]!.exclusive, true);
+  equal(plan({ ...base(), exclusive: false })[0]!.exclusive, false);
+  // Counted over every group of the point: 999 + 1 reaches EXCLUSIVE_CONNECTIONS.
+  const groups = (a: number, b: number) => ({
+    ...base(),
+    clients: [
+      { name: "a", host: "client", count: a },
+      { name: "b", host: "client", count: b },
+    ],
+  });
+  equal(EXCLUSIVE_CONNECTIONS, 1000);
+  equal(plan(groups(998, 1))[0]!.exclusive, false);
+  equal(plan(groups(999, 1))[0]!.exclusive, true);
+  checkError(
+    definitionError(() => defineExperiment(asDefinition({ ...base(), exclusive: "yes" }))),
+    "exclusive",
+    ['expected true or false, got "yes"'],
+  );
 });

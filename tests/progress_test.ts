@@ -72,71 +72,75 @@ function harness(live: boolean) {
   return { progress, writes, clock };
 }
 
-Deno.test("Progress in plain mode prints one line per finished run", () => {
+Deno.test("Progress in plain mode prints one line per finished run, as runs finish", () => {
   const { progress, writes, clock } = harness(false);
   clock.ms = 1000;
-  progress.startExperiment(0);
+  progress.start();
   progress.onEvent(start("queue-fills", 0, 2, { backlog: 2, syncookies: 1 }));
-  assert.deepStrictEqual(writes, [], "nothing on the experiment's or the run's start");
-
-  clock.ms = 2500;
-  const params1 = { backlog: 2, syncookies: 1 };
-  progress.onEvent(end("queue-fills", 0, 2, result({ params: params1, durationMs: 1500 })));
   progress.onEvent(start("queue-fills", 1, 2, { backlog: 8, syncookies: 0 }));
-  clock.ms = 4200;
+  assert.deepStrictEqual(writes, [], "nothing on the start or a run's start");
+
+  // Runs of two experiments interleave, and the second point finishes first.
+  clock.ms = 1200;
+  progress.onEvent(start("single", 0, 1, {}));
+  clock.ms = 2500;
   const params2 = { backlog: 8, syncookies: 0 };
   progress.onEvent(
     end(
       "queue-fills",
       1,
       2,
-      result({ params: params2, passed: false, error: "boom", durationMs: 1700 }),
+      result({ params: params2, passed: false, error: "boom", durationMs: 1500 }),
     ),
   );
-
-  clock.ms = 5000;
-  progress.startExperiment(1);
-  progress.onEvent(start("single", 0, 1, {}));
-  clock.ms = 6000;
-  progress.onEvent(end("single", 0, 1, result({ passed: false, durationMs: 900 })));
+  clock.ms = 3000;
+  progress.onEvent(end("single", 0, 1, result({ passed: false, durationMs: 1800 })));
+  clock.ms = 4200;
+  const params1 = { backlog: 2, syncookies: 1 };
+  progress.onEvent(end("queue-fills", 0, 2, result({ params: params1, durationMs: 3200 })));
 
   assert.deepStrictEqual(writes, [
-    "  [1/2] queue-fills run 1/2 (backlog=2 syncookies=1): passed in 1.5 s\n",
-    // The experiment's total (4200 - 1000 ms) and, known from the cache, last time's.
-    "  [1/2] queue-fills run 2/2 (backlog=8 syncookies=0): error in 1.7 s; experiment 3.2 s (last time 5.0 s)\n",
-    // No params, no last time: neither is mentioned.
-    "  [2/2] single run 1/1: FAILED in 0.9 s; experiment 1.0 s\n",
+    "  [1/2] queue-fills run 2/2 (backlog=8 syncookies=0): error in 1.5 s\n",
+    // No params, no last time: neither is mentioned; its last (only) run ends it.
+    "  [2/2] single run 1/1: FAILED in 1.8 s; experiment 1.8 s\n",
+    // The experiment's total (4200 - 1000 ms) once its last point ends, whichever that is.
+    "  [1/2] queue-fills run 1/2 (backlog=2 syncookies=1): passed in 3.2 s; experiment 3.2 s (last time 5.0 s)\n",
   ]);
   progress.clear();
   progress.stop();
   assert.strictEqual(writes.length, 3, "clear() and stop() write nothing in plain mode");
 });
 
-Deno.test("Progress.line() shows the experiment, the run and elapsed vs expected time", () => {
+Deno.test("Progress.line() shows runs done, elapsed time and the points running now", () => {
   const { progress, clock } = harness(true);
   try {
-    assert.strictEqual(progress.line(), "", "nothing before the first experiment");
+    assert.strictEqual(progress.line(), "", "nothing before the start");
     clock.ms = 1000;
-    progress.startExperiment(0);
-    assert.strictEqual(progress.line(), "[1/2] queue-fills · 0.0 s (~5.0 s last time)");
+    progress.start();
+    assert.strictEqual(progress.line(), "[0/3 runs] 0.0 s");
     clock.ms = 2500;
     progress.onEvent(start("queue-fills", 0, 2, { backlog: 2, syncookies: 1 }));
     assert.strictEqual(
       progress.line(),
-      "[1/2] queue-fills · run 1/2 backlog=2 syncookies=1 · 1.5 s (~5.0 s last time)",
+      "[0/3 runs] 1.5 s · queue-fills 1/2 backlog=2 syncookies=1",
+      "one point running: with its params",
     );
+    progress.onEvent(start("single", 0, 1, {}));
+    progress.onEvent(start("queue-fills", 1, 2, { backlog: 8 }));
     clock.ms = 3750;
     assert.strictEqual(
       progress.line(),
-      "[1/2] queue-fills · run 1/2 backlog=2 syncookies=1 · 2.8 s (~5.0 s last time)",
+      "[0/3 runs] 2.8 s · queue-fills 1/2, queue-fills 2/2, single 1/1",
+      "several: each by its index, in the experiments' order",
     );
-    // Without a last time: the bound from the observation windows.
+    progress.onEvent(end("queue-fills", 0, 2, result()));
+    assert.strictEqual(progress.line(), "[1/3 runs] 2.8 s · queue-fills 2/2, single 1/1");
+    progress.onEvent(end("queue-fills", 1, 2, result()));
+    progress.onEvent(end("single", 0, 1, result()));
     clock.ms = 5000;
-    progress.startExperiment(1);
-    assert.strictEqual(progress.line(), "[2/2] single · 0.0 s (at most ~2.0 s)");
-    clock.ms = 5200;
-    progress.onEvent(start("single", 0, 1, {}));
-    assert.strictEqual(progress.line(), "[2/2] single · run 1/1 · 0.2 s (at most ~2.0 s)");
+    assert.strictEqual(progress.line(), "[3/3 runs] 4.0 s");
+    progress.onEvent(start("not-an-outline", 0, 1, {}));
+    assert.strictEqual(progress.line(), "[3/3 runs] 4.0 s", "unknown experiments are ignored");
   } finally {
     progress.stop();
   }
@@ -163,14 +167,14 @@ Deno.test({
       assert.strictEqual(writes.length, 0, "clear() erases nothing before anything was shown");
 
       clock.ms = 1000;
-      progress.startExperiment(0);
-      assert.strictEqual(writes.length, 1, "drawn at once on the experiment's start");
-      assert.ok(writes[0]!.startsWith(`${ERASE}[1/2] queue-fills`), JSON.stringify(writes[0]));
+      progress.start();
+      assert.strictEqual(writes.length, 1, "drawn at once on the start");
+      assert.ok(writes[0]!.startsWith(`${ERASE}[0/3 runs]`), JSON.stringify(writes[0]));
 
       clock.ms = 1400;
       progress.onEvent(start("queue-fills", 0, 2, { backlog: 2 }));
       assert.strictEqual(writes.length, 2, "drawn at once on the run's start");
-      assert.ok(writes[1]!.startsWith(`${ERASE}[1/2] queue-fills · run 1/2 backlog=2`));
+      assert.ok(writes[1]!.startsWith(`${ERASE}[0/3 runs] 0.4 s · queue-fills 1/2 backlog=2`));
 
       progress.onEvent(end("queue-fills", 0, 2, result({ params: { backlog: 2 } })));
       assert.ok(
@@ -181,10 +185,11 @@ Deno.test({
       // The timer redraws without any event.
       const drawn = writes.length;
       await moreWrites(writes, drawn);
-      assert.ok(writes.at(-1)!.startsWith(`${ERASE}[1/2] queue-fills · run 1/2`));
+      assert.ok(writes.at(-1)!.startsWith(`${ERASE}[1/3 runs]`));
 
-      // Starting another experiment keeps one timer (the sanitizer would see a second).
-      progress.startExperiment(1);
+      // Starting again keeps one timer (the sanitizer would see a second).
+      progress.start();
+      progress.onEvent(start("single", 0, 1, {}));
 
       const before = writes.length;
       progress.clear();
@@ -194,7 +199,7 @@ Deno.test({
 
       // The next redraw brings the line back; stop() erases it again.
       await moreWrites(writes, before + 1);
-      assert.ok(writes.at(-1)!.startsWith(`${ERASE}[2/2] single`));
+      assert.ok(writes.at(-1)!.includes("single 1/1"), JSON.stringify(writes.at(-1)));
     } finally {
       progress.stop();
     }

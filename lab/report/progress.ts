@@ -1,9 +1,9 @@
 /**
- * Progress while experiments run: on a terminal, one live line (experiment,
- * matrix point, elapsed vs expected time) redrawn in place; otherwise (CI
- * logs, pipes) one plain line per finished run. Expected times come from the
- * previous run of the same experiment on this machine, kept in a small cache
- * file, or else from the plans' observation windows (an upper bound).
+ * Progress while experiments run, their matrix points concurrently: on a
+ * terminal, one live line (runs done, elapsed time, the points running now)
+ * redrawn in place; otherwise (CI logs, pipes) one plain line per finished
+ * run, as runs finish. Each experiment's previous time on this machine is kept
+ * in a small cache file and shown when its last point finishes.
  * @module
  */
 import { dirname, join } from "node:path";
@@ -40,33 +40,52 @@ function seconds(ms: number): string {
 
 const encoder = new TextEncoder();
 
-/** Shows which experiment and matrix point is running and for how long. */
+interface ExperimentState {
+  start?: number;
+  done: number;
+  /** Running points by repeat and index. */
+  running: Map<string, { index: number; params: Record<string, unknown> }>;
+}
+
+/** Shows how many matrix points are done, which are running and for how long. */
 export class Progress {
   readonly #outlines: readonly ExperimentOutline[];
+  readonly #index: Map<string, number>;
+  readonly #states: ExperimentState[];
+  readonly #total: number;
   readonly #live: boolean;
   readonly #write: (text: string) => void;
   readonly #now: () => number;
   readonly #redrawMs: number;
-  #experiment = -1;
-  #experimentStart = 0;
-  #run: { index: number; params: Record<string, unknown>; start: number } | undefined;
+  #start: number | undefined;
+  #done = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #shown = false;
 
-  /** Creates the display for these experiments, in the order they will run. */
-  constructor(outlines: readonly ExperimentOutline[], options: ProgressOptions) {
+  readonly #repeats: number;
+
+  /**
+   * Creates the display for these experiments, in the order they are
+   * reported, each run `repeats` times (default 1).
+   */
+  constructor(
+    outlines: readonly ExperimentOutline[],
+    options: ProgressOptions & { repeats?: number },
+  ) {
     this.#outlines = outlines;
+    this.#repeats = options.repeats ?? 1;
+    this.#index = new Map(outlines.map((o, i) => [o.id, i]));
+    this.#states = outlines.map(() => ({ done: 0, running: new Map() }));
+    this.#total = outlines.reduce((n, o) => n + o.runs, 0) * this.#repeats;
     this.#live = options.live;
     this.#write = options.write ?? ((t) => Deno.stderr.writeSync(encoder.encode(t)));
     this.#now = options.now ?? (() => performance.now());
     this.#redrawMs = options.redrawMs ?? 200;
   }
 
-  /** Marks the start of experiment `index` (of the outlines). */
-  startExperiment(index: number): void {
-    this.#experiment = index;
-    this.#experimentStart = this.#now();
-    this.#run = undefined;
+  /** Starts the clock (and, live, the redraws). Idempotent. */
+  start(): void {
+    this.#start ??= this.#now();
     if (this.#live) {
       this.#timer ??= setInterval(() => this.#draw(), this.#redrawMs);
       this.#draw();
@@ -75,25 +94,36 @@ export class Progress {
 
   /** Takes a runner progress event. */
   onEvent(event: ProgressEvent): void {
+    const k = this.#index.get(event.experiment);
+    if (k === undefined) return;
+    const state = this.#states[k]!;
+    const key = `${event.repeat ?? 1}:${event.index}`;
     if (event.kind === "run-start") {
-      this.#run = { index: event.index, params: event.params, start: this.#now() };
-      if (this.#live) this.#draw();
+      state.start ??= this.#now();
+      state.running.set(key, { index: event.index, params: event.params });
+      if (this.#start === undefined) this.start();
+      else if (this.#live) this.#draw();
       return;
     }
+    state.running.delete(key);
+    state.done++;
+    this.#done++;
     if (this.#live) {
       this.#draw();
       return;
     }
-    const o = this.#outlines[this.#experiment];
+    const o = this.#outlines[k]!;
     const r = event.result;
+    const last = state.done === o.runs * this.#repeats;
+    const repeat = event.repeat === undefined ? "" : ` repeat ${event.repeat}/${this.#repeats}`;
     this.#write(
-      `  [${this.#experiment + 1}/${this.#outlines.length}] ${event.experiment} run ${
+      `  [${k + 1}/${this.#outlines.length}] ${event.experiment}${repeat} run ${
         event.index + 1
       }/${event.of}${Object.keys(r.params).length ? ` (${paramsText(r.params)})` : ""}: ${
         r.error ? "error" : r.passed ? "passed" : "FAILED"
       } in ${seconds(r.durationMs)}${
-        o && event.index + 1 === event.of
-          ? `; experiment ${seconds(this.#now() - this.#experimentStart)}${
+        last
+          ? `; experiment ${seconds(this.#now() - (state.start ?? this.#now()))}${
             o.lastMs === undefined ? "" : ` (last time ${seconds(o.lastMs)})`
           }`
           : ""
@@ -103,20 +133,18 @@ export class Progress {
 
   /** The live line's text now. */
   line(): string {
-    const o = this.#outlines[this.#experiment];
-    if (!o) return "";
-    const elapsed = this.#now() - this.#experimentStart;
-    const expected = o.lastMs === undefined
-      ? `at most ~${seconds(o.boundMs)}`
-      : `~${seconds(o.lastMs)} last time`;
-    const run = this.#run
-      ? ` · run ${this.#run.index + 1}/${o.runs}${
-        Object.keys(this.#run.params).length ? ` ${paramsText(this.#run.params)}` : ""
-      }`
-      : "";
-    return `[${this.#experiment + 1}/${this.#outlines.length}] ${o.id}${run} · ${
-      seconds(elapsed)
-    } (${expected})`;
+    if (this.#start === undefined) return "";
+    const running = this.#states.flatMap((s, k) =>
+      [...s.running.values()].map(({ index, params }) => ({ k, index, params }))
+    );
+    const what = running.map(({ k, index, params }) => {
+      const o = this.#outlines[k]!;
+      const p = running.length === 1 && Object.keys(params).length ? ` ${paramsText(params)}` : "";
+      return `${o.id} ${index + 1}/${o.runs}${p}`;
+    });
+    return `[${this.#done}/${this.#total} runs] ${seconds(this.#now() - this.#start)}${
+      what.length ? ` · ${what.join(", ")}` : ""
+    }`;
   }
 
   #draw(): void {
@@ -177,7 +205,10 @@ export async function writeTimes(
   try {
     const merged = { ...(await readTimes(path)), ...times };
     await Deno.mkdir(dirname(path), { recursive: true });
-    await Deno.writeTextFile(path, JSON.stringify(merged, null, 1) + "\n");
+    // Write then rename, so that a lab running beside this one never reads half a file.
+    const temp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(temp, JSON.stringify(merged, null, 1) + "\n");
+    await Deno.rename(temp, path);
   } catch {
     // A cache is a convenience: a read-only home must not fail the lab.
   }
