@@ -6,6 +6,7 @@
  */
 import { CLAIMS } from "./catalogue.ts";
 import type { ExperimentResult, LedgerEntry } from "./results.ts";
+import { flipsText } from "./repeat.ts";
 
 /**
  * Builds the ledger in catalogue order.
@@ -25,6 +26,7 @@ export function buildLedger(
         : e.mode === "faithful"
         ? ["the kernel's default timers (--faithful)"]
         : []),
+      ...(e.repeats !== undefined && e.repeats > 1 ? [`the same in all ${e.repeats} repeats`] : []),
     ];
     return e.runs.length && parts.length ? ` [${parts.join("; ")}]` : "";
   };
@@ -49,7 +51,13 @@ export function buildLedger(
     for (const e of deciders) {
       const d = e.claims[claim.id]!;
       if ("error" in d) problems.push(`${e.id}: ${d.error}`);
-      else if (e.runs.some((r) => r.error)) {
+      else if (e.flips?.length) {
+        problems.push(
+          `${e.id} did not come out the same in its ${e.repeats} repeats (${e.flips.length} flip${
+            e.flips.length === 1 ? "" : "s"
+          }: ${flipsText(e.flips).split("\n")[0]})`,
+        );
+      } else if (e.runs.some((r) => r.error)) {
         problems.push(
           `${e.id} could not complete a run (${e.runs.find((r) => r.error)!.error})`,
         );

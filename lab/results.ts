@@ -212,6 +212,32 @@ export interface LedgerEntry {
   experiments: string[];
 }
 
+/**
+ * With `--repeat N`: something that did not come out the same in every repeat
+ * of an experiment (see `lab/repeat.ts` for the rules). Each outcome lists the
+ * repeats that had it.
+ */
+export interface Flip {
+  /**
+   * What flipped: a claim's `verdict`, one `check` of a run, or a `run` whose
+   * outcome changed while none of its checks flipped, or because it ended in an error.
+   */
+  kind: "verdict" | "check" | "run";
+  /** For `verdict`: the claim id, e.g. `A1.3`. */
+  claim?: string;
+  /** For `check` and `run`: the run's matrix point as `name=value` pairs; `""` for a single run. */
+  run?: string;
+  /** For `check`: the check's name. */
+  check?: string;
+  /**
+   * Each value it had and the 1-based repeats that had it; the value most
+   * repeats had first, ties by the earliest repeat. Values: a verdict, `error: <message>`,
+   * `missing` or `skipped` (`verdict`); `held`, `failed` or `missing` (`check`); `passed`,
+   * `failed`, `error: <first line>`, `missing` or `skipped` (`run`).
+   */
+  outcomes: { value: string; repeats: number[] }[];
+}
+
 /** One experiment's result. */
 export interface ExperimentResult {
   /** The experiment's kebab-case id, unique across experiments. */
@@ -234,6 +260,21 @@ export interface ExperimentResult {
   runs: RunResult[];
   /** Claim id → its rule's decision, or the error the rule threw. */
   claims: Record<string, ClaimDecision | { error: string }>;
+  /**
+   * With `--repeat N`: how many times it ran (N). The result is then the
+   * first repeat's, except `passed`, `durationMs`, `flips` and `repeatDurationsMs`.
+   */
+  repeats?: number;
+  /**
+   * With `--repeat N`: what did not come out the same in every repeat; `[]`
+   * when every repeat agreed. `passed` is false unless it is empty.
+   */
+  flips?: Flip[];
+  /**
+   * With `--repeat N`: each repeat's wall-clock time, in repeat order;
+   * `durationMs` is then their median.
+   */
+  repeatDurationsMs?: number[];
 }
 
 /** The machine a lab run ran on. */

@@ -12,6 +12,7 @@ import type {
   ClaimDecision,
   ConnectionRecord,
   ExperimentResult,
+  Flip,
   LabReport,
   LedgerEntry,
   MachineInfo,
@@ -85,6 +86,7 @@ function fieldsOf<T>() {
 type ClaimError = Exclude<ExperimentResult["claims"][string], ClaimDecision>;
 type MetricSummary = RunResult["observed"][string];
 type Charts = NonNullable<RunResult["charts"]>;
+type FlipOutcome = Flip["outcomes"][number];
 
 /** Each object of the schema (root and `$defs`) → the fields of its TypeScript type. */
 const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = {
@@ -108,8 +110,10 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
   ),
   ExperimentResult: fieldsOf<ExperimentResult>()(
     ["id", "title", "hypothesis", "passed", "mode", "durationMs", "runs", "claims"],
-    ["file", "skipped"],
+    ["file", "skipped", "repeats", "flips", "repeatDurationsMs"],
   ),
+  Flip: fieldsOf<Flip>()(["kind", "outcomes"], ["claim", "run", "check"]),
+  FlipOutcome: fieldsOf<FlipOutcome>()(["value", "repeats"], []),
   ClaimDecision: fieldsOf<ClaimDecision>()(["verdict", "evidence"], []),
   ClaimError: fieldsOf<ClaimError>()(["error"], []),
   RunResult: fieldsOf<RunResult>()(
@@ -321,6 +325,32 @@ const SYNTHETIC: LabReport = {
         "A2.1": { verdict: "reproduced", evidence: "2 queued for backlog 1" },
         "A2.2": { error: 'claim rule failed: Metric "x" was not observed in this run' },
       },
+      repeats: 3,
+      flips: [
+        {
+          kind: "verdict",
+          claim: "A2.1",
+          outcomes: [
+            { value: "reproduced", repeats: [1, 3] },
+            { value: "not reproduced", repeats: [2] },
+          ],
+        },
+        {
+          kind: "check",
+          run: "backlog=1 family=ipv4 cookies=true",
+          check: "queued",
+          outcomes: [{ value: "held", repeats: [1, 2] }, { value: "failed", repeats: [3] }],
+        },
+        {
+          kind: "run",
+          run: "",
+          outcomes: [
+            { value: "error: Cannot create namespace", repeats: [1] },
+            { value: "passed", repeats: [2, 3] },
+          ],
+        },
+      ],
+      repeatDurationsMs: [900, 850, 1000],
     },
     {
       id: "historical-claims",
@@ -443,6 +473,27 @@ const MUTATIONS: {
     name: "a wrong mode",
     mutate: (d) => loose(d.experiments[0]!.runs[0]!).mode = "slow",
     error: /^\/experiments\/0\/runs\/0\/mode: must be equal to one of the allowed values/m,
+  },
+  {
+    name: "a check flip without its check's name",
+    mutate: (d) => delete loose(d.experiments[0]!.flips![1]!).check,
+    error: /^\/experiments\/0\/flips\/1: must have required property 'check'/m,
+  },
+  {
+    name: "a verdict flip that names a run",
+    mutate: (d) => d.experiments[0]!.flips![0]!.run = "backlog=1",
+    error: /^\/experiments\/0\/flips\/0\/run: boolean schema is false/m,
+  },
+  {
+    name: "a flip with a single outcome",
+    mutate: (d) => d.experiments[0]!.flips![0]!.outcomes.pop(),
+    error: /^\/experiments\/0\/flips\/0\/outcomes: must NOT have fewer than 2 items/m,
+  },
+  {
+    name: "repeats without flips",
+    mutate: (d) => delete loose(d.experiments[0]!).flips,
+    error:
+      /^\/experiments\/0: must have propert(y|ies) flips\b.* when property repeats is present/m,
   },
   {
     name: "version 2",
