@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { hasPrivileges } from "../lab/preflight.ts";
+import { libc } from "../lab/setns.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -11,6 +12,9 @@ export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const REQUIRE = Deno.env.get("BACKLOG_LAB_REQUIRE_ROOT") === "1";
 const PRIVILEGED = Deno.build.os === "linux" && hasPrivileges();
 let warned = false;
+// The lab opens libc once per process (its sampler reads sockets over netlink through it); open
+// it here, so that the test sanitizers do not count that as a resource a test leaked.
+if (PRIVILEGED) libc();
 
 /**
  * A test that needs root (namespaces). Without root it is skipped loudly;

@@ -134,17 +134,22 @@ export function parseProcNetTcp(text: string): SocketRow[] {
  * Duplicates of a 4-tuple keep the row past SYN_RECV if there is one.
  */
 export function uniqueSockets(rows: readonly SocketRow[]): SocketRow[] {
-  const seen = new Map<string, number>();
+  // Keyed by the two ports (a number, cheap at 10,000+ rows); addresses compared on a match.
+  const seen = new Map<number, number[]>();
   const out: SocketRow[] = [];
   for (const r of rows) {
     if (r.state === "LISTEN") {
       out.push(r);
       continue;
     }
-    const key = `${r.localAddress}|${r.localPort}|${r.remoteAddress}|${r.remotePort}`;
-    const at = seen.get(key);
+    const key = r.localPort * 65536 + r.remotePort;
+    const at = seen.get(key)?.find((i) =>
+      out[i]!.localAddress === r.localAddress && out[i]!.remoteAddress === r.remoteAddress
+    );
     if (at === undefined) {
-      seen.set(key, out.length);
+      const list = seen.get(key);
+      if (list) list.push(out.length);
+      else seen.set(key, [out.length]);
       out.push(r);
     } else if (out[at]!.state === "SYN_RECV" && r.state !== "SYN_RECV") out[at] = r;
   }
