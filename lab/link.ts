@@ -27,23 +27,26 @@ export class Link implements AsyncDisposable {
     this.b = b;
   }
 
-  /** Creates the pair, addresses both ends and brings them up. */
+  /**
+   * Creates the pair, addresses both ends and brings them up: one `ip -batch`
+   * inside each namespace (two processes, whatever the number of addresses).
+   */
   static async create(a: LinkEnd, b: LinkEnd): Promise<Link> {
     const link = new Link(a, b);
     const v6 = a.cidr.includes(":");
-    const script = [
-      `ip -n ${a.ns.name} link add ${a.ifname} type veth peer name ${b.ifname} netns ${b.ns.name}`,
-      ...[a, b].flatMap((e) => [
-        ...[e.cidr, ...(e.extra ?? [])].map((cidr) =>
-          `ip -n ${e.ns.name} addr add ${cidr} dev ${e.ifname}${v6 ? " nodad" : ""}`
-        ),
-        `ip -n ${e.ns.name} link set ${e.ifname} up`,
-      ]),
-    ].join(" && ");
+    const configure = (e: LinkEnd) => [
+      ...[e.cidr, ...(e.extra ?? [])].map((cidr) =>
+        `addr add ${cidr} dev ${e.ifname}${v6 ? " nodad" : ""}`
+      ),
+      `link set ${e.ifname} up`,
+    ];
+    const action = `Cannot create link ${a.ns.name}:${a.ifname} <-> ${b.ns.name}:${b.ifname}`;
     try {
-      await run(["sh", "-c", script], {
-        action: `Cannot create link ${a.ns.name}:${a.ifname} <-> ${b.ns.name}:${b.ifname}`,
-      });
+      await batch(a.ns.name, [
+        `link add ${a.ifname} type veth peer name ${b.ifname} netns ${b.ns.name}`,
+        ...configure(a),
+      ], action);
+      await batch(b.ns.name, configure(b), action);
     } catch (err) {
       await link[Symbol.asyncDispose]();
       throw err;
@@ -56,9 +59,23 @@ export class Link implements AsyncDisposable {
     return end.cidr.split("/")[0]!;
   }
 
+  /**
+   * Forgets the link without deleting it: deleting a namespace removes its
+   * links too, without the wait for the kernel's RCU grace period (~30 ms)
+   * that `ip link del` makes.
+   */
+  release(): void {
+    this.#disposed = true;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
     await run(["ip", "-n", this.a.ns.name, "link", "del", this.a.ifname], { allowFailure: true });
   }
+}
+
+/** Runs `ip -n <ns> -batch -` with these commands, one a line. */
+async function batch(ns: string, commands: readonly string[], action: string): Promise<void> {
+  await run(["ip", "-n", ns, "-batch", "-"], { stdin: commands.join("\n") + "\n", action });
 }

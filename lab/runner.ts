@@ -28,7 +28,7 @@ import { CheckTracker } from "./expect.ts";
 import { Link } from "./link.ts";
 import { Netns, newRunPrefix, RECORDED_SYSCTLS } from "./netns.ts";
 import { delay, ManagedProcess } from "./process.ts";
-import { connectionRecords, groupMetrics } from "./observe/client_tally.ts";
+import { GroupTally } from "./observe/client_tally.ts";
 import { readListen, Sampler } from "./observe/sampler.ts";
 import type { ClientGroupSpec } from "./programs/client_group.ts";
 import type {
@@ -271,15 +271,26 @@ export class Lab {
     const wires = new Map<string, Wire>();
     const captures = new Map<string, Capture>();
     const files: string[] = [];
+    // Teardown: the programs and captures end first, then the namespaces go, taking their
+    // links and nftables tables with them (so those are only deleted on their own if a
+    // namespace could not be).
+    let namespacesGone = false;
     const stack = new AsyncDisposableStack();
-    stack.defer(() => disposeAll(namespaces));
-    stack.defer(() => disposeAll(links));
-    stack.defer(() => disposeAll([...wires.values()]));
-    stack.defer(() => disposeAll(processes));
     stack.defer(async () => {
-      await Promise.all(files.map((f) => Deno.remove(f).catch(() => {})));
+      if (namespacesGone) return;
+      await disposeAll([...links, ...wires.values()]);
     });
-    stack.defer(() => disposeAll([...captures.values()]));
+    stack.defer(async () => {
+      await Promise.all([
+        disposeAll(namespaces).then(() => {
+          namespacesGone = true;
+          for (const l of links) l.release();
+          for (const w of wires.values()) w.release();
+        }),
+        ...files.map((f) => Deno.remove(f).catch(() => {})),
+      ]);
+    });
+    stack.defer(() => disposeAll([...processes, ...captures.values()]));
 
     const sysctls: Record<string, Record<string, string>> = {};
     const addresses: Record<string, string> = {};
@@ -293,7 +304,9 @@ export class Lab {
     let connections: ConnectionRecord[] = [];
     let error: unknown;
     try {
-      // Build: namespaces, links (with one address per client group), sysctls (read back), rules.
+      // Build: the namespaces; then at once: the programs start loading (the server waits to
+      // listen), the links with one address per client group, the sysctls (read back), the
+      // packet rules and the captures.
       const created = await Promise.allSettled(
         plan.hosts.map((h) => Netns.create(`${this.prefix}-${seq}-${h.name}`)),
       );
@@ -302,62 +315,31 @@ export class Lab {
       if (failed) throw (failed as PromiseRejectedResult).reason;
       const nsOf = new Map(plan.hosts.map((h, i) => [h.name, namespaces[i]!]));
       const serverNs = nsOf.get(plan.server.host)!;
-      await Promise.all(
-        plan.hosts.slice(1).map(async (h, i) => {
-          const groupCidrs = plan.groups.filter((g) => g.host === h.name).map((g, k) => {
-            const cidr = addr(i + 1, GROUP_HOST_BASE + k);
-            addresses[`clients.${g.name}`] = cidr.split("/")[0]!;
-            return cidr;
-          });
-          const link = await Link.create(
-            { ns: serverNs, ifname: `veth${i + 1}`, cidr: addr(i + 1, 1) },
-            { ns: nsOf.get(h.name)!, ifname: "veth0", cidr: addr(i + 1, 2), extra: groupCidrs },
-          );
-          links.push(link);
-          addresses[h.name] = Link.address(link.b);
-          if (i === 0) addresses[plan.server.host] = Link.address(link.a);
-        }),
-      );
-      await Promise.all(plan.hosts.map(async (h) => {
-        sysctls[h.name] = await nsOf.get(h.name)!.sysctls(h.sysctls, RECORDED_SYSCTLS);
-      }));
-      const wireRules = new Map<string, WireRule & { host: string }>();
-      for (const r of plan.rules) {
-        const side = r.host === plan.server.host ? "server" : "client";
-        const rule: WireRule & { host: string } = {
-          name: r.name,
-          host: r.host,
-          direction: r.direction,
-          packets: r.packets,
-          port: plan.server.port,
-          side,
-          family: plan.family,
+      const linkPlans = plan.hosts.slice(1).map((h, i) => {
+        const groupCidrs = plan.groups.filter((g) => g.host === h.name).map((g, k) => {
+          const cidr = addr(i + 1, GROUP_HOST_BASE + k);
+          addresses[`clients.${g.name}`] = cidr.split("/")[0]!;
+          return cidr;
+        });
+        const a = { ns: serverNs, ifname: `veth${i + 1}`, cidr: addr(i + 1, 1) };
+        const b = {
+          ns: nsOf.get(h.name)!,
+          ifname: "veth0",
+          cidr: addr(i + 1, 2),
+          extra: groupCidrs,
         };
-        if (r.group !== undefined) rule.clientAddress = addresses[`clients.${r.group}`]!;
-        wireRules.set(r.name, rule);
-        rules[r.name] = { host: r.host, nft: nftRuleText(rule), dropped: 0 };
-        if (!wires.has(r.host)) wires.set(r.host, await Wire.create(nsOf.get(r.host)!));
-        if (r.initially === "on") await wires.get(r.host)!.add(rule);
-      }
-      for (const host of plan.capture) {
-        const file = await Capture.tempFile(`${this.prefix}-${seq}-${host}`);
-        files.push(file);
-        captures.set(
-          host,
-          await Capture.start(nsOf.get(host)!, {
-            port: plan.server.port,
-            file,
-            ...(signal ? { signal } : {}),
-          }),
-        );
-      }
-      lap("build");
+        addresses[h.name] = Link.address(b);
+        if (i === 0) addresses[plan.server.host] = Link.address(a);
+        return { a, b };
+      });
 
-      // Server and clients start together; clients wait for "go".
       const serverAddress = addresses[plan.server.host]!;
-      const serverOptions = plan.server.maxOpenFiles === undefined
-        ? []
-        : [JSON.stringify({ maxOpenFiles: plan.server.maxOpenFiles })];
+      const serverOptions = {
+        waitToListen: true,
+        ...(plan.server.maxOpenFiles === undefined
+          ? {}
+          : { maxOpenFiles: plan.server.maxOpenFiles }),
+      };
       const server = new ManagedProcess(
         `the server in "${serverNs.name}"`,
         serverNs.wrap([
@@ -372,7 +354,7 @@ export class Lab {
           serverAddress,
           String(plan.server.port),
           String(plan.server.backlog),
-          ...serverOptions,
+          JSON.stringify(serverOptions),
         ]),
       );
       processes.push(server);
@@ -404,22 +386,75 @@ export class Lab {
         processes.push(p);
         return p;
       });
+
+      const wireRules = new Map<string, WireRule & { host: string }>();
+      for (const r of plan.rules) {
+        const side = r.host === plan.server.host ? "server" : "client";
+        const rule: WireRule & { host: string } = {
+          name: r.name,
+          host: r.host,
+          direction: r.direction,
+          packets: r.packets,
+          port: plan.server.port,
+          side,
+          family: plan.family,
+        };
+        if (r.group !== undefined) rule.clientAddress = addresses[`clients.${r.group}`]!;
+        wireRules.set(r.name, rule);
+        rules[r.name] = { host: r.host, nft: nftRuleText(rule), dropped: 0 };
+      }
+      const build: Promise<unknown>[] = [
+        ...linkPlans.map(async ({ a, b }) => links.push(await Link.create(a, b))),
+        ...plan.hosts.map(async (h) => {
+          sysctls[h.name] = await nsOf.get(h.name)!.sysctls(h.sysctls, RECORDED_SYSCTLS);
+        }),
+        ...[...new Set(plan.rules.map((r) => r.host))].map(async (host) => {
+          const wire = await Wire.create(nsOf.get(host)!);
+          wires.set(host, wire);
+          for (const r of plan.rules) {
+            if (r.host === host && r.initially === "on") await wire.add(wireRules.get(r.name)!);
+          }
+        }),
+        ...plan.capture.map(async (host) => {
+          const file = await Capture.tempFile(`${this.prefix}-${seq}-${host}`);
+          files.push(file);
+          captures.set(
+            host,
+            await Capture.start(nsOf.get(host)!, {
+              port: plan.server.port,
+              file,
+              ...(signal ? { signal } : {}),
+            }),
+          );
+        }),
+      ];
+      // Everything is awaited (and so disposable) before a failure is thrown.
+      const built = await Promise.allSettled(build);
+      const buildFailed = built.find((x) => x.status === "rejected");
+      if (buildFailed) throw (buildFailed as PromiseRejectedResult).reason;
+      lap("build");
+
+      // The server listens once its namespace is ready; clients wait for "go".
+      await server.waitForEvent("loaded", READY_TIMEOUT_MS, signal);
+      await server.send({ cmd: "listen" });
       const ready = await server.waitForEvent("ready", READY_TIMEOUT_MS, signal);
-      if (!await readListen(serverNs, plan.server.port)) {
+      if (!readListen(serverNs, plan.server.port, plan.family)) {
         throw new Error(
           `The server reported ready but "${serverNs.name}" has no LISTEN socket on port ${plan.server.port}`,
         );
       }
       lap("server");
       await Promise.all(clients.map((c) => c.waitForEvent("ready", READY_TIMEOUT_MS, signal)));
-      const sampler = new Sampler(
-        plan.hosts.map((h) => ({ name: h.name, ns: nsOf.get(h.name)! })),
-        {
-          serverHost: plan.server.host,
-          port: plan.server.port,
-          family: plan.family,
-          metrics: plan.metrics,
-        },
+      const sampler = stack.use(
+        new Sampler(
+          plan.hosts.map((h) => ({ name: h.name, ns: nsOf.get(h.name)! })),
+          {
+            serverHost: plan.server.host,
+            port: plan.server.port,
+            family: plan.family,
+            metrics: plan.metrics,
+          },
+        ),
       );
       sampler.serverPid = typeof ready.pid === "number" ? ready.pid : server.pid;
       sampler.groupAddresses = Object.fromEntries(
@@ -480,14 +515,12 @@ export class Lab {
       // Observe until every settled expectation has held and every step happened, one check
       // fails for good, or the window ends.
       const trackers = plan.expectations.map((e) => new CheckTracker(e));
-      const clientValues = () =>
-        Object.assign(
-          {},
-          ...plan.groups.map((g, i) =>
-            groupMetrics(g.name, g.count, clients[i]!.events, plan.metrics)
-          ),
-        );
-      const launched = () => clients.every((c) => c.events.some((e) => e.event === "launched"));
+      const tallies = plan.groups.map((g) => new GroupTally(g.name, g.count));
+      const clientValues = () => {
+        tallies.forEach((t, i) => t.update(clients[i]!.events));
+        return Object.assign({}, ...tallies.map((t) => t.metrics(plan.metrics)));
+      };
+      const launched = () => tallies.every((t) => t.launched);
       for (let tick = 0;; tick++) {
         signal?.throwIfAborted();
         if (serverStopped && server.exited) sampler.serverPid = 0;
@@ -534,9 +567,10 @@ export class Lab {
       lap("observe");
 
       checks = trackers.map((tr) => tr.result());
-      connections = plan.groups.flatMap((g, i) =>
-        connectionRecords(g.name, g.count, clients[i]!.events)
-      );
+      connections = tallies.flatMap((t, i) => {
+        t.update(clients[i]!.events);
+        return t.records();
+      });
       for (const [host, capture] of captures) {
         packets[host] = packetTimelines(await capture.stop(), {
           serverPort: plan.server.port,

@@ -397,6 +397,15 @@ export class Wire implements AsyncDisposable {
     return result;
   }
 
+  /**
+   * Forgets the table without deleting it, for a namespace about to be
+   * deleted (which takes its tables with it).
+   */
+  release(): void {
+    this.#disposed = true;
+    this.#rules.clear();
+  }
+
   /** Deletes the table (rules and counters). Idempotent; tolerates the namespace being gone. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#disposed) return;

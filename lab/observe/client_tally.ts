@@ -18,57 +18,151 @@ export interface ClientEvent {
   [key: string]: unknown;
 }
 
+/**
+ * One group's connection records and `clients.<group>.*` counts, updated
+ * from the events that arrived since the last {@linkcode GroupTally.update}:
+ * each sample costs the new events, not all of them (10,000 connections
+ * make 20,000 events).
+ */
+export class GroupTally {
+  readonly group: string;
+  readonly count: number;
+  readonly #records: ConnectionRecord[] = [];
+  readonly #counts = new Map<string, number>();
+  #seen = 0;
+  #launched = 0;
+  #launchedEvent = false;
+
+  /** A tally of group `group`, which opens `count` connections. */
+  constructor(group: string, count: number) {
+    this.group = group;
+    this.count = count;
+  }
+
+  /** Takes the events after those already seen (`events` only ever grows). */
+  update(events: readonly ClientEvent[]): void {
+    for (; this.#seen < events.length; this.#seen++) {
+      const e = events[this.#seen]!;
+      if (e.event === "launched") {
+        this.#launchedEvent = true;
+        this.#launch(Math.min(this.count, e.n ?? this.count));
+        continue;
+      }
+      if (typeof e.i !== "number") continue;
+      if (!this.#launchedEvent && (e.event === "open" || e.event === "connect")) {
+        this.#launch(Math.max(this.#launched, e.i + 1));
+      }
+      const r = this.#get(e.i);
+      const before = [r.connect, r.after] as const;
+      if (e.event === "connect") {
+        r.connect = String(e.result);
+        r.connectAtMs = e.t ?? null;
+        r.connectMs = e.ms === undefined ? null : Math.round(e.ms * 1000) / 1000;
+      } else if (e.event === "after") {
+        r.after = String(e.result);
+        r.afterAtMs = e.t ?? null;
+      } else if (e.event === "deadline") {
+        if (e.phase === "connect") {
+          r.connect = "deadline";
+          r.connectAtMs = e.t ?? null;
+        } else {
+          r.after = "deadline";
+          r.afterAtMs = e.t ?? null;
+        }
+      } else if (e.event === "open") {
+        r.connect = "pending";
+      }
+      this.#recount(before, r);
+    }
+  }
+
+  /** Whether the group said it has called every connect() (its "launched" event). */
+  get launched(): boolean {
+    return this.#launchedEvent;
+  }
+
+  /** The records of the connections launched or heard of, by index. */
+  records(): ConnectionRecord[] {
+    return this.#records.filter(Boolean);
+  }
+
+  /**
+   * The group's metrics: launched, connected, pending, deadline, and
+   * `connect.<errno>` / `after.<result>` for each outcome seen; every
+   * metric of this group named in `wanted` is present (0 when not seen).
+   */
+  metrics(wanted: readonly string[] = []): Record<string, number> {
+    const prefix = `clients.${this.group}.`;
+    const m: Record<string, number> = {
+      [`${prefix}launched`]: this.#launched,
+      [`${prefix}connected`]: 0,
+      [`${prefix}pending`]: 0,
+      [`${prefix}deadline`]: 0,
+    };
+    for (const [k, n] of this.#counts) if (n !== 0) m[prefix + k] = n;
+    for (const w of wanted) if (w.startsWith(prefix)) m[w] ??= 0;
+    return m;
+  }
+
+  #get(i: number): ConnectionRecord {
+    let r = this.#records[i];
+    if (r === undefined) {
+      r = this.#records[i] = {
+        group: this.group,
+        index: i,
+        connect: "pending",
+        connectAtMs: null,
+        connectMs: null,
+        after: null,
+        afterAtMs: null,
+      };
+      this.#add(connectKey(r.connect), 1);
+    }
+    return r;
+  }
+
+  #launch(n: number): void {
+    for (let i = this.#launched; i < n; i++) this.#get(i);
+    this.#launched = Math.max(this.#launched, n);
+  }
+
+  #recount(before: readonly [string, string | null], r: ConnectionRecord): void {
+    if (before[0] !== r.connect) {
+      this.#add(connectKey(before[0]), -1);
+      this.#add(connectKey(r.connect), 1);
+    }
+    if (before[1] !== r.after) {
+      if (before[1] !== null) this.#add(afterKey(before[1]), -1);
+      if (r.after !== null) this.#add(afterKey(r.after), 1);
+    }
+  }
+
+  #add(key: string, n: number): void {
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + n);
+  }
+}
+
+function connectKey(connect: string): string {
+  return connect === "ok"
+    ? "connected"
+    : connect === "pending" || connect === "deadline"
+    ? connect
+    : `connect.${connect}`;
+}
+
+function afterKey(after: string): string {
+  return after === "deadline" ? "deadline" : `after.${after}`;
+}
+
 /** Connection records of one group from its events so far. */
 export function connectionRecords(
   group: string,
   count: number,
   events: readonly ClientEvent[],
 ): ConnectionRecord[] {
-  const records: ConnectionRecord[] = [];
-  const get = (i: number) =>
-    records[i] ??= {
-      group,
-      index: i,
-      connect: "pending",
-      connectAtMs: null,
-      connectMs: null,
-      after: null,
-      afterAtMs: null,
-    };
-  for (const e of events) {
-    if (typeof e.i !== "number") continue;
-    const r = get(e.i);
-    if (e.event === "connect") {
-      r.connect = String(e.result);
-      r.connectAtMs = e.t ?? null;
-      r.connectMs = e.ms === undefined ? null : Math.round(e.ms * 1000) / 1000;
-    } else if (e.event === "after") {
-      r.after = String(e.result);
-      r.afterAtMs = e.t ?? null;
-    } else if (e.event === "deadline") {
-      if (e.phase === "connect") {
-        r.connect = "deadline";
-        r.connectAtMs = e.t ?? null;
-      } else {
-        r.after = "deadline";
-        r.afterAtMs = e.t ?? null;
-      }
-    } else if (e.event === "open") {
-      r.connect = "pending";
-    }
-  }
-  const launched = launchedCount(count, events);
-  for (let i = 0; i < launched; i++) get(i);
-  return records.filter(Boolean);
-}
-
-function launchedCount(count: number, events: readonly ClientEvent[]): number {
-  let opened = 0;
-  for (const e of events) {
-    if (e.event === "launched") return Math.min(count, e.n ?? count);
-    if (e.event === "open" || e.event === "connect") opened = Math.max(opened, (e.i ?? -1) + 1);
-  }
-  return opened;
+  const tally = new GroupTally(group, count);
+  tally.update(events);
+  return tally.records();
 }
 
 /**
@@ -81,19 +175,7 @@ export function groupMetrics(
   events: readonly ClientEvent[],
   wanted: readonly string[] = [],
 ): Record<string, number> {
-  const records = connectionRecords(group, count, events);
-  const m: Record<string, number> = {};
-  const inc = (k: string) => m[`clients.${group}.${k}`] = (m[`clients.${group}.${k}`] ?? 0) + 1;
-  m[`clients.${group}.launched`] = launchedCount(count, events);
-  for (const k of ["connected", "pending", "deadline"]) m[`clients.${group}.${k}`] = 0;
-  for (const r of records) {
-    if (r.connect === "ok") inc("connected");
-    else if (r.connect === "pending") inc("pending");
-    else if (r.connect === "deadline") inc("deadline");
-    else inc(`connect.${r.connect}`);
-    if (r.after === "deadline") inc("deadline");
-    else if (r.after !== null) inc(`after.${r.after}`);
-  }
-  for (const w of wanted) if (w.startsWith(`clients.${group}.`)) m[w] ??= 0;
-  return m;
+  const tally = new GroupTally(group, count);
+  tally.update(events);
+  return tally.metrics(wanted);
 }

@@ -19,6 +19,11 @@
  * `FD_CLOEXEC`: everything Deno opens has it), because one numbered at or above
  * `L` would not count against the limit and make `L - openFiles` wrong.
  *
+ * With `{"waitToListen":true}` it first prints `{"event":"loaded","pid":N}`
+ * and creates its socket only when `{"cmd":"listen"}` arrives (`{"cmd":"exit"}`
+ * or EOF before that exits 0), so the runner can start it while it still
+ * builds the namespace.
+ *
  * Events on stdout (one JSON object a line; `t` is milliseconds since the
  * policy or command that accepted):
  *   {"event":"ready","pid":N,"openFiles":N,"maxOpenFiles":N}
@@ -59,6 +64,12 @@ export type ServerPolicy =
 export interface ServerOptions {
   /** Lower `RLIMIT_NOFILE` (soft and hard) to this once listening. */
   maxOpenFiles?: number;
+  /**
+   * Load, print `{"event":"loaded"}`, and create the socket only on a
+   * `{"cmd":"listen"}` command: the runner starts the program while it is
+   * still building the namespace's links and sysctls.
+   */
+  waitToListen?: boolean;
 }
 
 const AF_INET = 2;
@@ -172,17 +183,26 @@ export function parseServerOptions(text: string | undefined): ServerOptions {
     throw new TypeError(`Cannot parse the server options "${text}": not JSON`);
   }
   if (!isObject(v)) throw new TypeError(`Cannot parse the server options "${text}": not an object`);
-  const unknown = Object.keys(v).filter((k) => k !== "maxOpenFiles");
+  const unknown = Object.keys(v).filter((k) => k !== "maxOpenFiles" && k !== "waitToListen");
   if (unknown.length > 0) {
     throw new TypeError(`Cannot parse the server options "${text}": unknown key "${unknown[0]}"`);
   }
-  if (v.maxOpenFiles === undefined) return {};
+  const options: ServerOptions = {};
+  if (v.waitToListen !== undefined) {
+    if (typeof v.waitToListen !== "boolean") {
+      throw new TypeError(
+        `Cannot parse the server options "${text}": "waitToListen" must be true or false`,
+      );
+    }
+    options.waitToListen = v.waitToListen;
+  }
+  if (v.maxOpenFiles === undefined) return options;
   if (!Number.isSafeInteger(v.maxOpenFiles) || (v.maxOpenFiles as number) < 1) {
     throw new RangeError(
       `Cannot parse the server options "${text}": "maxOpenFiles" must be a positive integer`,
     );
   }
-  return { maxOpenFiles: v.maxOpenFiles as number };
+  return { ...options, maxOpenFiles: v.maxOpenFiles as number };
 }
 
 /**
@@ -441,6 +461,25 @@ async function main(): Promise<void> {
   } catch (err) {
     usage((err as Error).message);
   }
+  const commands = readLines(stdin())[Symbol.asyncIterator]();
+  if (options.waitToListen) {
+    emit({ event: "loaded", pid: Deno.pid });
+    for (;;) {
+      const next = await commands.next();
+      if (next.done) Deno.exit(0);
+      const line = next.value.trim();
+      if (line === "") continue;
+      let cmd: { cmd?: unknown };
+      try {
+        cmd = JSON.parse(line);
+      } catch {
+        emit({ event: "error", message: `Cannot parse command line "${line}"` });
+        continue;
+      }
+      if (cmd.cmd === "exit") Deno.exit(0);
+      if (cmd.cmd === "listen") break;
+    }
+  }
   const fd = libc.symbols.socket(
     family === 4 ? AF_INET : AF_INET6,
     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -472,7 +511,7 @@ async function main(): Promise<void> {
   }
   emit({ event: "ready", pid: Deno.pid, openFiles: fds.count(), maxOpenFiles: softFileLimit() });
 
-  for await (const line of readLines(stdin())) {
+  for await (const line of { [Symbol.asyncIterator]: () => commands }) {
     if (!line.trim()) continue;
     let cmd: { cmd?: unknown; n?: unknown; policy?: unknown };
     try {
