@@ -155,8 +155,13 @@ export interface ClientGroupDefinition<P> {
   host: string;
   /** How many connections it opens, 0 to 100 000 (0: none at this matrix point). */
   count: Param<P, number>;
-  /** `"together"` (default): every connect() at once; or one every `intervalMs`. */
-  start?: "together" | { intervalMs: number };
+  /**
+   * `"together"` (default): every connect() at once; or one every `intervalMs`;
+   * or `perSecond` evenly spread (e.g. 20000: 20 a millisecond, which keeps a
+   * burst of thousands of SYNs within the per-CPU input queue that all
+   * namespaces share, `net.core.netdev_max_backlog`, 1000 by default).
+   */
+  start?: "together" | { intervalMs: number } | { perSecond: number };
   /** Default `"nothing"`. */
   afterConnect?: FollowUp;
   /** Give up on a connection (close it) this long after its connect() began; default never. */
@@ -289,7 +294,7 @@ export interface PlannedGroup {
   host: string;
   /** How many connections it opens. */
   count: number;
-  /** Milliseconds between connect() calls; 0: all at once. */
+  /** Milliseconds between connect() calls (fractional for `perSecond`); 0: all at once. */
   intervalMs: number;
   /** What each connection does once connect() returns. */
   then: FollowUpSpec;
@@ -737,8 +742,12 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     }
     if (typeof group.count !== "function") requireInt(group.count, `${f}.count`, 0, MAX_COUNT);
     if (group.start !== undefined && group.start !== "together") {
-      const s = requireObject(group.start, `${f}.start`, ["intervalMs"]);
-      requireInt(s.intervalMs, `${f}.start.intervalMs`, 1, 60_000);
+      const s = requireObject(group.start, `${f}.start`, ["intervalMs", "perSecond"]);
+      if (("intervalMs" in s) === ("perSecond" in s)) {
+        fail(`${f}.start`, `give either intervalMs or perSecond, e.g. { perSecond: 20000 }`);
+      }
+      if ("intervalMs" in s) requireInt(s.intervalMs, `${f}.start.intervalMs`, 1, 60_000);
+      else requireInt(s.perSecond, `${f}.start.perSecond`, 1, 1_000_000);
     }
     if (group.afterConnect !== undefined) followUp(group.afterConnect, `${f}.afterConnect`);
     if (group.deadlineMs !== undefined) {
@@ -1252,7 +1261,11 @@ export function planRuns<M extends Matrix>(
           0,
           MAX_COUNT,
         ),
-        intervalMs: g.start === undefined || g.start === "together" ? 0 : g.start.intervalMs,
+        intervalMs: g.start === undefined || g.start === "together"
+          ? 0
+          : "perSecond" in g.start
+          ? 1000 / g.start.perSecond
+          : g.start.intervalMs,
         then: g.afterConnect === undefined
           ? { kind: "nothing" }
           : followUp(g.afterConnect, `clients[${i}].afterConnect`),
