@@ -78,7 +78,8 @@ export default defineExperiment({
   // Two dumps of 10,000+ sockets a sample: 25 ms apart leaves room for both.
   observe: { intervalMs: 25, windowMs: 10_000 },
   expect: [
-    { name: "SYN_RECV bound", metric: "server.SYN_RECV@held", equals: bound, stableMs: 200 },
+    // The peak: from ~3 s on, the request timer prunes old requests of a queue over half full.
+    { name: "SYN_RECV bound", metric: "server.SYN_RECV@held", equals: bound, over: "peak" },
     { name: "never above", metric: "server.SYN_RECV@held", atMost: bound, over: "always" },
     {
       name: "held connected",

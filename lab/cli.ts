@@ -253,7 +253,9 @@ async function runAll(
   });
   checkSysctls(experiments, pre.namespaceSysctls);
   log(
-    `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiments, ${CLAIMS.length} claims in the catalogue, ${values.jobs} job${
+    `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiment${
+      experiments.length === 1 ? "" : "s"
+    }, ${CLAIMS.length} claims in the catalogue, ${values.jobs} job${
       values.jobs === 1 ? "" : "s"
     } at once`,
   );

@@ -50,8 +50,8 @@ export interface Sample {
   /** Milliseconds since the clients were told to go. */
   t: number;
   /**
-   * Metric → value: socket counts per TCP state (`/proc/<pid>/net/tcp{,6}`), the LISTEN socket's
-   * `recvQ`/`sendQ` (`ss`), counter changes since "go" (`/proc/<pid>/net/netstat`, `snmp`) and
+   * Metric → value: socket counts per TCP state (an inet_diag dump), the LISTEN socket's
+   * `recvQ`/`sendQ` (the same dump, as `ss -ltn` shows them), counter changes since "go" (`/proc/<pid>/net/netstat`, `snmp`) and
    * `clients.<group>.*` tallies.
    */
   values: Record<string, number>;

@@ -683,8 +683,11 @@ export function evidenceOf<P>(run: RunResult): RunEvidence<P> {
     connections: run.connections,
     value(metric, which = "final") {
       const o = run.observed[metric];
-      if (!o) throw new RangeError(`Metric "${metric}" was not observed in this run`);
-      return o[which];
+      if (o) return o[which];
+      // An outcome (connect.<ERRNO>, after.<result>) no connection of a group had is 0.
+      const outcome = /^clients\.([^.]+)\.(connect|after)\.[^.]+$/.exec(metric);
+      if (outcome && `clients.${outcome[1]}.launched` in run.observed) return 0;
+      throw new RangeError(`Metric "${metric}" was not observed in this run`);
     },
     check(name) {
       const c = run.checks.find((x) => x.name === name);
