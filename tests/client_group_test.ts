@@ -7,7 +7,7 @@ import {
   OPEN_FILES_MARGIN,
   parseClientGroupSpec,
 } from "../lab/programs/client_group.ts";
-import { ROOT, rootTest } from "./_helpers.ts";
+import { ROOT, rootTest, until } from "./_helpers.ts";
 
 const PORT = 8080;
 /** Deno's first start of a program compiles it. */
@@ -85,26 +85,6 @@ async function acceptingServer(ns: Netns, backlog: number): Promise<ManagedProce
 
 function eventsOf(p: ManagedProcess, name: string): ProgramEvent[] {
   return p.events.filter((e) => e.event === name);
-}
-
-/** Polls `read` until `done` holds; on timeout names `what` and the last value read. */
-async function until<T>(
-  what: string,
-  read: () => T,
-  done: (value: T) => boolean,
-  timeoutMs = KERNEL_MS,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (done(value)) return value;
-    if (performance.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}: last value ${JSON.stringify(value)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Counts of each value of `key` among `events`. */

@@ -10,7 +10,7 @@ import { parseSs, type SocketRow, type TcpState } from "../lab/observe/socket_ta
 import { ManagedProcess, type ProgramEvent } from "../lab/process.ts";
 import type { ClientGroupSpec } from "../lab/programs/client_group.ts";
 import type { ServerOptions, ServerPolicy } from "../lab/programs/listen_server.ts";
-import { ROOT, rootTest } from "./_helpers.ts";
+import { ROOT, rootTest, until } from "./_helpers.ts";
 
 /** Each test has a namespace of its own, where nothing else listens: any port is free. */
 const PORT = 8080;
@@ -113,26 +113,6 @@ async function connections(
     else if (r.remotePort === PORT) client[r.state] = (client[r.state] ?? 0) + 1;
   }
   return { server, client };
-}
-
-/** Polls `read` until `done` holds; on timeout names `what` and the last value read. */
-async function until<T>(
-  what: string,
-  read: () => Promise<T> | T,
-  done: (value: T) => boolean,
-  timeoutMs = KERNEL_MS,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (performance.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}: last value ${JSON.stringify(value)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { parseSs, type SocketRow, type TcpState } from "../lab/observe/socket_ta
 import { ManagedProcess } from "../lab/process.ts";
 import { describeErrno, lastErrno, libc, withNetns } from "../lab/setns.ts";
 import { Wire } from "../lab/wire.ts";
-import { ROOT, rootTest } from "./_helpers.ts";
+import { ROOT, rootTest, until } from "./_helpers.ts";
 
 /** Each test has namespaces of its own, where nothing else listens: any port is free. */
 const PORT = 8080;
@@ -15,8 +15,6 @@ const PORT = 8080;
 const OTHER_PORT = 9090;
 /** Deno's first start of a program compiles it. */
 const READY_MS = 30_000;
-/** For what the kernel does at once over a veth or loopback, with room for a loaded machine. */
-const KERNEL_MS = 10_000;
 
 // Client sockets are made in-process: non-blocking connect()s inside the
 // client namespace, which the kernel completes (or not) on its own.
@@ -167,26 +165,6 @@ function keys(rows: readonly SocketRow[]): string[] {
 
 function count(rows: readonly SocketRow[], state: TcpState): number {
   return rows.filter((r) => r.state === state).length;
-}
-
-/** Polls `read` until `done` holds; on timeout names `what` and the last value read. */
-async function until<T>(
-  what: string,
-  read: () => Promise<T> | T,
-  done: (value: T) => boolean,
-  timeoutMs = KERNEL_MS,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (performance.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}: last value ${JSON.stringify(value)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /**

@@ -16,6 +16,7 @@
  */
 import { describeErrno, errnoText, lastErrno, libc, withNetns } from "../setns.ts";
 import { type SocketRow, TCP_STATES, type TcpState } from "./socket_table.ts";
+import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOL_SOCKET } from "../programs/_libc_constants.ts";
 
 /** One dump in progress. */
 interface DumpState {
@@ -45,14 +46,10 @@ export interface ListenQueues {
   sendQ: number;
 }
 
-const AF_INET = 2;
-const AF_INET6 = 10;
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_SOCK_DIAG = 4;
 const IPPROTO_TCP = 6;
-const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
 const SO_RCVBUFFORCE = 33;

@@ -58,6 +58,15 @@
  */
 import type { NetConnectOpts, Socket } from "node:net";
 import { drainLines, emit, emitSoon, readLines } from "./_lines.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  RLIMIT_NOFILE,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from "./_libc_constants.ts";
 
 /** What a client group does, as the runner passes it. */
 export interface ClientGroupSpec {
@@ -83,12 +92,6 @@ export interface ClientGroupSpec {
 /** Descriptors the runtime itself may hold besides the group's sockets (stdio, epoll, timers, …). */
 export const OPEN_FILES_MARGIN = 256;
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 const SOL_IP = 0;
 const IP_BIND_ADDRESS_NO_PORT = 24;
@@ -96,7 +99,6 @@ const SOL_TCP = 6;
 const TCP_INFO = 11;
 const TCP_ESTABLISHED = 1;
 const TCP_SYN_SENT = 2;
-const RLIMIT_NOFILE = 7;
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_MOD = 3;

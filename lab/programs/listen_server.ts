@@ -52,6 +52,15 @@
  * @module
  */
 import { emit, readLines } from "./_lines.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  RLIMIT_NOFILE,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from "./_libc_constants.ts";
 
 /** When the server calls `accept4()`, as the `policy` command carries it. */
 export type ServerPolicy =
@@ -72,16 +81,9 @@ export interface ServerOptions {
   waitToListen?: boolean;
 }
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const F_GETFD = 1;
 const FD_CLOEXEC = 1;
-const RLIMIT_NOFILE = 7;
 const POLLIN = 1;
 const EAGAIN = 11;
 const ENFILE = 23;
