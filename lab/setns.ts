@@ -31,13 +31,6 @@ export const LIBC_SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  /** `recv()` on a worker thread (errno is that thread's, so lost): for long dumps. */
-  recvAsync: {
-    name: "recv",
-    parameters: ["i32", "buffer", "usize", "i32"],
-    result: "isize",
-    nonblocking: true,
-  },
   strerror: { parameters: ["i32"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -49,7 +42,7 @@ let library: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 
 /**
  * The process's libc (`libc.so.6`), opened on the first call. Every function
- * but `recvAsync` runs on the calling JS thread, so `errno` is that thread's.
+ * runs on the calling JS thread (none is `nonblocking`), so `errno` is that thread's.
  *
  * @returns the functions the lab uses.
  * @throws {Deno.errors.NotCapable} without `--allow-ffi`.

@@ -321,34 +321,6 @@ export class SockDiag implements Disposable {
     }
   }
 
-  /**
-   * {@linkcode dump}, with the kernel's work (about 1 µs a socket) done while
-   * the calling thread is free: each `recv()` runs on a worker thread. Only
-   * the parsing (a few percent) is on the calling thread.
-   *
-   * @throws as {@linkcode dump}; a failed `recv()` is not named by its errno.
-   */
-  async dumpAsync(query: DumpQuery): Promise<SocketRow[]> {
-    const dump = this.#start(query);
-    const lib = libc();
-    try {
-      for (;;) {
-        dump.next();
-        const n = Number(await lib.recvAsync(this.#fd, this.#buf, RECV_BUFFER_N, MSG_TRUNC));
-        if (n < 0) {
-          throw new Error(
-            `${dump.action}: recv() failed (or the kernel sent nothing for ${RECV_TIMEOUT_S} s)`,
-          );
-        }
-        if (this.#take(n, dump)) return dump.rows;
-      }
-    } catch (err) {
-      this.#fail(err, dump);
-    } finally {
-      this.#busy = false;
-    }
-  }
-
   /** Checks the query, sends the request and returns the dump's state. */
   #start(query: DumpQuery): DumpState {
     const action = `Cannot dump the TCP sockets of namespace "${this.nsName}"`;
