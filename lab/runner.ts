@@ -112,9 +112,25 @@ export type ProgressEvent =
 /** How long a program may take to report ready (Deno's first start compiles it). */
 const READY_TIMEOUT_MS = 30_000;
 
-function programPath(name: string): string {
+/** The lab's programs and the permissions each runs with. */
+const PROGRAM_FLAGS = {
+  "listen_server.ts": ["--allow-ffi", "--allow-read=/proc"],
+  "client_group.ts": ["--allow-net", "--allow-ffi"],
+} as const;
+
+/**
+ * The command that runs one of the lab's programs as the runner starts it
+ * (wrap it with `Netns.wrap` to run it inside a namespace). `flags` replaces
+ * the program's permissions, e.g. to run the client without FFI.
+ */
+export function programArgv(
+  name: keyof typeof PROGRAM_FLAGS,
+  args: readonly string[],
+  flags: readonly string[] = PROGRAM_FLAGS[name],
+): string[] {
   const url = new URL(`./programs/${name}`, import.meta.url);
-  return url.protocol === "file:" ? fileURLToPath(url) : url.href;
+  const path = url.protocol === "file:" ? fileURLToPath(url) : url.href;
+  return [Deno.execPath(), "run", "--no-config", "--quiet", ...flags, path, ...args];
 }
 
 /**
@@ -342,20 +358,13 @@ export class Lab {
       };
       const server = new ManagedProcess(
         `the server in "${serverNs.name}"`,
-        serverNs.wrap([
-          Deno.execPath(),
-          "run",
-          "--no-config",
-          "--quiet",
-          "--allow-ffi",
-          "--allow-read=/proc",
-          programPath("listen_server.ts"),
+        serverNs.wrap(programArgv("listen_server.ts", [
           String(plan.family),
           serverAddress,
           String(plan.server.port),
           String(plan.server.backlog),
           JSON.stringify(serverOptions),
-        ]),
+        ])),
       );
       processes.push(server);
       const clients = plan.groups.map((g) => {
@@ -372,16 +381,7 @@ export class Lab {
         };
         const p = new ManagedProcess(
           `client group "${g.name}" in "${ns.name}"`,
-          ns.wrap([
-            Deno.execPath(),
-            "run",
-            "--no-config",
-            "--quiet",
-            "--allow-net",
-            "--allow-ffi",
-            programPath("client_group.ts"),
-            JSON.stringify(spec),
-          ]),
+          ns.wrap(programArgv("client_group.ts", [JSON.stringify(spec)])),
         );
         processes.push(p);
         return p;

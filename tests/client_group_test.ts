@@ -7,7 +7,8 @@ import {
   OPEN_FILES_MARGIN,
   parseClientGroupSpec,
 } from "../lab/programs/client_group.ts";
-import { ROOT, rootTest, until } from "./_helpers.ts";
+import { programArgv } from "../lab/runner.ts";
+import { rootTest, until } from "./_helpers.ts";
 
 const PORT = 8080;
 /** Deno's first start of a program compiles it. */
@@ -18,10 +19,6 @@ const KERNEL_MS = 10_000;
 const BULK_MS = 60_000;
 /** `CAP_SYS_RESOURCE`: may raise a hard resource limit. */
 const CAP_SYS_RESOURCE = 24;
-
-function program(name: string): string {
-  return `${ROOT}lab/programs/${name}`;
-}
 
 function spec(overrides: Partial<ClientGroupSpec>): ClientGroupSpec {
   return {
@@ -41,19 +38,7 @@ function spec(overrides: Partial<ClientGroupSpec>): ClientGroupSpec {
 function startServer(ns: Netns, address: string, backlog: number): ManagedProcess {
   return new ManagedProcess(
     `the server in "${ns.name}"`,
-    ns.wrap([
-      Deno.execPath(),
-      "run",
-      "--no-config",
-      "--quiet",
-      "--allow-ffi",
-      "--allow-read=/proc",
-      program("listen_server.ts"),
-      "4",
-      address,
-      String(PORT),
-      String(backlog),
-    ]),
+    ns.wrap(programArgv("listen_server.ts", ["4", address, String(PORT), String(backlog)])),
   );
 }
 
@@ -61,17 +46,7 @@ function startServer(ns: Netns, address: string, backlog: number): ManagedProces
 function startClients(ns: Netns, s: ClientGroupSpec, prefix: string[] = []): ManagedProcess {
   return new ManagedProcess(
     `the clients in "${ns.name}"`,
-    ns.wrap([
-      ...prefix,
-      Deno.execPath(),
-      "run",
-      "--no-config",
-      "--quiet",
-      "--allow-net",
-      "--allow-ffi",
-      program("client_group.ts"),
-      JSON.stringify(s),
-    ]),
+    ns.wrap([...prefix, ...programArgv("client_group.ts", [JSON.stringify(s)])]),
   );
 }
 

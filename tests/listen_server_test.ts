@@ -10,7 +10,8 @@ import { parseSs, type SocketRow, type TcpState } from "../lab/observe/socket_ta
 import { ManagedProcess, type ProgramEvent } from "../lab/process.ts";
 import type { ClientGroupSpec } from "../lab/programs/client_group.ts";
 import type { ServerOptions, ServerPolicy } from "../lab/programs/listen_server.ts";
-import { ROOT, rootTest, until } from "./_helpers.ts";
+import { programArgv } from "../lab/runner.ts";
+import { rootTest, until } from "./_helpers.ts";
 
 /** Each test has a namespace of its own, where nothing else listens: any port is free. */
 const PORT = 8080;
@@ -19,27 +20,17 @@ const READY_MS = 30_000;
 /** For what the kernel does at once on loopback, with room for a loaded machine. */
 const KERNEL_MS = 10_000;
 
-function program(name: string): string {
-  return `${ROOT}lab/programs/${name}`;
-}
-
 /** Starts listen_server.ts in `ns` as the runner does, on 127.0.0.1:PORT. */
 function startServer(ns: Netns, backlog: number, options?: ServerOptions): ManagedProcess {
   return new ManagedProcess(
     `the server in "${ns.name}"`,
-    ns.wrap([
-      Deno.execPath(),
-      "run",
-      "--no-config",
-      "--quiet",
-      "--allow-ffi",
-      program("listen_server.ts"),
+    ns.wrap(programArgv("listen_server.ts", [
       "4",
       "127.0.0.1",
       String(PORT),
       String(backlog),
       ...(options === undefined ? [] : [JSON.stringify(options)]),
-    ]),
+    ])),
   );
 }
 
@@ -57,15 +48,8 @@ function startClients(ns: Netns, count: number): ManagedProcess {
   };
   return new ManagedProcess(
     `the clients in "${ns.name}"`,
-    ns.wrap([
-      Deno.execPath(),
-      "run",
-      "--no-config",
-      "--quiet",
-      "--allow-net",
-      program("client_group.ts"),
-      JSON.stringify(spec),
-    ]),
+    // Without --allow-ffi: the client's node:net fallback.
+    ns.wrap(programArgv("client_group.ts", [JSON.stringify(spec)], ["--allow-net"])),
   );
 }
 

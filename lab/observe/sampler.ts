@@ -12,31 +12,6 @@ import { readListenDiag, SockDiag } from "./sock_diag.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
 import { countStates, type SocketRow, uniqueSockets } from "./socket_table.ts";
 
-/**
- * Reads a /proc table whole. The kernel's seq_file hands out at most a page of
- * whole rows per read() call, and a table read over several calls is resumed
- * by position, so it can repeat or skip rows while sockets change state
- * ({@linkcode uniqueSockets} removes repeats). Bounded: 65,536 calls.
- */
-export async function readProcTable(path: string): Promise<string> {
-  using file = await Deno.open(path);
-  let buf = new Uint8Array(1 << 20);
-  let used = 0;
-  for (let calls = 0; calls < 65_536; calls++) {
-    if (used === buf.length) {
-      const bigger = new Uint8Array(buf.length * 2);
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const n = await file.read(buf.subarray(used));
-    if (n === null) return new TextDecoder().decode(buf.subarray(0, used));
-    used += n;
-  }
-  throw new RangeError(
-    `Cannot read "${path}" whole: still not at its end after 65,536 reads (${used} bytes)`,
-  );
-}
-
 /** A host as the sampler sees it. */
 export interface SampledHost {
   name: string;
