@@ -491,8 +491,11 @@ async function compareCommand(paths: string[], markdown: boolean): Promise<numbe
     return 2;
   }
   try {
-    const [a, b] = await Promise.all(paths.map((p) => loadReport(p)));
-    const comparison = compareReports(a!, b!, { sources: [paths[0]!, paths[1]!] });
+    // One after the other, so that the error names the first bad file in the
+    // order given, not whichever read failed first.
+    const a = await loadReport(paths[0]!);
+    const b = await loadReport(paths[1]!);
+    const comparison = compareReports(a, b, { sources: [paths[0]!, paths[1]!] });
     console.log(
       markdown ? comparisonMarkdown(comparison) : comparisonTable(comparison, terminalWidth()),
     );
