@@ -63,15 +63,15 @@ export {
   type StartCondition,
   type StepAction,
   type TimelineStep,
-} from "./lab/define_experiment.ts";
+} from "./lab/describe/define.ts";
 export {
   defineHistoricalClaims,
   type HistoricalClaims,
   historicalResult,
   isHistorical,
-} from "./lab/historical.ts";
-export { nftRuleText, Wire, type WirePacketKind, type WireRule } from "./lab/wire.ts";
-export { Capture, type CaptureOptions, type CapturePrecision } from "./lab/capture.ts";
+} from "./lab/describe/historical.ts";
+export { nftRuleText, Wire, type WirePacketKind, type WireRule } from "./lab/topology/wire.ts";
+export { Capture, type CaptureOptions, type CapturePrecision } from "./lab/observe/capture.ts";
 export { type Packet, parsePcap } from "./lab/observe/pcap.ts";
 export {
   type ConnectionTimeline,
@@ -87,9 +87,9 @@ export {
   NFT,
   TCPDUMP,
   type ToolNeed,
-} from "./lab/packages.ts";
-export { describeAction, type StepRecord, Timeline } from "./lab/timeline.ts";
-export { Lab, type LabOptions, type ProgressEvent, runFileName } from "./lab/runner.ts";
+} from "./lab/topology/packages.ts";
+export { describeAction, type StepRecord, Timeline } from "./lab/act/timeline.ts";
+export { Lab, type LabOptions, type ProgressEvent, runFileName } from "./lab/run/lab.ts";
 export {
   CHART_WIDTH,
   type ChartContext,
@@ -108,26 +108,26 @@ export {
   writeReport,
   type WriteReportOptions,
 } from "./lab/report/markdown.ts";
-export * from "./lab/compare.ts";
-export { machineInfo } from "./lab/machine.ts";
-export { preflight, type PreflightResult } from "./lab/preflight.ts";
-export { checkSysctls, type LoadedExperiment, loadExperiments } from "./lab/load_experiments.ts";
-export { buildLedger } from "./lab/ledger.ts";
+export * from "./lab/judge/compare.ts";
+export { machineInfo } from "./lab/observe/machine.ts";
+export { preflight, type PreflightResult } from "./lab/topology/preflight.ts";
+export { checkSysctls, type LoadedExperiment, loadExperiments } from "./lab/describe/load.ts";
+export { buildLedger } from "./lab/judge/ledger.ts";
 export {
   flipsText,
   mergeRepeats,
   type RepeatSummary,
   repeatTable,
   summarizeRepeats,
-} from "./lab/repeat.ts";
-export { defaultJobs, Scheduler, type TaskOptions } from "./lab/scheduler.ts";
-export { type Article, ARTICLES, type Claim, claimById, CLAIMS } from "./lab/catalogue.ts";
+} from "./lab/judge/repeat.ts";
+export { defaultJobs, Scheduler, type TaskOptions } from "./lab/run/scheduler.ts";
+export { type Article, ARTICLES, type Claim, claimById, CLAIMS } from "./lab/describe/catalogue.ts";
 export {
   CommandError,
   ExperimentDefinitionError,
   PreflightError,
   WaitTimeoutError,
-} from "./lab/errors.ts";
+} from "./lab/base/errors.ts";
 export {
   countStates,
   parseProcNetTcp,

@@ -6,18 +6,18 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { CLAIMS } from "./catalogue.ts";
-import { ExperimentDefinitionError, PreflightError } from "./errors.ts";
-import { buildLedger } from "./ledger.ts";
-import { checkSysctls, type LoadedExperiment, loadExperiments } from "./load_experiments.ts";
-import { historicalResult, isHistorical } from "./historical.ts";
-import { machineInfo, shellCommand } from "./machine.ts";
-import { NFT, TCPDUMP, type ToolNeed } from "./packages.ts";
-import { preflight } from "./preflight.ts";
-import { Lab } from "./runner.ts";
-import { defaultJobs } from "./scheduler.ts";
-import { mergeRepeats, type RepeatSummary, repeatTable, summarizeRepeats } from "./repeat.ts";
-import { planRuns } from "./define_experiment.ts";
+import { CLAIMS } from "./describe/catalogue.ts";
+import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
+import { buildLedger } from "./judge/ledger.ts";
+import { checkSysctls, type LoadedExperiment, loadExperiments } from "./describe/load.ts";
+import { historicalResult, isHistorical } from "./describe/historical.ts";
+import { machineInfo, shellCommand } from "./observe/machine.ts";
+import { NFT, TCPDUMP, type ToolNeed } from "./topology/packages.ts";
+import { preflight } from "./topology/preflight.ts";
+import { Lab } from "./run/lab.ts";
+import { defaultJobs } from "./run/scheduler.ts";
+import { mergeRepeats, type RepeatSummary, repeatTable, summarizeRepeats } from "./judge/repeat.ts";
+import { planRuns } from "./describe/define.ts";
 import { join } from "node:path";
 import {
   CompareInputError,
@@ -25,7 +25,7 @@ import {
   comparisonMarkdown,
   comparisonTable,
   loadReport,
-} from "./compare.ts";
+} from "./judge/compare.ts";
 import { writeReport } from "./report/markdown.ts";
 import { type ExperimentOutline, Progress, readTimes, writeTimes } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";

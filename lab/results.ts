@@ -3,7 +3,7 @@
  * @module
  */
 import type { ConnectionTimeline } from "./observe/packet_timeline.ts";
-import type { StepRecord } from "./timeline.ts";
+import type { StepRecord } from "./act/timeline.ts";
 
 export type { ConnectionTimeline, StepRecord };
 
@@ -214,7 +214,7 @@ export interface LedgerEntry {
 
 /**
  * With `--repeat N`: something that did not come out the same in every repeat
- * of an experiment (see `lab/repeat.ts` for the rules). Each outcome lists the
+ * of an experiment (see `lab/judge/repeat.ts` for the rules). Each outcome lists the
  * repeats that had it.
  */
 export interface Flip {

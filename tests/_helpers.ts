@@ -3,8 +3,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { hasPrivileges } from "../lab/preflight.ts";
-import { libc } from "../lab/setns.ts";
+import { hasPrivileges } from "../lab/topology/preflight.ts";
+import { libc } from "../lab/topology/setns.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -75,7 +75,9 @@ export function labProcesses(prefix?: string): number[] {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      const isProgram = cmd.some((a) => /lab\/programs\/(listen_server|client_group)\.ts$/.test(a));
+      const isProgram = cmd.some((a) =>
+        /lab\/act\/programs\/(listen_server|client_group)\.ts$/.test(a)
+      );
       const isHolder = cmd[0] === "sleep" && cmd[1] === "3600";
       const isCapture = /tcpdump$/.test(cmd[0] ?? "") && cmd.some((a) => a.includes("/bl-"));
       if (!isProgram && !isHolder && !isCapture) continue;

@@ -1,7 +1,7 @@
 import { tmpdir } from "node:os";
 import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
 import { labProcesses, namespacesWith, ROOT, rootTest, runCli } from "./_helpers.ts";
-import { CLAIMS } from "../lab/catalogue.ts";
+import { CLAIMS } from "../lab/describe/catalogue.ts";
 import { join } from "node:path";
 import type { ExperimentResult, LabReport } from "../lab/results.ts";
 import { assertChartShowsSamples } from "./_chart_svg.ts";

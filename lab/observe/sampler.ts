@@ -7,7 +7,7 @@
  * metrics.
  * @module
  */
-import type { Netns } from "../netns.ts";
+import type { Netns } from "../topology/netns.ts";
 import { readListenDiag, SockDiag } from "./sock_diag.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
 import { countStates, type SocketRow, uniqueSockets } from "./socket_table.ts";

@@ -14,9 +14,9 @@
  * Recv-Q and Send-Q are the accept queue's length and limit, as in `ss -ltn`.
  * @module
  */
-import { describeErrno, errnoText, lastErrno, libc, withNetns } from "../setns.ts";
+import { describeErrno, errnoText, lastErrno, libc, withNetns } from "../topology/setns.ts";
 import { type SocketRow, TCP_STATES, type TcpState } from "./socket_table.ts";
-import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOL_SOCKET } from "../programs/_libc_constants.ts";
+import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOL_SOCKET } from "../base/libc_constants.ts";
 
 /** One dump in progress. */
 interface DumpState {

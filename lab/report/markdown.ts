@@ -14,7 +14,7 @@ import type {
   LedgerEntry,
   RunResult,
 } from "../results.ts";
-import { runFileName } from "../runner.ts";
+import { runFileName } from "../run/lab.ts";
 import { chartSpec, renderSvg, svgToPng } from "./chart.ts";
 import { paramsText } from "./text.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import type { ProgressEvent } from "../runner.ts";
+import type { ProgressEvent } from "../run/lab.ts";
 import { paramsText } from "./text.ts";
 
 /** What the progress display knows about an experiment before it runs. */

@@ -1,0 +1,267 @@
+/**
+ * Network namespaces the lab creates, named with a per-run, pid-stamped
+ * prefix (`bl-<pid>-<tag>-…`), each holding a small bounded `sleep` process
+ * whose `/proc/<pid>/net/*` the observers read. Disposal ends the processes
+ * inside and deletes the namespace; a later run reaps what a killed run left.
+ * @module
+ */
+import { CommandError, WaitTimeoutError } from "../base/errors.ts";
+import { run } from "../base/command.ts";
+import { didYouMean } from "../base/suggest.ts";
+
+/** Every lab namespace name starts with this. */
+export const NAME_PREFIX = "bl-";
+/** The holder process sleeps at most this long (seconds), so nothing outlives a run by much. */
+const HOLDER_SECONDS = 3600;
+
+/** A unique prefix for this process's runs: `bl-<pid>-<4 hex>`. */
+export function newRunPrefix(): string {
+  const tag = crypto.getRandomValues(new Uint8Array(2));
+  return `${NAME_PREFIX}${Deno.pid}-${
+    [...tag].map((b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+/** Sysctls every run records in each namespace, besides those it sets. */
+export const RECORDED_SYSCTLS = [
+  "net.core.somaxconn",
+  "net.ipv4.tcp_max_syn_backlog",
+  "net.ipv4.tcp_syncookies",
+  "net.ipv4.tcp_abort_on_overflow",
+  "net.ipv4.tcp_synack_retries",
+  "net.ipv4.tcp_syn_retries",
+  // Shape the SYN retransmission schedule on kernels that have them (6.x); absent ones are skipped.
+  "net.ipv4.tcp_syn_linear_timeouts",
+  "net.ipv4.tcp_rto_min_us",
+  "net.ipv4.tcp_rto_max_ms",
+] as const;
+
+// Writes then reads sysctls given as "key value" argument pairs; prints one
+// line per key: "ok <key> <value read back>", "missing <key>" or "rejected <key> <error>".
+const SYSCTL_SCRIPT = `
+set -u
+while [ $# -ge 2 ]; do
+  k=$1; v=$2; shift 2
+  p=/proc/sys/$(printf %s "$k" | tr . /)
+  if [ ! -f "$p" ]; then echo "missing $k"; continue; fi
+  if [ "$v" != "-" ]; then
+    if ! err=$( { printf '%s\\n' "$v" > "$p"; } 2>&1 ); then echo "rejected $k $err"; continue; fi
+  fi
+  echo "ok $k $(tr '\\t' ' ' < "$p")"
+done`;
+
+/** A network namespace; `AsyncDisposable`. */
+export class Netns implements AsyncDisposable {
+  readonly name: string;
+  readonly #holder: Deno.ChildProcess;
+  #disposed = false;
+
+  private constructor(name: string, holder: Deno.ChildProcess) {
+    this.name = name;
+    this.#holder = holder;
+  }
+
+  /**
+   * Creates the namespace, brings `lo` up and starts its holder process.
+   *
+   * @throws {RangeError} for a name without the lab's prefix.
+   * @throws {CommandError} when `ip` fails (the namespace is then removed).
+   */
+  static async create(name: string): Promise<Netns> {
+    if (!name.startsWith(NAME_PREFIX) || !/^[A-Za-z0-9_.-]+$/.test(name)) {
+      throw new RangeError(
+        `Cannot create namespace "${name}": lab names start with "${NAME_PREFIX}"`,
+      );
+    }
+    await run(["ip", "netns", "add", name], { action: `Cannot create namespace "${name}"` });
+    let holder: Deno.ChildProcess | undefined;
+    try {
+      await run(["ip", "-n", name, "link", "set", "lo", "up"], {
+        action: `Cannot bring lo up in "${name}"`,
+      });
+      holder = new Deno.Command("ip", {
+        args: ["netns", "exec", name, "sleep", String(HOLDER_SECONDS)],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await waitUntilInside(holder.pid, name);
+      return new Netns(name, holder);
+    } catch (err) {
+      if (holder) await killAndReap(holder);
+      await run(["ip", "netns", "del", name], { allowFailure: true });
+      throw err;
+    }
+  }
+
+  /** `/proc/<holder pid>/net`: this namespace's view of the network tables. */
+  get procNet(): string {
+    return `/proc/${this.#holder.pid}/net`;
+  }
+
+  /** The argv that runs `argv` inside this namespace. */
+  wrap(argv: readonly string[]): string[] {
+    return ["ip", "netns", "exec", this.name, ...argv];
+  }
+
+  /** Runs a command inside this namespace. */
+  exec(argv: readonly string[], action?: string): ReturnType<typeof run> {
+    return run(this.wrap(argv), action === undefined ? {} : { action });
+  }
+
+  /**
+   * Writes `sysctls` inside this namespace (never the host's), then reads
+   * back those and `record`.
+   *
+   * @returns every key's value as read back.
+   * @throws {RangeError} naming the key when the namespace has no such
+   *   sysctl or the kernel rejects the value.
+   */
+  async sysctls(
+    sysctls: Record<string, string>,
+    record: readonly string[] = [],
+  ): Promise<Record<string, string>> {
+    const args: string[] = [];
+    for (const [k, v] of Object.entries(sysctls)) args.push(k, v);
+    for (const k of record) if (!(k in sysctls)) args.push(k, "-");
+    const out = await this.exec(
+      ["sh", "-c", SYSCTL_SCRIPT, "sh", ...args],
+      `Cannot set sysctls in "${this.name}"`,
+    );
+    const values: Record<string, string> = {};
+    for (const line of out.stdout.split("\n").filter(Boolean)) {
+      const [status, key = "", ...rest] = line.split(" ");
+      const detail = rest.join(" ").trim();
+      if (status === "ok") values[key] = detail;
+      else if (status === "missing") {
+        if (!(key in sysctls)) continue;
+        const known = await this.listSysctls();
+        throw new RangeError(
+          `Cannot set sysctl "${key}" in namespace "${this.name}": this kernel has no such per-namespace sysctl${
+            didYouMean(key, known)
+          }`,
+        );
+      } else {
+        const reason = detail.replace(/^.*: /, "").toLowerCase();
+        throw new RangeError(
+          `Cannot set sysctl "${key}" in namespace "${this.name}": value "${
+            sysctls[key]
+          }" was rejected (${reason})`,
+        );
+      }
+    }
+    for (const [k, v] of Object.entries(sysctls)) {
+      if (
+        values[k] !== undefined &&
+        values[k]!.trim().split(/\s+/).join(" ") !== v.trim().split(/\s+/).join(" ")
+      ) {
+        throw new RangeError(
+          `Cannot set sysctl "${k}" in namespace "${this.name}": wrote "${v}" but the kernel kept "${
+            values[k]
+          }"`,
+        );
+      }
+    }
+    return values;
+  }
+
+  /** Every `net.*` sysctl this namespace has. */
+  async listSysctls(): Promise<string[]> {
+    const out = await this.exec(["find", "/proc/sys/net", "-type", "f"]);
+    return out.stdout.split("\n").filter(Boolean).map((p) =>
+      p.slice("/proc/sys/".length).replaceAll("/", ".")
+    );
+  }
+
+  /** Ends every process in the namespace (all are the lab's) and deletes it. Idempotent. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    await killAndReap(this.#holder);
+    await removeNamespace(this.name);
+  }
+}
+
+/**
+ * Waits until process `pid` has entered namespace `name`: until then its
+ * `/proc/<pid>/net` shows the host's tables, not the namespace's.
+ *
+ * @throws {WaitTimeoutError} after `timeoutMs`.
+ */
+export async function waitUntilInside(pid: number, name: string, timeoutMs = 5000): Promise<void> {
+  const want = `net:[${(await Deno.stat(`/run/netns/${name}`)).ino}]`;
+  const deadline = performance.now() + timeoutMs;
+  let seen = "";
+  for (let delayMs = 1; performance.now() < deadline; delayMs = Math.min(delayMs * 2, 50)) {
+    seen = await Deno.readLink(`/proc/${pid}/ns/net`).catch(() => "(gone)");
+    if (seen === want) return;
+    if (seen === "(gone)") break;
+    await new Promise((r) => setTimeout(r, delayMs));
+  }
+  throw new WaitTimeoutError(
+    `Process ${pid} did not enter namespace "${name}" within ${timeoutMs} ms: its namespace is ${seen}`,
+  );
+}
+
+async function killAndReap(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  await child.status;
+}
+
+/** Kills (SIGKILL, by PID) every process inside lab namespace `name`, then deletes it. */
+export async function removeNamespace(name: string): Promise<void> {
+  if (!name.startsWith(NAME_PREFIX)) {
+    throw new RangeError(`Refusing to remove non-lab namespace "${name}"`);
+  }
+  const pids = await run(["ip", "netns", "pids", name], { allowFailure: true });
+  for (const pid of pids.stdout.split("\n").map(Number).filter((n) => n > 1 && n !== Deno.pid)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  const r = await run(["ip", "netns", "del", name], { allowFailure: true });
+  if (r.code !== 0 && !/No such file|not found|Invalid argument/i.test(r.stderr)) {
+    throw new CommandError(
+      ["ip", "netns", "del", name],
+      r.code,
+      r.stderr,
+      `Cannot delete namespace "${name}"`,
+    );
+  }
+}
+
+/** Names of the lab's namespaces that exist now. */
+export async function listLabNamespaces(): Promise<string[]> {
+  const out = await run(["ip", "netns", "list"], { allowFailure: true });
+  return out.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) =>
+    n.startsWith(NAME_PREFIX)
+  );
+}
+
+function isLiveLab(pid: number): boolean {
+  try {
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+    return cmdline.includes("deno");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the namespaces (and their processes) of lab runs whose process is
+ * gone, e.g. one killed with SIGKILL. Runs of live processes are left alone.
+ *
+ * @returns the names removed.
+ */
+export async function reapStaleNamespaces(): Promise<string[]> {
+  const reaped: string[] = [];
+  for (const name of await listLabNamespaces()) {
+    const pid = Number(/^bl-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === Deno.pid || isLiveLab(pid)) continue;
+    await removeNamespace(name);
+    reaped.push(name);
+  }
+  return reaped;
+}
