@@ -3,7 +3,7 @@
  * is min(backlog, somaxconn); the default somaxconn is 128". Files starting
  * with `_` are not experiments; the loader skips them.
  */
-import type { ClaimDecision } from "../mod.ts";
+import type { ClaimDecision } from "../define.ts";
 
 /** One filled accept queue: its limit, the Send-Q shown, and how many waited. */
 export interface FilledQueue {

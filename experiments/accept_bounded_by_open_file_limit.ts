@@ -29,7 +29,7 @@
  * Accepted connections are counted twice over: openFiles − S, and server
  * ESTABLISHED − Recv-Q (the queued children are ESTABLISHED too).
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { maxOpenFiles: number };
 type Run = RunEvidence<P>;

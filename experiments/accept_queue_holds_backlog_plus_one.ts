@@ -15,7 +15,7 @@
  * SYNs are dropped (ListenOverflows and ListenDrops +1 each,
  * `tcp_conn_request()`) and their sockets stay SYN-SENT on the client.
  */
-import { defineExperiment } from "../mod.ts";
+import { defineExperiment } from "../define.ts";
 import { acceptQueueLengthVerdict } from "./_accept_queue_verdicts.ts";
 
 const EXTRA = 3;

@@ -17,7 +17,7 @@
  * on packet timing, so only what cannot vary is asserted; the split is the
  * evidence.
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { abortOnOverflow: number };
 const N = 20;

@@ -40,7 +40,7 @@
  * when the first SYNs go: the claim's first two resends are measured in both
  * modes. `--faithful` runs the defaults (about 135 s).
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 import {
   expectedGapsMs,
   GAP_TOLERANCE_MS,

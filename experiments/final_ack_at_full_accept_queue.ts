@@ -25,7 +25,7 @@
  * final ACK arriving at a full queue. 1.5 s later the server accepts the 3,
  * which makes room for the held connections if they still exist.
  */
-import { type ClaimDecision, defineExperiment, type RunEvidence } from "../mod.ts";
+import { type ClaimDecision, defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { abortOnOverflow: number; syncookies: number };
 type Run = RunEvidence<P>;

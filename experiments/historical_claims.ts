@@ -2,7 +2,7 @@
  * Claims about systems the lab cannot boot. Every other catalogue claim is
  * decided by an experiment on the running kernel.
  */
-import { defineHistoricalClaims } from "../mod.ts";
+import { defineHistoricalClaims } from "../define.ts";
 
 export default defineHistoricalClaims({
   id: "historical-claims",

@@ -24,7 +24,7 @@
  *         queue, the other 2 SYNs are dropped: TCPReqQFullDrop ≥ 2,
  *         ListenDrops ≥ 2, ListenOverflows 0.
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 
 type Situation = "syn" | "ack" | "synq";
 type P = { situation: Situation };

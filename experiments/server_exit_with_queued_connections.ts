@@ -39,7 +39,7 @@
  *   at the ~1.4 s retransmission: 2 more RSTs (5 in all), half reads
  *                ECONNRESET 2; server ESTABLISHED 0 throughout after the stop.
  */
-import { type ClaimDecision, defineExperiment, type RunEvidence } from "../mod.ts";
+import { type ClaimDecision, defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { stop: "SIGKILL" | "close" };
 type Run = RunEvidence<P>;

@@ -13,7 +13,7 @@
  * once the kernel shows it full, is dropped. The 4096 case fills 3 and its
  * 3 late clients fit (filling 4097 is the scale experiment's job).
  */
-import { defineExperiment } from "../mod.ts";
+import { defineExperiment } from "../define.ts";
 import { acceptQueueLengthVerdict } from "./_accept_queue_verdicts.ts";
 
 const limit = (p: { backlog: number; somaxconn: number }) => Math.min(p.backlog, p.somaxconn);

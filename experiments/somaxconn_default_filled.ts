@@ -15,7 +15,7 @@
  * 4100 connections make this a scale experiment: it runs alone (see
  * `exclusive` in the docs) and the observers count 8000+ sockets per sample.
  */
-import { defineExperiment } from "../mod.ts";
+import { defineExperiment } from "../define.ts";
 
 const FILL = 4097;
 const LATE = 3;

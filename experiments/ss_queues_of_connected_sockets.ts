@@ -32,7 +32,7 @@
  * Had Send-Q meant "not yet received by the peer" the client would show 0;
  * had it counted every byte written, 3600.
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 
 const UNREAD = { count: 3, bytes: 1000 };
 const UNACKED = { count: 2, bytes: 300 };

@@ -17,7 +17,7 @@
  * SYNs through; since 4.x `tcp_conn_request()` drops every one. Which counters
  * move in which overflow (A1.7, A4.5) is listen_counters_by_situation.ts.
  */
-import { defineExperiment } from "../mod.ts";
+import { defineExperiment } from "../define.ts";
 
 export default defineExperiment({
   id: "syn-dropped-while-accept-queue-full",

@@ -31,7 +31,7 @@
  *              SyncookiesSent = H − (B + 1) + 2 for H held clients.
  *   cookies 2: SYN_RECV = 0; SyncookiesSent = H + 2.
  */
-import { type ClaimDecision, defineExperiment, type RunEvidence } from "../mod.ts";
+import { type ClaimDecision, defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { backlog: number; maxSynBacklog: number; syncookies: number };
 

@@ -24,7 +24,7 @@
  *   cookies 0: SYN_RECV = M − ⌊M/4⌋ + 1 = 1537; 1537 held clients connect;
  *              the other 8463 SYNs and both late ones are dropped (ListenDrops).
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { syncookies: number };
 

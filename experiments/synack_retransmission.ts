@@ -42,7 +42,7 @@
  * extrapolated and said to be. `--faithful` runs r = 1 and the default 5
  * (about 70 s) and measures it; both modes keep two values of r for A4.10.
  */
-import { defineExperiment, type RunEvidence } from "../mod.ts";
+import { defineExperiment, type RunEvidence } from "../define.ts";
 import {
   expectedGapsMs,
   GAP_TOLERANCE_MS,

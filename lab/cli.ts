@@ -1,42 +1,36 @@
 /**
- * `deno task lab`: a thin shell over the runner. Parses flags, runs
- * preflight, runs the selected experiments, prints the report or JSON, and
- * turns SIGINT/SIGTERM into an abort that still removes everything.
+ * `deno task lab`: a thin shell over the library. It parses flags, loads
+ * (and plans) the experiments, runs them with {@linkcode Lab.run}, prints
+ * what the lab reports as it goes and the ledger at the end, writes the
+ * report directory, and turns SIGINT/SIGTERM into an abort that still removes
+ * everything.
  * @module
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { CLAIMS } from "./describe/catalogue.ts";
-import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
-import { buildLedger } from "./judge/ledger.ts";
-import { checkSysctls, type LoadedExperiment, loadExperiments } from "./describe/load.ts";
-import { historicalResult, isHistorical } from "./describe/historical.ts";
-import { machineInfo, shellCommand } from "./observe/machine.ts";
-import { NFT, TCPDUMP, type ToolNeed } from "./topology/packages.ts";
-import { preflight } from "./topology/preflight.ts";
-import { Lab } from "./run/lab.ts";
-import { defaultJobs } from "./run/scheduler.ts";
-import { mergeRepeats, type RepeatSummary, repeatTable, summarizeRepeats } from "./judge/repeat.ts";
-import { planRuns } from "./describe/define.ts";
 import { join } from "node:path";
-import {
-  CompareInputError,
-  compareReports,
-  comparisonMarkdown,
-  comparisonTable,
-  loadReport,
-} from "./judge/compare.ts";
-import { writeReport } from "./report/markdown.ts";
-import { type ExperimentOutline, Progress, readTimes, writeTimes } from "./report/progress.ts";
+import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
+import { paramsText, plural, seconds } from "./base/format.ts";
+import { CLAIMS } from "./describe/catalogue.ts";
+import { isHistorical } from "./describe/historical.ts";
+import { type LoadedExperiment, loadExperiments } from "./describe/load.ts";
+import { compareReports } from "./judge/compare.ts";
+import { CompareInputError, loadReport } from "./judge/load_report.ts";
+import { comparisonMarkdown, comparisonTable } from "./report/compare_text.ts";
+import { prepareReportDir, writeReport } from "./report/directory.ts";
+import { Progress } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";
-import type { ExperimentResult, LabReport } from "./results.ts";
 import {
   checksTable,
   experimentLine,
   ledgerTable,
-  paramsText,
   phasesTable,
+  repeatTable,
 } from "./report/text.ts";
+import type { LabEvent } from "./results.ts";
+import { shellCommand } from "./observe/machine.ts";
+import { Lab } from "./run/lab.ts";
+import { defaultJobs } from "./run/scheduler.ts";
 
 const HELP = `backlog-lab: settle claims about Linux listen() backlogs by experiment.
 
@@ -152,7 +146,9 @@ export async function main(args: string[]): Promise<number> {
 
   let experiments: LoadedExperiment[];
   try {
-    experiments = await loadExperiments(positionals.length ? positionals : [EXPERIMENTS_DIR]);
+    experiments = await loadExperiments(positionals.length ? positionals : [EXPERIMENTS_DIR], {
+      faithful: values.faithful ?? false,
+    });
   } catch (err) {
     if (err instanceof ExperimentDefinitionError) {
       console.error(err.message);
@@ -208,279 +204,132 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+interface RunFlags {
+  json?: boolean;
+  verbose?: boolean;
+  subnet?: string;
+  subnet6?: string;
+  faithful?: boolean;
+  ledger?: boolean;
+  report?: string;
+  jobs: number;
+  repeat: number;
+  args: string[];
+}
+
 async function runAll(
-  experiments: LoadedExperiment[],
-  values: {
-    json?: boolean;
-    verbose?: boolean;
-    subnet?: string;
-    subnet6?: string;
-    faithful?: boolean;
-    ledger?: boolean;
-    report?: string;
-    jobs: number;
-    repeat: number;
-    args: string[];
-  },
+  experiments: readonly LoadedExperiment[],
+  flags: RunFlags,
   signal: AbortSignal,
 ): Promise<number> {
-  const startedAt = new Date();
-  const t0 = performance.now();
-  const faithful = values.faithful ?? false;
-  const lastTimes = await readTimes();
-  const progress = new Progress(
-    experiments.map(({ definition }) => outline(definition, faithful, lastTimes)),
-    { live: Deno.stderr.isTerminal() && !Deno.env.get("CI"), repeats: values.repeat },
-  );
-  // A failed experiment stops the others (they still clean up) before its error is thrown.
-  const stop = new AbortController();
-  const lab = new Lab({
-    signal: AbortSignal.any([signal, stop.signal]),
-    jobs: values.jobs,
-    faithful,
-    onProgress: (e) => progress.onEvent(e),
-    ...(values.report === undefined ? {} : { reportDir: values.report }),
-    ...(values.subnet === undefined ? {} : { subnet4: values.subnet }),
-    ...(values.subnet6 === undefined ? {} : { subnet6: values.subnet6 }),
-  });
-  const log = values.json || values.ledger ? () => {} : (s: string) => {
-    progress.clear();
+  const quiet = flags.json || flags.ledger;
+  let progress: Progress | undefined;
+  const log = (s: string) => {
+    if (quiet) return;
+    progress?.clear();
     console.log(s);
   };
-  const pre = await preflight(lab.prefix, {
-    tools: neededTools(experiments),
-    log: (line) => console.error(line),
-  });
-  checkSysctls(experiments, pre.namespaceSysctls);
-  log(
-    `backlog-lab on Linux ${pre.kernel}: ${experiments.length} experiment${
-      experiments.length === 1 ? "" : "s"
-    }, ${CLAIMS.length} claims in the catalogue, ${values.jobs} job${
-      values.jobs === 1 ? "" : "s"
-    } at once`,
-  );
-  if (pre.reaped.length) {
-    log(`Removed ${pre.reaped.length} namespaces left by a dead run: ${pre.reaped.join(", ")}`);
-  }
-  const results: ExperimentResult[] = [];
-  progress.start();
-  // Every experiment is queued at once; the lab runs their points `jobs` at a time.
-  const repeats = values.repeat;
-  const summaries: RepeatSummary[] = [];
-  const pending = experiments.map(async (
-    { file, definition },
-  ): Promise<{ result: ExperimentResult; summary?: RepeatSummary }> => {
-    if (isHistorical(definition)) {
-      const h = historicalResult(definition, file);
-      return repeats === 1 ? { result: h } : merged(Array(repeats).fill(h));
-    }
-    const mode = planRuns(definition, { faithful })[0]?.mode ?? "default";
-    const estimateMs = lastTimes[`${definition.id}:${mode}:run`];
-    const each = Array.from({ length: repeats }, (_, r) =>
-      lab.runExperiment(definition, {
-        file,
-        ...(estimateMs === undefined ? {} : { estimateMs }),
-        ...(repeats === 1 ? {} : { repeat: r + 1, keepPcaps: r === 0 }),
-      }));
-    const settled = await Promise.allSettled(each);
-    const failed = settled.find((x) => x.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    const results = settled.map((x) => (x as PromiseFulfilledResult<ExperimentResult>).value);
-    return repeats === 1 ? { result: results[0]! } : merged(results);
-  });
-  try {
-    // Reported in the experiments' order, each as soon as it and those before it are done.
-    for (const [index, p] of pending.entries()) {
-      let result: ExperimentResult;
-      try {
-        const done = await p;
-        result = done.result;
-        if (done.summary) summaries.push(done.summary);
-      } catch (err) {
-        stop.abort(err);
-        await Promise.allSettled(pending);
-        throw err;
-      }
-      results.push(result);
-      const { definition } = experiments[index]!;
-      log(experimentLine(result));
-      const table = checksTable(result, values.verbose ?? false);
-      if (table) log(table);
-      if (values.verbose) {
-        log(phasesTable(result));
-        for (const run of result.runs) {
-          const chart = terminalChart(run, serverHostOf(definition));
-          if (chart) {
-            log(`${paramsText(run.params) || "(single run)"}\n${chart}`);
-          }
+  const onEvent = (e: LabEvent) => {
+    switch (e.kind) {
+      case "start":
+        log(
+          `backlog-lab on Linux ${e.kernel}: ${
+            plural(experiments.length, "experiment")
+          }, ${CLAIMS.length} claims in the catalogue, ${plural(e.jobs, "job")} at once`,
+        );
+        if (e.reaped.length) {
+          log(`Removed ${e.reaped.length} namespaces left by a dead run: ${e.reaped.join(", ")}`);
         }
-      }
+        progress = new Progress(e.outlines, {
+          live: Deno.stderr.isTerminal() && !Deno.env.get("CI"),
+          repeats: e.repeats,
+        });
+        progress.start();
+        return;
+      case "run-start":
+      case "run-end":
+        progress?.onEvent(e);
+        return;
+      case "experiment":
+        printExperiment(e.result, flags.verbose ?? false, log);
     }
-  } finally {
-    progress.stop();
-  }
-  if (repeats > 1) {
-    log(`\nRepeats (${repeats} of each experiment, ${values.jobs} jobs at once):`);
-    log(repeatTable(summaries, terminalWidth()));
-  }
-  await writeTimes(Object.fromEntries(
-    results.filter((r) => r.passed && !r.skipped && r.runs.length).flatMap((r) => [
-      [`${r.id}:${r.mode}`, r.durationMs],
-      [`${r.id}:${r.mode}:run`, Math.round(mean(r.runs.map((x) => x.durationMs)))],
-    ]),
-  ));
-  const ledger = buildLedger(results, {
-    all: values.json || values.ledger || values.report !== undefined || false,
-    kernel: pre.kernel,
-  });
-  const report: LabReport = {
-    version: 1,
-    kernel: pre.kernel,
-    machine: await machineInfo(),
-    command: shellCommand(["deno", "task", "lab", ...values.args]),
-    startedAt: startedAt.toISOString(),
-    durationMs: Math.round(performance.now() - t0),
-    passed: results.every((r) => r.passed),
-    experiments: results,
-    ledger,
   };
-  let reportLine: string | undefined;
-  if (values.report !== undefined) {
-    const files = await writeReport(values.report, report, {
-      serverHosts: Object.fromEntries(
-        experiments.map(({ definition }) => [definition.id, serverHostOf(definition)]),
-      ),
+  await using lab = new Lab({
+    signal,
+    jobs: flags.jobs,
+    faithful: flags.faithful ?? false,
+    keepCaptures: flags.report !== undefined,
+    onEvent,
+    log: (line) => console.error(line),
+    ...(flags.subnet === undefined ? {} : { subnet4: flags.subnet }),
+    ...(flags.subnet6 === undefined ? {} : { subnet6: flags.subnet6 }),
+  });
+  let run;
+  try {
+    run = await lab.run(experiments, {
+      repeat: flags.repeat,
+      ledger: flags.json || flags.ledger || flags.report !== undefined ? "all" : "decided",
+      command: shellCommand(["deno", "task", "lab", ...flags.args]),
     });
-    const charts = files.charts.length / 2;
-    const pcaps = files.pcaps.length;
-    reportLine = `Report: ${join(values.report, files.markdown)} (${charts} chart${
-      charts === 1 ? "" : "s"
-    }, ${pcaps} pcap${pcaps === 1 ? "" : "s"})`;
-    if (values.json) console.error(reportLine);
+  } finally {
+    progress?.stop();
   }
-  if (values.json) console.log(JSON.stringify(report, null, 2));
-  else if (values.ledger) {
-    console.log(`Claims ledger (Linux ${pre.kernel}):`);
-    console.log(ledgerTable(ledger, terminalWidth()));
-    const failed = results.filter((r) => !r.passed).map((r) => r.id);
+  const { report } = run;
+  if (flags.repeat > 1) {
+    log(`\nRepeats (${flags.repeat} of each experiment, ${flags.jobs} jobs at once):`);
+    log(repeatTable(run.repeats, terminalWidth()));
+  }
+  let reportLine: string | undefined;
+  if (flags.report !== undefined) {
+    const files = await writeReport(flags.report, run);
+    reportLine = `Report: ${join(flags.report, files.markdown)} (${
+      plural(files.charts.length / 2, "chart")
+    }, ${plural(files.pcaps.length, "pcap")})`;
+    if (flags.json) console.error(reportLine);
+  }
+  if (flags.json) console.log(JSON.stringify(report, null, 2));
+  else if (flags.ledger) {
+    console.log(`Claims ledger (Linux ${report.kernel}):`);
+    console.log(ledgerTable(report.ledger, terminalWidth()));
+    const failed = report.experiments.filter((r) => !r.passed).map((r) => r.id);
     if (failed.length) console.log(`Failed experiments: ${failed.join(", ")}`);
     if (reportLine) console.log(reportLine);
   } else {
-    log(`\nClaims ledger (Linux ${pre.kernel}):`);
-    log(ledgerTable(ledger.filter((l) => l.experiments.length > 0), terminalWidth()));
-    const failed = results.filter((r) => !r.passed).length;
+    log(`\nClaims ledger (Linux ${report.kernel}):`);
+    log(ledgerTable(report.ledger.filter((l) => l.experiments.length > 0), terminalWidth()));
+    const failed = report.experiments.filter((r) => !r.passed).length;
     log(
-      `\n${results.length - failed} passed, ${failed} failed in ${
-        (report.durationMs / 1000).toFixed(2)
-      } s`,
+      `\n${report.experiments.length - failed} passed, ${failed} failed in ${
+        seconds(report.durationMs)
+      }`,
     );
     if (reportLine) log(reportLine);
   }
   return report.passed ? 0 : 1;
 }
 
-/** The optional tools the selected experiments need: nft for packet rules, tcpdump for captures. */
-function neededTools(experiments: readonly LoadedExperiment[]): ToolNeed[] {
-  const defs = experiments.map((e) => e.definition).filter((d) => !isHistorical(d));
-  const needs: ToolNeed[] = [];
-  if (defs.some((d) => !isHistorical(d) && Object.keys(d.rules ?? {}).length)) needs.push(NFT);
-  if (defs.some((d) => !isHistorical(d) && (d.capture ?? []).length)) needs.push(TCPDUMP);
-  return needs;
-}
-
-/** The progress display's view of an experiment: its runs, last time and window bound. */
-function outline(
-  definition: LoadedExperiment["definition"],
-  faithful: boolean,
-  lastTimes: Record<string, number>,
-): ExperimentOutline {
-  if (isHistorical(definition)) return { id: definition.id, runs: 0, boundMs: 0 };
-  const plans = planRuns(definition, { faithful });
-  const mode = plans[0]?.mode ?? "default";
-  const last = lastTimes[`${definition.id}:${mode}`];
-  return {
-    id: definition.id,
-    runs: plans.length,
-    boundMs: plans.reduce((ms, p) => ms + p.observe.windowMs + RUN_OVERHEAD_MS, 0),
-    ...(typeof last === "number" ? { lastMs: last } : {}),
-  };
-}
-
-function serverHostOf(definition: LoadedExperiment["definition"]): string {
-  return isHistorical(definition) ? "server" : definition.server.host;
+/** An experiment's line, its failed checks (every check with `verbose`), phases and charts. */
+function printExperiment(
+  result: import("./results.ts").ExperimentResult,
+  verbose: boolean,
+  log: (s: string) => void,
+): void {
+  log(experimentLine(result));
+  const table = checksTable(result, verbose, terminalWidth());
+  if (table) log(table);
+  if (!verbose) return;
+  log(phasesTable(result));
+  for (const run of result.runs) {
+    const chart = terminalChart(run, run.server.host);
+    if (chart) log(`${paramsText(run.params) || "(single run)"}\n${chart}`);
+  }
 }
 
 /** The most repeats `--repeat` takes. */
 const MAX_REPEAT = 1000;
 
-/** The result the report carries for an experiment's repeats, and how they compared. */
-function merged(results: ExperimentResult[]): { result: ExperimentResult; summary: RepeatSummary } {
-  return { result: mergeRepeats(results), summary: summarizeRepeats(results) };
-}
-
 /** The most concurrent matrix points `--jobs` takes. */
 const MAX_JOBS = 64;
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
-/** A matrix point's time outside its observation window, for the progress bound. */
-const RUN_OVERHEAD_MS = 300;
-
-/**
- * Checks that `dir` can hold a report: a new or empty directory, or one
- * holding a previous report, whose files (and only those) are removed so old
- * charts and pcaps cannot sit beside new ones. Anything else is refused rather
- * than overwritten.
- */
-async function prepareReportDir(dir: string): Promise<string | undefined> {
-  const entries: string[] = [];
-  try {
-    const info = await Deno.stat(dir);
-    if (!info.isDirectory) {
-      return `Cannot write the report to "${dir}": it is a file; give a directory, e.g. --report report`;
-    }
-    for await (const e of Deno.readDir(dir)) entries.push(e.name);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      return `Cannot write the report to "${dir}": ${(err as Error).message}`;
-    }
-  }
-  const ours = ["charts", "pcaps", "report.md", "results.json"];
-  if (entries.length && !(await isPreviousReport(join(dir, "results.json")))) {
-    return `Cannot write the report to "${dir}": it is not empty and holds no earlier backlog-lab report; give a new or empty directory`;
-  }
-  const foreign = entries.filter((e) => !ours.includes(e));
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    for (const old of entries.filter((e) => ours.includes(e))) {
-      await Deno.remove(join(dir, old), { recursive: true });
-    }
-    const probe = join(dir, ".backlog-lab-write-test");
-    await Deno.writeTextFile(probe, "");
-    await Deno.remove(probe);
-  } catch (err) {
-    return `Cannot write the report to "${dir}": ${
-      (err as Error).message
-    }; give a writable directory`;
-  }
-  if (foreign.length) {
-    console.error(`Keeping ${foreign.join(", ")} in "${dir}"; replacing the earlier report there`);
-  }
-  return undefined;
-}
-
-/** Whether `path` is a results.json this lab wrote. */
-async function isPreviousReport(path: string): Promise<boolean> {
-  try {
-    const doc = JSON.parse(await Deno.readTextFile(path));
-    return typeof doc?.version === "number" && Array.isArray(doc.experiments) &&
-      Array.isArray(doc.ledger);
-  } catch {
-    return false;
-  }
-}
 
 /** `--compare A B`: prints what differs between two results files. */
 async function compareCommand(paths: string[], markdown: boolean): Promise<number> {

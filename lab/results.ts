@@ -2,13 +2,54 @@
  * The shapes of what a run produces; `--json` prints these.
  * @module
  */
-import type { ConnectionTimeline } from "./observe/packet_timeline.ts";
-import type { StepRecord } from "./act/timeline.ts";
+import type { JudgedOver, PacketKind, RunMode, Verdict } from "./vocabulary.ts";
 
-export type { ConnectionTimeline, StepRecord };
+export type { JudgedOver, PacketKind, RunMode, Verdict };
 
-/** A claim's verdict on the running kernel. */
-export type Verdict = "reproduced" | "not reproduced" | "partly" | "historical";
+/** A timeline step that happened, as results record it. */
+export interface StepRecord {
+  /** The step's name. */
+  name: string;
+  /** What it did, in words (e.g. `remove rule "hold_acks"`). */
+  action: string;
+  /** Milliseconds after the clients were released that it was performed. */
+  atMs: number;
+  /** What the action returned, if anything worth keeping (e.g. a sysctl read back). */
+  result?: string;
+}
+
+/** One captured segment of a connection. */
+export interface PacketEvent {
+  /** Milliseconds since the run's release (`originEpochMs` in results). */
+  t: number;
+  /** "in" = client → server, "out" = server → client. */
+  dir: "in" | "out";
+  /** RST wins over everything; SYN-ACK = syn+ack; SYN; FIN; DATA = payload > 0; else ACK. */
+  kind: PacketKind;
+  /** Raw 32-bit sequence number. */
+  seq: number;
+  /** Raw 32-bit acknowledgment number. */
+  ack: number;
+  /** TCP payload bytes. */
+  len: number;
+  /**
+   * True when this segment repeats an earlier one of the same direction and kind with the same
+   * seq (a retransmission). A pure ACK occupies no sequence space, so an ACK counts as a repeat
+   * only when its ack number is the same too (a duplicate ACK, e.g. the client answering each
+   * retransmitted SYN-ACK).
+   */
+  retransmit: boolean;
+}
+
+/** The captured segments of one connection, in capture order. */
+export interface ConnectionTimeline {
+  /** `addr:port`, IPv6 as `[addr]:port`. */
+  client: string;
+  /** `addr:port` of the server, written like `client`. */
+  server: string;
+  /** Every segment of the connection, in capture order. */
+  events: PacketEvent[];
+}
 
 /** What a claim rule returns. */
 export interface ClaimDecision {
@@ -32,7 +73,7 @@ export interface CheckResult {
    * How it was judged: held for its stable time, held in every sample, by the
    * peak, or from a packet capture once the run ended.
    */
-  over: "settled" | "always" | "peak" | "packets";
+  over: JudgedOver | "packets";
   /** The expectation in words, e.g. `= 3 for 150 ms`, `<= 0 in every sample`. */
   expected: string;
   /** The value that decided it: the settled value, the peak, or the first sample that broke it. */
@@ -103,6 +144,16 @@ export interface RuleRecord {
   dropped: number;
 }
 
+/** A run's listening server. */
+export interface ServerRecord {
+  /** The host (namespace) it ran on. */
+  host: string;
+  /** Its TCP port. */
+  port: number;
+  /** The `backlog` passed verbatim to `listen()`. */
+  backlog: number;
+}
+
 /** One matrix point's run. */
 export interface RunResult {
   /** The matrix point: each parameter's value for this run. */
@@ -111,7 +162,9 @@ export interface RunResult {
    * `fast`: kernel timers shortened for speed; `faithful`: the kernel's
    * defaults (`--faithful`); `default`: the experiment has no faithful variant.
    */
-  mode: "fast" | "faithful" | "default";
+  mode: RunMode;
+  /** The listening server: its host, port and the backlog passed to `listen()`. */
+  server: ServerRecord;
   /** Every recorded sysctl, read back from each host's namespace after setting. */
   sysctls: Record<string, Record<string, string>>;
   /**
@@ -160,7 +213,7 @@ export interface PacketQuery {
   /** The capturing host. */
   host: string;
   /** `SYN`, `SYN-ACK`, `ACK`, `DATA`, `FIN` or `RST`. */
-  kind: "SYN" | "SYN-ACK" | "ACK" | "DATA" | "FIN" | "RST";
+  kind: PacketKind;
   /** Which end sent them. */
   from: "client" | "server";
   /** Only this client group's connections. */
@@ -184,7 +237,7 @@ export interface RunEvidence<P> {
   /** The named check; throws on an unknown name. */
   check(name: string): CheckResult;
   /** How the run's timers were set. */
-  mode: "fast" | "faithful" | "default";
+  mode: RunMode;
   /** When the named timeline step happened (ms since the release); throws if it did not. */
   stepAt(name: string): number;
   /** Per connection (in capture order), the times of the matching packets. */
@@ -253,7 +306,7 @@ export interface ExperimentResult {
   /** Why it was not run, if it was skipped; the ledger ignores a skipped experiment's claims. */
   skipped?: string;
   /** How its runs' timers were set (see {@linkcode RunResult.mode}). */
-  mode: "fast" | "faithful" | "default";
+  mode: RunMode;
   /** Wall-clock time of all its runs, in milliseconds. */
   durationMs: number;
   /** One result per matrix point, in matrix order. */
@@ -323,3 +376,62 @@ export interface LabReport {
    */
   ledger: LedgerEntry[];
 }
+
+/** What a progress display knows about an experiment before it runs. */
+export interface ExperimentOutline {
+  /** The experiment's id. */
+  id: string;
+  /** Its number of matrix points. */
+  runs: number;
+  /** How long it took last time on this machine, if known. */
+  lastMs?: number;
+  /** Its longest possible observation (the sum of its runs' windows and overheads). */
+  boundMs: number;
+}
+
+/** A matrix point starting or ending, for progress displays. */
+export type ProgressEvent =
+  | {
+    kind: "run-start";
+    experiment: string;
+    index: number;
+    of: number;
+    params: Record<string, unknown>;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
+  }
+  | {
+    kind: "run-end";
+    experiment: string;
+    index: number;
+    of: number;
+    result: RunResult;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
+  };
+
+/** What a lab run reports as it goes. */
+export type LabEvent =
+  | {
+    /** The machine passed preflight and the experiments are queued. */
+    kind: "start";
+    /** Release of the kernel (`uname -r`). */
+    kernel: string;
+    /** Namespaces of dead runs that were removed. */
+    reaped: string[];
+    /** Matrix points that run at once. */
+    jobs: number;
+    /** How many times each experiment runs. */
+    repeats: number;
+    /** Each experiment, in definition order. */
+    outlines: ExperimentOutline[];
+  }
+  | ProgressEvent
+  | {
+    /** An experiment is done (all its repeats), and so is every one before it. */
+    kind: "experiment";
+    /** Its position in definition order. */
+    index: number;
+    /** Its result (repeats merged). */
+    result: ExperimentResult;
+  };

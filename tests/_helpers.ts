@@ -5,6 +5,9 @@
 import { fileURLToPath } from "node:url";
 import { hasPrivileges } from "../lab/topology/preflight.ts";
 import { libc } from "../lab/topology/setns.ts";
+import { MARKER_ENV } from "../lab/topology/netns.ts";
+
+export { until } from "../lab/base/wait.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -52,37 +55,20 @@ export async function namespacesWith(prefix: string): Promise<string[]> {
 }
 
 /**
- * PIDs of processes the lab starts (its programs, tcpdump captures and
- * namespace holders) that are alive now. With `prefix`, processes inside
- * another live lab's namespaces (a concurrent run) are left out; a process
- * of this run is counted even once its namespace is gone.
+ * PIDs of the live processes the lab started (its programs, tcpdump captures
+ * and namespace holders) in namespaces whose name starts with `prefix`: each
+ * carries its namespace's name in its environment (`BACKLOG_LAB_NETNS`), so
+ * a process of another lab on the machine is never counted, and one of this
+ * run is, even once its namespace is gone.
  */
-export function labProcesses(prefix?: string): number[] {
-  const others = new Set<number>();
-  if (prefix !== undefined) {
-    try {
-      for (const e of Deno.readDirSync("/run/netns")) {
-        if (e.name.startsWith("bl-") && !e.name.startsWith(prefix)) {
-          try {
-            others.add(Deno.statSync(`/run/netns/${e.name}`).ino ?? -1);
-          } catch { /* removed meanwhile */ }
-        }
-      }
-    } catch { /* no namespaces */ }
-  }
+export function labProcesses(prefix: string): number[] {
   const pids: number[] = [];
   for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
     try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      const isProgram = cmd.some((a) =>
-        /lab\/act\/programs\/(listen_server|client_group)\.ts$/.test(a)
-      );
-      const isHolder = cmd[0] === "sleep" && cmd[1] === "3600";
-      const isCapture = /tcpdump$/.test(cmd[0] ?? "") && cmd.some((a) => a.includes("/bl-"));
-      if (!isProgram && !isHolder && !isCapture) continue;
-      if (others.size && others.has(Deno.statSync(`/proc/${e.name}/ns/net`).ino ?? -2)) continue;
-      pids.push(Number(e.name));
+      const env = Deno.readTextFileSync(`/proc/${e.name}/environ`).split("\0");
+      const ns = env.find((v) => v.startsWith(`${MARKER_ENV}=`))?.slice(MARKER_ENV.length + 1);
+      if (ns !== undefined && ns.startsWith(prefix)) pids.push(Number(e.name));
     } catch { /* exited meanwhile */ }
   }
   return pids;
@@ -122,50 +108,23 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Deno
   }).spawn();
 }
 
-/** Runs the CLI to completion. */
+/** The prefix of every namespace (and so of every process) of the CLI process `pid`. */
+export function cliPrefix(pid: number): string {
+  return `bl-${pid}-`;
+}
+
+/** Runs the CLI to completion; `prefix` is that of its namespaces and processes. */
 export async function runCli(
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await spawnCli(args, env).output();
+): Promise<{ code: number; stdout: string; stderr: string; prefix: string }> {
+  const child = spawnCli(args, env);
+  const out = await child.output();
   const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
-
-/** Polls `pred` every 20 ms until it is true; throws after `timeoutMs` naming `what`. */
-export async function waitFor(
-  what: string,
-  pred: () => Promise<boolean> | boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await pred())) {
-    if (performance.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * Polls `read` every 20 ms until `done` holds and returns that value; after
- * `timeoutMs` throws, naming `what` and the last value read.
- */
-export async function until<T>(
-  what: string,
-  read: () => Promise<T> | T,
-  done: (value: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (performance.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}: last value ${JSON.stringify(value)}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  return {
+    code: out.code,
+    stdout: d.decode(out.stdout),
+    stderr: d.decode(out.stderr),
+    prefix: cliPrefix(child.pid),
+  };
 }

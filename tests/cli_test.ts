@@ -82,7 +82,7 @@ rootTest(
       r.stderr,
       /bad_experiment\.ts: Invalid experiment field "hosts\.server\.sysctls\.net\.core\.somaxcon": a network namespace of this kernel has no sysctl "net\.core\.somaxcon"; did you mean "net\.core\.somaxconn"\?/,
     );
-    deepEqual(await namespacesWith("bl-"), []);
+    deepEqual(await namespacesWith(r.prefix), []);
     await Deno.remove(file.replace(/\/[^/]+$/, ""), { recursive: true });
   },
 );
@@ -121,7 +121,7 @@ rootTest("the CLI names a missing tool and its install command (exit 3)", async 
   const r = await runCli([], { PATH: bin });
   equal(r.code, 3, r.stderr);
   match(r.stderr, /Missing the "ss" command: install it with `apt-get install iproute2`/);
-  deepEqual(await namespacesWith("bl-"), []);
+  deepEqual(await namespacesWith(r.prefix), []);
   await Deno.remove(bin, { recursive: true });
 });
 
@@ -160,7 +160,7 @@ rootTest("the CLI's --json document has the kernel, runs, checks and ledger", as
     match(l.evidence, new RegExp(`Linux ${Deno.osRelease().replaceAll(".", "\\.")}`));
     deepEqual(l.experiments, ["syn-dropped-while-accept-queue-full"]);
   }
-  deepEqual(labProcesses(), []);
+  deepEqual(labProcesses(r.prefix), []);
 });
 
 function byCatalogue(a: string, b: string): number {
@@ -196,9 +196,9 @@ rootTest(
       const runs = doc.experiments.reduce((n: number, e: ExperimentResult) => n + e.runs.length, 0);
       equal(r.stderr.match(/^ {2}\[\d+\/\d+\] \S+ run \d+\/\d+/gm)?.length, runs, r.stderr);
       await checkReportDir(dir, doc);
-      deepEqual(await namespacesWith("bl-"), []);
-      deepEqual(labProcesses(), []);
-      const pcaps = [...Deno.readDirSync(tmpdir())].filter((f) => /^bl-.*\.pcap$/.test(f.name));
+      deepEqual(await namespacesWith(r.prefix), []);
+      deepEqual(labProcesses(r.prefix), []);
+      const pcaps = [...Deno.readDirSync(tmpdir())].filter((f) => f.name.startsWith(r.prefix));
       deepEqual(pcaps, []);
 
       // --compare on two real result files: the report's and the same run with one verdict changed.
@@ -301,7 +301,7 @@ rootTest("--verbose draws each run's queues as a terminal chart", async () => {
   match(r.stdout, /Send-Q \(limit\):\n/);
   match(r.stdout, /0 … \d+\.\d\d s/);
   match(r.stdout, /[╭╰─]/);
-  deepEqual(labProcesses(), []);
+  deepEqual(labProcesses(r.prefix), []);
 });
 
 Deno.test("--report refuses a non-empty directory that holds no earlier report, and keeps its files", async () => {

@@ -20,10 +20,12 @@ import type {
   RuleRecord,
   RunResult,
   Sample,
+  ServerRecord,
   StepRecord,
 } from "../lab/results.ts";
 import { ROOT, rootTest, runCli } from "./_helpers.ts";
-import { compileSchema, schemaErrors } from "./_schema.ts";
+import { schemaErrors } from "./_schema.ts";
+import { resultsValidator } from "../lab/judge/load_report.ts";
 
 /** A JSON Schema node, as far as these tests read it. */
 interface SchemaNode {
@@ -120,6 +122,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
     [
       "params",
       "mode",
+      "server",
       "sysctls",
       "addresses",
       "passed",
@@ -157,6 +160,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
     [],
   ),
   Charts: fieldsOf<Charts>()(["svg", "png"], []),
+  ServerRecord: fieldsOf<ServerRecord>()(["host", "port", "backlog"], []),
   LedgerEntry: fieldsOf<LedgerEntry>()(
     ["claim", "article", "statement", "verdict", "evidence", "experiments"],
     [],
@@ -201,6 +205,7 @@ const SYNTHETIC: LabReport = {
         {
           params: { backlog: 1, family: "ipv4", cookies: true },
           mode: "fast",
+          server: { host: "server", port: 8080, backlog: 1 },
           sysctls: { server: { "net.core.somaxconn": "4096" }, client: {} },
           addresses: { server: "10.213.1.1", client: "10.213.1.2", "clients.c": "10.213.1.10" },
           passed: true,
@@ -306,6 +311,7 @@ const SYNTHETIC: LabReport = {
         {
           params: {},
           mode: "fast",
+          server: { host: "server", port: 8080, backlog: 1 },
           sysctls: {},
           addresses: {},
           passed: false,
@@ -396,7 +402,8 @@ function loose(o: object): Record<string, unknown> {
 // ---------------------------------------------------------------------------
 
 Deno.test("docs/results.schema.json compiles with ajv in strict mode", () => {
-  compileSchema();
+  resultsValidator();
+  resultsValidator({ reader: true });
   match(String(SCHEMA.$id), /backlog-lab/);
   strictEqual(SCHEMA.title, ROOT_NAME);
   strictEqual(loose(SCHEMA.properties!.version!).const, 1);

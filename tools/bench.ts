@@ -19,7 +19,8 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import Table from "cli-table3";
-import { defineExperiment, type ExperimentDefinition } from "../lab/describe/define.ts";
+import { defineExperiment } from "../lab/describe/validate.ts";
+import type { ExperimentDefinition } from "../lab/describe/types.ts";
 import { preflight } from "../lab/topology/preflight.ts";
 import { Lab } from "../lab/run/lab.ts";
 import { defaultJobs } from "../lab/run/scheduler.ts";

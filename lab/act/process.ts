@@ -4,23 +4,35 @@
  * then kills it by PID, and always reaps it.
  * @module
  */
-import { readLines } from "./programs/_lines.ts";
-import { WaitTimeoutError } from "../base/errors.ts";
+import { until } from "../base/wait.ts";
+import { readLines } from "./programs/lines.ts";
 
-/** One JSON event a program printed, with the time it arrived. */
-export interface ProgramEvent {
-  event: string;
-  /** performance.now() when the runner read it. */
-  receivedAt: number;
-  [key: string]: unknown;
+/** A line the program printed that is not JSON. */
+export interface OutputLine {
+  /** Always `"output"`. */
+  event: "output";
+  /** The line. */
+  text: string;
 }
 
-/** A running program; `AsyncDisposable`. */
-export class ManagedProcess implements AsyncDisposable {
+/** One event a program printed, with the time it arrived. */
+export type ProgramEvent<E extends { event: string }> = (E | OutputLine) & {
+  /** performance.now() when the lab read it. */
+  receivedAt: number;
+};
+
+/**
+ * A running program speaking the protocol of `programs/protocol.ts`: commands
+ * `C` on stdin, events `E` on stdout; `AsyncDisposable`.
+ */
+export class ManagedProcess<
+  C extends { cmd: string } = { cmd: string },
+  E extends { event: string } = { event: string },
+> implements AsyncDisposable {
   readonly label: string;
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #events: ProgramEvent[] = [];
+  readonly #events: ProgramEvent<E>[] = [];
   readonly #stderr: Promise<string>;
   readonly #pump: Promise<void>;
   #listeners: (() => void)[] = [];
@@ -48,17 +60,14 @@ export class ManagedProcess implements AsyncDisposable {
     this.#pump = (async () => {
       for await (const line of readLines(child.stdout)) {
         if (!line.trim()) continue;
-        let parsed: Record<string, unknown>;
+        let parsed: E | OutputLine;
         try {
           parsed = JSON.parse(line);
+          if (typeof parsed?.event !== "string") parsed = { event: "output", text: line };
         } catch {
           parsed = { event: "output", text: line };
         }
-        this.#events.push({
-          ...parsed,
-          event: String(parsed.event),
-          receivedAt: performance.now(),
-        });
+        this.#events.push({ ...parsed, receivedAt: performance.now() });
         this.#notify();
       }
     })().catch(() => {});
@@ -75,7 +84,7 @@ export class ManagedProcess implements AsyncDisposable {
   }
 
   /** Every event so far, in order. */
-  get events(): readonly ProgramEvent[] {
+  get events(): readonly ProgramEvent<E>[] {
     return this.#events;
   }
 
@@ -93,42 +102,46 @@ export class ManagedProcess implements AsyncDisposable {
   /**
    * Waits for the first event named `name` (or one of its `error` events, which throws).
    *
-   * @throws {WaitTimeoutError} after `timeoutMs`, naming the event and what was seen.
+   * @throws {WaitTimeoutError} after `timeoutMs`, naming the event and the last event seen.
    */
-  async waitForEvent(name: string, timeoutMs: number, signal?: AbortSignal): Promise<ProgramEvent> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const ev = this.#events.find((e) => e.event === name || e.event === "error");
-      if (ev?.event === "error") throw new Error(`${this.label} failed: ${ev.message}`);
-      if (ev) return ev;
-      signal?.throwIfAborted();
-      if (this.#exited) {
-        const s = await this.status;
-        throw new Error(
-          `${this.label} exited with ${s.code} before "${name}": ${
-            (await this.#stderr).trim().slice(-500)
-          }`,
-        );
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        throw new WaitTimeoutError(
-          `Timed out after ${timeoutMs} ms waiting for ${this.label} to report "${name}": last event ${
-            JSON.stringify(this.#events.at(-1) ?? null)
-          }`,
-        );
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.changed(),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, Math.min(left, 250))),
-      ]);
-      clearTimeout(timer);
+  async waitForEvent<N extends E["event"]>(
+    name: N,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<Extract<E, { event: N }> & { receivedAt: number }> {
+    const found = () => this.#events.find((e) => e.event === name || e.event === "error");
+    const ev = await until(
+      `${this.label} to report "${name}"`,
+      () => found() ?? (this.#exited ? "exited" as const : undefined),
+      (v) => v !== undefined,
+      {
+        timeoutMs,
+        intervalMs: 250,
+        wake: () => this.changed(),
+        show: () => JSON.stringify(this.#events.at(-1) ?? null),
+        ...(signal ? { signal } : {}),
+      },
+    );
+    if (ev === "exited" || ev === undefined) {
+      const s = await this.status;
+      throw new Error(
+        `${this.label} exited with ${s.code} before "${name}": ${
+          (await this.#stderr).trim().slice(-500)
+        }`,
+      );
     }
+    if (ev.event === "error") {
+      throw new Error(`${this.label} failed: ${(ev as { message?: unknown }).message}`);
+    }
+    return ev as Extract<E, { event: N }> & { receivedAt: number };
   }
 
   /** Sends one command line. */
-  async send(command: Record<string, unknown>): Promise<void> {
+  async send(command: C): Promise<void> {
+    await this.#write(command);
+  }
+
+  async #write(command: { cmd: string }): Promise<void> {
     if (this.#exited) return;
     await this.#writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n")).catch(
       () => {},
@@ -146,7 +159,7 @@ export class ManagedProcess implements AsyncDisposable {
   /** Asks it to exit, kills it by PID after `graceMs`, and reaps it. Idempotent. */
   async stop(graceMs = 1000): Promise<void> {
     if (!this.#exited) {
-      await this.send({ cmd: "exit" });
+      await this.#write({ cmd: "exit" });
       await this.#writer.close().catch(() => {});
       const t = setTimeout(() => {
         try {
@@ -165,20 +178,4 @@ export class ManagedProcess implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
-}
-
-/** A timer promise that does not keep a finished test alive. */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -3,20 +3,11 @@
  * times and values; the runner performs the actions and records when.
  * @module
  */
-import type { PlannedAction, PlannedStep } from "../describe/define.ts";
-import { describeBounds } from "../judge/expect.ts";
+import type { PlannedAction, PlannedStep } from "../describe/run_plan.ts";
+import { describeBounds } from "../describe/bounds.ts";
+import type { StepRecord } from "../results.ts";
 
-/** A step that happened, as results record it. */
-export interface StepRecord {
-  /** The step's name. */
-  name: string;
-  /** What it did, in words (e.g. `remove rule "hold_acks"`). */
-  action: string;
-  /** Milliseconds after the clients were released that it was performed. */
-  atMs: number;
-  /** What the action returned, if anything worth keeping (e.g. a sysctl read back). */
-  result?: string;
-}
+export type { StepRecord };
 
 /** Decides which steps are due at each sample. */
 export class Timeline {

@@ -74,3 +74,28 @@ export class WaitTimeoutError extends Error {
   /** Always `"WaitTimeoutError"`. */
   override name = "WaitTimeoutError";
 }
+
+/**
+ * Kernel text (a `/proc` table, `ss` or `nstat` output) the lab cannot parse:
+ * it fails the run that read it, naming the file, never the whole lab.
+ */
+export class KernelTextError extends Error {
+  /** Always `"KernelTextError"`. */
+  override name = "KernelTextError";
+  /** The file or command the text came from, when known. */
+  readonly file: string | undefined;
+  /** The message without the file. */
+  readonly detail: string;
+
+  /** Builds the message `<detail>` or `<detail> (in <file>)`. */
+  constructor(detail: string, options: { file?: string } = {}) {
+    super(options.file ? `${detail} (in ${options.file})` : detail);
+    this.detail = detail;
+    this.file = options.file;
+  }
+
+  /** The same error, naming the file it was read from. */
+  inFile(file: string): KernelTextError {
+    return new KernelTextError(this.detail, { file });
+  }
+}

@@ -1,20 +1,33 @@
 /**
- * Finding, importing and validating experiment files: each must
- * `export default defineExperiment({ … })`. Every error names the file.
+ * Finding, importing, validating and planning experiment files: each must
+ * `export default defineExperiment({ … })` (or `defineHistoricalClaims`).
+ * Loading plans every experiment once, for the mode asked; everything after
+ * it uses those plans. Every error names the file.
  * @module
  */
 import { basename, relative, resolve } from "node:path";
-import { defineExperiment, type ExperimentDefinition, planRuns } from "./define.ts";
 import { ExperimentDefinitionError } from "../base/errors.ts";
-import { defineHistoricalClaims, type HistoricalClaims, isHistorical } from "./historical.ts";
 import { didYouMean } from "../base/suggest.ts";
+import { defineHistoricalClaims, type HistoricalClaims, isHistorical } from "./historical.ts";
+import { planExperiment, type PlanOptions } from "./plan.ts";
+import type { PlannedExperiment } from "./run_plan.ts";
+import type { ExperimentDefinition } from "./types.ts";
+import { defineExperiment } from "./validate.ts";
 
-/** An experiment and where it came from. */
-export interface LoadedExperiment {
-  /** Path relative to the working directory. */
-  file: string;
-  /** The file's default export, validated with every matrix point planned. */
-  definition: ExperimentDefinition | HistoricalClaims;
+/** Claims without an experiment, as loading returns them. */
+export interface HistoricalEntry {
+  /** The validated historical claims. */
+  definition: HistoricalClaims;
+  /** The file they came from, relative to the working directory, if any. */
+  file?: string;
+}
+
+/** An experiment file's content, planned: an experiment with its plans, or historical claims. */
+export type LoadedExperiment = (PlannedExperiment | HistoricalEntry) & { file: string };
+
+/** Whether a loaded entry is historical claims rather than an experiment. */
+export function isHistoricalEntry(e: PlannedExperiment | HistoricalEntry): e is HistoricalEntry {
+  return isHistorical(e.definition);
 }
 
 /** The `.ts` files of `paths` (files as given, directories' files sorted). */
@@ -40,11 +53,14 @@ export async function experimentFiles(paths: readonly string[]): Promise<string[
 }
 
 /**
- * Imports and validates every experiment file, matrix values included.
+ * Imports, validates and plans every experiment file (for the mode `options` asks).
  *
  * @throws {ExperimentDefinitionError} naming the file and field (duplicate ids too).
  */
-export async function loadExperiments(paths: readonly string[]): Promise<LoadedExperiment[]> {
+export async function loadExperiments(
+  paths: readonly string[],
+  options: PlanOptions = {},
+): Promise<LoadedExperiment[]> {
   const loaded: LoadedExperiment[] = [];
   for (const path of await experimentFiles(paths)) {
     const file = relative(Deno.cwd(), resolve(path)) || basename(path);
@@ -69,21 +85,21 @@ export async function loadExperiments(paths: readonly string[]): Promise<LoadedE
       );
     }
     try {
-      const definition = isHistorical(mod.default)
-        ? defineHistoricalClaims(mod.default)
-        : defineExperiment(mod.default as ExperimentDefinition);
-      if (!isHistorical(definition)) {
-        planRuns(definition);
-        planRuns(definition, { faithful: true });
-      }
-      const dup = loaded.find((l) => l.definition.id === definition.id);
+      const entry: LoadedExperiment = isHistorical(mod.default)
+        ? { file, definition: defineHistoricalClaims(mod.default) }
+        : {
+          ...planExperiment(defineExperiment(mod.default as ExperimentDefinition), options),
+          file,
+        };
+      const id = entry.definition.id;
+      const dup = loaded.find((l) => l.definition.id === id);
       if (dup) {
         throw new ExperimentDefinitionError(
           "id",
-          `duplicate id "${definition.id}": ${dup.file} uses it too; ids must be unique`,
+          `duplicate id "${id}": ${dup.file} uses it too; ids must be unique`,
         );
       }
-      loaded.push({ file, definition });
+      loaded.push(entry);
     } catch (err) {
       if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
       throw err;
@@ -98,11 +114,13 @@ export async function loadExperiments(paths: readonly string[]): Promise<LoadedE
  * @throws {ExperimentDefinitionError} naming the file, host and key.
  */
 export function checkSysctls(
-  loaded: readonly LoadedExperiment[],
+  experiments: readonly (PlannedExperiment | HistoricalEntry)[],
   available: ReadonlySet<string>,
 ): void {
-  for (const { file, definition } of loaded) {
-    if (isHistorical(definition)) continue;
+  for (const entry of experiments) {
+    if (isHistoricalEntry(entry)) continue;
+    const { definition } = entry;
+    const file = entry.file === undefined ? {} : { file: entry.file };
     const stepSysctls = (definition.timeline ?? []).flatMap((s, i) =>
       "sysctl" in s.do ? [{ host: s.do.sysctl.host, key: s.do.sysctl.name, i }] : []
     );
@@ -111,7 +129,7 @@ export function checkSysctls(
         throw new ExperimentDefinitionError(
           `timeline[${i}].do.sysctl.name`,
           `a network namespace of this kernel has no sysctl "${key}"${didYouMean(key, available)}`,
-          { file },
+          file,
         );
       }
     }
@@ -123,7 +141,7 @@ export function checkSysctls(
             `a network namespace of this kernel has no sysctl "${key}"${
               didYouMean(key, available)
             } (only per-namespace net.* sysctls can be set)`,
-            { file },
+            file,
           );
         }
       }

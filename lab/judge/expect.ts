@@ -5,16 +5,9 @@
  * one is judged on the highest value of the window.
  * @module
  */
-import type { PlannedExpectation } from "../describe/define.ts";
+import { describeBounds } from "../describe/bounds.ts";
+import type { PlannedExpectation } from "../describe/run_plan.ts";
 import type { CheckResult, Sample } from "../results.ts";
-
-/** `= 3`, `>= 1`, `<= 0`, `in [2, 5]`. */
-export function describeBounds(min: number, max: number): string {
-  if (min === max) return `= ${min}`;
-  if (min === -Infinity) return `<= ${max}`;
-  if (max === Infinity) return `>= ${min}`;
-  return `in [${min}, ${max}]`;
-}
 
 /** Follows one expectation over a run's samples. */
 export class CheckTracker {

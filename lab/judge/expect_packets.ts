@@ -3,8 +3,8 @@
  * seen and the gaps between them, each gap within a stated tolerance.
  * @module
  */
-import type { PlannedPacketExpectation } from "../describe/define.ts";
-import { describeBounds } from "./expect.ts";
+import type { PlannedPacketExpectation } from "../describe/run_plan.ts";
+import { describeBounds } from "../describe/bounds.ts";
 import type { ConnectionTimeline } from "../observe/packet_timeline.ts";
 import type { CheckResult } from "../results.ts";
 

@@ -32,18 +32,16 @@
  *
  * @example Two repeats in which one check failed once
  * ```ts
- * import { repeatTable, summarizeRepeats } from "./repeat.ts";
+ * import { summarizeRepeats } from "./repeat.ts";
  * import type { ExperimentResult } from "../results.ts";
  *
  * declare const first: ExperimentResult, second: ExperimentResult;
  * const summary = summarizeRepeats([first, second]);
  * console.log(summary.checks, summary.flips.length);
- * console.log(repeatTable([summary]));
  * ```
  * @module
  */
-import Table from "cli-table3";
-import { paramsText } from "../report/text.ts";
+import { paramsText } from "../base/format.ts";
 import type { CheckResult, ExperimentResult, Flip, RunResult } from "../results.ts";
 
 export type { Flip };
@@ -309,52 +307,4 @@ export function flipsText(flips: readonly Flip[], experiment?: string): string {
     ];
     return `${parts.join(" · ")}: ${f.outcomes.map(outcomeText).join("; ")}`;
   }).join("\n");
-}
-
-/**
- * A table with one row per experiment (its id, repeats passed, checks stable,
- * each claim's verdicts with their counts, and how many flips), followed by
- * {@linkcode flipsText} of every experiment's flips. Like the other terminal
- * tables it has no colour.
- *
- * @param summaries one summary per experiment, in the order they ran.
- * @param width the terminal's width; the verdicts column takes what the others leave.
- * @returns the text to print; `""` for no summaries.
- *
- * @example
- * ```ts
- * import { repeatTable, summarizeRepeats } from "./repeat.ts";
- * import type { ExperimentResult } from "../results.ts";
- *
- * declare const byExperiment: ExperimentResult[][];
- * console.log(repeatTable(byExperiment.map(summarizeRepeats), Deno.consoleSize().columns));
- * ```
- */
-export function repeatTable(summaries: readonly RepeatSummary[], width = 100): string {
-  if (summaries.length === 0) return "";
-  const rows = summaries.map((s) => [
-    s.id,
-    `${s.passed}/${s.repeats}`,
-    `${s.checks.stable}/${s.checks.total}`,
-    s.skipped !== undefined
-      ? `skipped: ${s.skipped}`
-      : s.verdicts.map((v) =>
-        `${v.claim} ${v.values.map((x) => `${x.value} ${x.count}/${s.repeats}`).join(", ")}`
-      ).join("\n"),
-    String(s.flips.length),
-  ]);
-  const head = ["experiment", "passed", "checks stable", "verdicts", "flips"];
-  // A column's width counts one space of padding on each side.
-  const fit = (i: number) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)) + 2;
-  const fixed = [fit(0), fit(1), fit(2), fit(4)];
-  const verdicts = Math.max(30, width - fixed.reduce((a, b) => a + b, 0) - (head.length + 1));
-  const table = new Table({
-    head,
-    colWidths: [fixed[0]!, fixed[1]!, fixed[2]!, verdicts, fixed[3]!],
-    wordWrap: true,
-    style: { head: [], border: [], compact: true },
-  });
-  table.push(...rows);
-  const flips = summaries.filter((s) => s.flips.length).map((s) => flipsText(s.flips, s.id));
-  return [table.toString(), ...flips].join("\n");
 }

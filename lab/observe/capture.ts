@@ -4,6 +4,7 @@
  * @module
  */
 import { CommandError, WaitTimeoutError } from "../base/errors.ts";
+import { until } from "../base/wait.ts";
 import type { Netns } from "../topology/netns.ts";
 import { type Packet, parsePcap } from "./pcap.ts";
 
@@ -299,18 +300,19 @@ async function startTcpdump(
 
 /** Waits until `file`'s size has not changed for SETTLE_QUIET_MS, SETTLE_MAX_MS at most. */
 async function settle(file: string): Promise<void> {
-  const size = () => Deno.stat(file).then((s) => s.size, () => -1);
-  const deadline = performance.now() + SETTLE_MAX_MS;
-  let last = await size();
+  let last = -2;
   let quietSince = performance.now();
-  while (performance.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    const now = await size();
-    if (now !== last) {
-      last = now;
-      quietSince = performance.now();
-    } else if (performance.now() - quietSince >= SETTLE_QUIET_MS) {
-      return;
-    }
-  }
+  await until(
+    `capture file "${file}" to stop growing`,
+    async () => {
+      const size = await Deno.stat(file).then((s) => s.size, () => -1);
+      if (size !== last) [last, quietSince] = [size, performance.now()];
+      return performance.now() - quietSince;
+    },
+    (quietMs) => quietMs >= SETTLE_QUIET_MS,
+    { timeoutMs: SETTLE_MAX_MS, intervalMs: 5 },
+  ).catch((err) => {
+    // A file still growing after SETTLE_MAX_MS is read as it is.
+    if (!(err instanceof WaitTimeoutError)) throw err;
+  });
 }

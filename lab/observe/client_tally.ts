@@ -4,19 +4,12 @@
  * `clients.<group>.*` metrics.
  * @module
  */
+import type { ClientEvent } from "../act/programs/protocol.ts";
+import type { Metric } from "../describe/metric.ts";
 import type { ConnectionRecord } from "../results.ts";
 
-/** An event as the client program prints it. */
-export interface ClientEvent {
-  event: string;
-  i?: number;
-  n?: number;
-  t?: number;
-  ms?: number;
-  result?: string;
-  phase?: string;
-  [key: string]: unknown;
-}
+/** An event as the tally reads it: the client program's, or any other line (ignored). */
+export type TallyEvent = ClientEvent | { event: string };
 
 /**
  * One group's connection records and `clients.<group>.*` counts, updated
@@ -40,9 +33,13 @@ export class GroupTally {
   }
 
   /** Takes the events after those already seen (`events` only ever grows). */
-  update(events: readonly ClientEvent[]): void {
+  update(events: readonly TallyEvent[]): void {
     for (; this.#seen < events.length; this.#seen++) {
-      const e = events[this.#seen]!;
+      const e = events[this.#seen]! as Partial<Record<"i" | "n" | "t" | "ms", number>> & {
+        event: string;
+        result?: string;
+        phase?: string;
+      };
       if (e.event === "launched") {
         this.#launchedEvent = true;
         this.#launch(Math.min(this.count, e.n ?? this.count));
@@ -91,7 +88,7 @@ export class GroupTally {
    * `connect.<errno>` / `after.<result>` for each outcome seen; every
    * metric of this group named in `wanted` is present (0 when not seen).
    */
-  metrics(wanted: readonly string[] = []): Record<string, number> {
+  metrics(wanted: readonly Metric[] = []): Record<string, number> {
     const prefix = `clients.${this.group}.`;
     const m: Record<string, number> = {
       [`${prefix}launched`]: this.#launched,
@@ -100,7 +97,9 @@ export class GroupTally {
       [`${prefix}deadline`]: 0,
     };
     for (const [k, n] of this.#counts) if (n !== 0) m[prefix + k] = n;
-    for (const w of wanted) if (w.startsWith(prefix)) m[w] ??= 0;
+    for (const w of wanted) {
+      if ((w.kind === "client" || w.kind === "outcome") && w.group === this.group) m[w.name] ??= 0;
+    }
     return m;
   }
 
@@ -158,7 +157,7 @@ function afterKey(after: string): string {
 export function connectionRecords(
   group: string,
   count: number,
-  events: readonly ClientEvent[],
+  events: readonly TallyEvent[],
 ): ConnectionRecord[] {
   const tally = new GroupTally(group, count);
   tally.update(events);
@@ -172,8 +171,8 @@ export function connectionRecords(
 export function groupMetrics(
   group: string,
   count: number,
-  events: readonly ClientEvent[],
-  wanted: readonly string[] = [],
+  events: readonly TallyEvent[],
+  wanted: readonly Metric[] = [],
 ): Record<string, number> {
   const tally = new GroupTally(group, count);
   tally.update(events);

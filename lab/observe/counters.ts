@@ -5,6 +5,7 @@
  * `TcpOutRsts`.
  * @module
  */
+import { KernelTextError } from "../base/errors.ts";
 
 /** Counter values by `nstat` name. */
 export type Counters = Record<string, number>;
@@ -13,14 +14,14 @@ export type Counters = Record<string, number>;
  * Parses one or more texts of the kernel's "Prefix: names…" / "Prefix: values…"
  * line-pair format.
  *
- * @throws {TypeError} when a names line has no matching values line.
+ * @throws {KernelTextError} when a names line has no matching values line.
  */
 export function parseCounters(...texts: string[]): Counters {
   const out: Counters = {};
   for (const text of texts) {
     const lines = text.split("\n").filter((l) => l.trim());
     if (lines.length % 2 !== 0) {
-      throw new TypeError(
+      throw new KernelTextError(
         `Cannot parse a counters table near "${
           lines.at(-1)!.slice(0, 60)
         }": a names line has no values line`,
@@ -30,13 +31,13 @@ export function parseCounters(...texts: string[]): Counters {
       const [p1, ...names] = lines[i]!.trim().split(/\s+/);
       const [p2, ...values] = lines[i + 1]!.trim().split(/\s+/);
       if (!p1?.endsWith(":") || p1 !== p2 || names.length !== values.length) {
-        throw new TypeError(`Cannot parse a counters table near "${lines[i]!.slice(0, 60)}"`);
+        throw new KernelTextError(`Cannot parse a counters table near "${lines[i]!.slice(0, 60)}"`);
       }
       const prefix = p1.slice(0, -1);
       names.forEach((n, k) => {
         const v = Number(values[k]);
         if (!Number.isFinite(v)) {
-          throw new TypeError(`Cannot parse counter "${prefix}${n}": value "${values[k]}"`);
+          throw new KernelTextError(`Cannot parse counter "${prefix}${n}": value "${values[k]}"`);
         }
         out[prefix + n] = v;
       });

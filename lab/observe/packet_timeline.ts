@@ -3,43 +3,11 @@
  * side sent, when, and which segments were retransmissions.
  * @module
  */
+import type { ConnectionTimeline, PacketEvent } from "../results.ts";
+import type { PacketKind } from "../vocabulary.ts";
 import type { Packet } from "./pcap.ts";
 
-/** What a segment is, by its flags and payload. */
-export type PacketKind = "SYN" | "SYN-ACK" | "ACK" | "DATA" | "FIN" | "RST";
-
-/** One segment of a connection. */
-export interface PacketEvent {
-  /** Milliseconds since the run's release (`originEpochMs` in results). */
-  t: number;
-  /** "in" = client → server, "out" = server → client. */
-  dir: "in" | "out";
-  /** RST wins over everything; SYN-ACK = syn+ack; SYN; FIN; DATA = payload > 0; else ACK. */
-  kind: PacketKind;
-  /** Raw 32-bit sequence number. */
-  seq: number;
-  /** Raw 32-bit acknowledgment number. */
-  ack: number;
-  /** TCP payload bytes. */
-  len: number;
-  /**
-   * True when this segment repeats an earlier one of the same direction and kind with the same
-   * seq (a retransmission). A pure ACK occupies no sequence space, so an ACK counts as a repeat
-   * only when its ack number is the same too (a duplicate ACK, e.g. the client answering each
-   * retransmitted SYN-ACK).
-   */
-  retransmit: boolean;
-}
-
-/** The segments of one connection, in capture order. */
-export interface ConnectionTimeline {
-  /** `addr:port`, IPv6 as `[addr]:port`. */
-  client: string;
-  /** `addr:port` of the server, written like `client`. */
-  server: string;
-  /** Every segment of the connection, in capture order. */
-  events: PacketEvent[];
-}
+export type { ConnectionTimeline, PacketEvent, PacketKind };
 
 /** Options of {@linkcode packetTimelines}. */
 export interface PacketTimelineOptions {

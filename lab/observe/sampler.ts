@@ -7,6 +7,9 @@
  * metrics.
  * @module
  */
+import { type HostMetric, isHostMetric } from "../describe/metric.ts";
+import type { RunPlan } from "../describe/run_plan.ts";
+import { KernelTextError } from "../base/errors.ts";
 import type { Netns } from "../topology/netns.ts";
 import { readListenDiag, SockDiag } from "./sock_diag.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
@@ -18,13 +21,31 @@ export interface SampledHost {
   ns: Netns;
 }
 
-/** Reads one namespace's counters. */
+/**
+ * Reads one namespace's counters (`/proc/<holder>/net/netstat` and `snmp`).
+ *
+ * @throws {KernelTextError} naming the file when its text cannot be parsed.
+ * @throws {Error} naming the namespace when its holder process is gone.
+ */
 export async function readCounters(ns: Netns): Promise<Counters> {
-  const [netstat, snmp] = await Promise.all([
-    Deno.readTextFile(`${ns.procNet}/netstat`),
-    Deno.readTextFile(`${ns.procNet}/snmp`),
-  ]);
-  return parseCounters(netstat, snmp);
+  const read = (name: string) =>
+    Deno.readTextFile(`${ns.procNet}/${name}`).catch((err) => {
+      throw new Error(
+        `Cannot read the counters of namespace "${ns.name}": ${ns.procNet}/${name}: ${
+          err instanceof Deno.errors.NotFound
+            ? "the namespace's holder process is gone"
+            : (err as Error).message
+        }`,
+        { cause: err },
+      );
+    });
+  const [netstat, snmp] = await Promise.all([read("netstat"), read("snmp")]);
+  try {
+    return parseCounters(netstat, snmp);
+  } catch (err) {
+    if (err instanceof KernelTextError) throw err.inFile(`${ns.procNet}/{netstat,snmp}`);
+    throw err;
+  }
 }
 
 /** Reads the LISTEN socket of `port` as `ss -ltn` shows it (inet_diag). */
@@ -41,25 +62,32 @@ export function readListen(
 export class Sampler implements Disposable {
   readonly #diags = new Map<string, SockDiag>();
   readonly #hosts: readonly SampledHost[];
-  readonly #server: string;
   readonly #port: number;
   readonly #family: 4 | 6;
-  readonly #metrics: readonly string[];
+  readonly #metrics: readonly HostMetric[];
   #baseline = new Map<string, Counters>();
   /** PID of the server process, for `<server>.openFiles`; 0 once it is gone. */
   serverPid = 0;
   /** Client group → its address, for `<host>.<STATE>@<group>`. */
   groupAddresses: Record<string, string> = {};
 
+  /**
+   * A sampler of `hosts` for one run: the plan's port, family, server host and
+   * host metrics; `addresses` gives each client group's address
+   * (`clients.<group>`), for `<host>.<STATE>@<group>`.
+   */
   constructor(
     hosts: readonly SampledHost[],
-    options: { serverHost: string; port: number; family: 4 | 6; metrics: readonly string[] },
+    plan: Pick<RunPlan, "server" | "family" | "metrics">,
+    addresses: Record<string, string> = {},
   ) {
     this.#hosts = hosts;
-    this.#server = options.serverHost;
-    this.#port = options.port;
-    this.#family = options.family;
-    this.#metrics = options.metrics;
+    this.#port = plan.server.port;
+    this.#family = plan.family;
+    this.#metrics = plan.metrics.filter(isHostMetric);
+    for (const [key, address] of Object.entries(addresses)) {
+      if (key.startsWith("clients.")) this.groupAddresses[key.slice("clients.".length)] = address;
+    }
   }
 
   /** Records every host's counters; later samples report changes since then. */
@@ -77,33 +105,46 @@ export class Sampler implements Disposable {
   async sample(): Promise<Record<string, number>> {
     const values: Record<string, number> = {};
     await Promise.all(this.#hosts.map(async (h) => {
-      const wanted = this.#metrics.filter((m) => m.startsWith(h.name + "."));
+      const wanted = this.#metrics.filter((m) => m.host === h.name);
       if (wanted.length === 0) return;
       const counters = readCounters(h.ns);
       // Synchronous: the kernel's work (~1 µs a socket) beats the cost of a worker-thread hop
       // for each of the dump's recv() calls, and a run of thousands of sockets runs alone.
       const rows = uniqueSockets(this.#diag(h).dump({ family: this.#family, port: this.#port }));
       const listenRow = rows.find((r) => r.state === "LISTEN" && r.localPort === this.#port);
-      const listen = listenRow && { recvQ: listenRow.recvQ, sendQ: listenRow.sendQ };
       const states: Record<string, number> = countStates(rows, this.#port);
       const bytes = queuedBytes(rows, this.#port);
       const deltas = counterDeltas(this.#baseline.get(h.name) ?? {}, await counters);
       let byAddress: Map<string, number> | undefined;
       for (const m of wanted) {
-        const key = m.slice(h.name.length + 1);
-        const at = key.indexOf("@");
-        if (key in states) values[m] = states[key]!;
-        else if (at > 0) {
-          byAddress ??= statesByAddress(rows);
-          const address = this.groupAddresses[key.slice(at + 1)] ?? "";
-          values[m] = byAddress.get(`${key.slice(0, at)} ${address}`) ?? 0;
-        } else if (key === "recvQ" || key === "sendQ") values[m] = listen?.[key] ?? 0;
-        else if (key === "recvQBytes" || key === "sendQBytes") values[m] = bytes[key];
-        else if (key === "openFiles") values[m] = await openFiles(this.serverPid);
-        else if (key in deltas) values[m] = deltas[key]!;
-        else {throw new RangeError(
-            `Cannot read counter "${key}" in namespace "${h.ns.name}": this kernel does not have it`,
-          );}
+        switch (m.kind) {
+          case "state":
+            if (m.group === undefined) values[m.name] = states[m.state] ?? 0;
+            else {
+              byAddress ??= statesByAddress(rows);
+              const address = this.groupAddresses[m.group] ?? "";
+              values[m.name] = byAddress.get(`${m.state} ${address}`) ?? 0;
+            }
+            break;
+          case "listen":
+            values[m.name] = listenRow?.[m.queue] ?? 0;
+            break;
+          case "bytes":
+            values[m.name] = bytes[m.queue];
+            break;
+          case "openFiles":
+            values[m.name] = await openFiles(this.serverPid);
+            break;
+          case "counter": {
+            const v = deltas[m.counter];
+            if (v === undefined) {
+              throw new RangeError(
+                `Cannot read counter "${m.counter}" in namespace "${h.ns.name}": this kernel does not have it`,
+              );
+            }
+            values[m.name] = v;
+          }
+        }
       }
     }));
     return values;

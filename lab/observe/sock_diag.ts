@@ -15,7 +15,8 @@
  * @module
  */
 import { describeErrno, errnoText, lastErrno, libc, withNetns } from "../topology/setns.ts";
-import { type SocketRow, TCP_STATES, type TcpState } from "./socket_table.ts";
+import { TCP_STATES, type TcpState } from "../vocabulary.ts";
+import type { SocketRow } from "./socket_table.ts";
 import { AF_INET, AF_INET6, SOCK_CLOEXEC, SOL_SOCKET } from "../base/libc_constants.ts";
 
 /** One dump in progress. */

@@ -4,25 +4,10 @@
  * output (inet_diag, the only source of a LISTEN socket's Send-Q).
  * @module
  */
+import { KernelTextError } from "../base/errors.ts";
+import { TCP_STATES, type TcpState } from "../vocabulary.ts";
 
-/** TCP states as the kernel names them (`include/net/tcp_states.h`). */
-export const TCP_STATES = [
-  "ESTABLISHED",
-  "SYN_SENT",
-  "SYN_RECV",
-  "FIN_WAIT1",
-  "FIN_WAIT2",
-  "TIME_WAIT",
-  "CLOSE",
-  "CLOSE_WAIT",
-  "LAST_ACK",
-  "LISTEN",
-  "CLOSING",
-  "NEW_SYN_RECV",
-] as const;
-
-/** A TCP state name. */
-export type TcpState = (typeof TCP_STATES)[number];
+export { TCP_STATES, type TcpState };
 
 /** `ss` prints states with hyphens and some abbreviated. */
 const SS_STATES: Record<string, TcpState> = {
@@ -98,7 +83,7 @@ function compressIPv6(groups: string[]): string {
 /**
  * Parses `/proc/net/tcp` or `/proc/net/tcp6` text.
  *
- * @throws {TypeError} on a line that is not of the kernel's format.
+ * @throws {KernelTextError} on a line that is not of the kernel's format.
  */
 export function parseProcNetTcp(text: string): SocketRow[] {
   const rows: SocketRow[] = [];
@@ -111,7 +96,7 @@ export function parseProcNetTcp(text: string): SocketRow[] {
     const mq = /^([0-9A-F]{8}):([0-9A-F]{8})$/i.exec(queues ?? "");
     const state = TCP_STATES[parseInt(st ?? "", 16) - 1];
     if (!m1 || !m2 || !mq || !state) {
-      throw new TypeError(`Cannot parse a /proc/net/tcp line: "${line.trim()}"`);
+      throw new KernelTextError(`Cannot parse a /proc/net/tcp line: "${line.trim()}"`);
     }
     const addr = (m1[1]!.length === 8) ? hexIPv4 : hexIPv6;
     rows.push({
@@ -160,7 +145,9 @@ function splitHostPort(s: string, line: string): [string, number] {
   const m = /^(.+):(\d+|\*)$/.exec(s);
   const port = m?.[2] === "*" ? 0 : Number(m?.[2]);
   if (!m || !Number.isInteger(port) || port > 65535) {
-    throw new TypeError(`Cannot parse an ss line: "${line.trim()}" (address "${s}" has no port)`);
+    throw new KernelTextError(
+      `Cannot parse an ss line: "${line.trim()}" (address "${s}" has no port)`,
+    );
   }
   return [m[1]!.replace(/^\[(.*)\]$/, "$1"), port];
 }
@@ -168,19 +155,19 @@ function splitHostPort(s: string, line: string): [string, number] {
 /**
  * Parses `ss -tan` / `ss -ltn` output (with or without the header line).
  *
- * @throws {TypeError} on a line that is not of `ss`'s format.
+ * @throws {KernelTextError} on a line that is not of `ss`'s format.
  */
 export function parseSs(text: string): SocketRow[] {
   const rows: SocketRow[] = [];
   for (const line of text.split("\n")) {
     const f = line.trim().split(/\s+/);
     if (!line.trim() || f[0] === "State" || f[0] === "Netid") continue;
-    if (f.length < 5) throw new TypeError(`Cannot parse an ss line: "${line.trim()}"`);
+    if (f.length < 5) throw new KernelTextError(`Cannot parse an ss line: "${line.trim()}"`);
     const state = SS_STATES[f[0]!];
     const recvQ = Number(f[1]);
     const sendQ = Number(f[2]);
     if (!state || !Number.isInteger(recvQ) || !Number.isInteger(sendQ)) {
-      throw new TypeError(`Cannot parse an ss line: "${line.trim()}"`);
+      throw new KernelTextError(`Cannot parse an ss line: "${line.trim()}"`);
     }
     const [localAddress, localPort] = splitHostPort(f[3]!, line);
     const [remoteAddress, remotePort] = splitHostPort(f[4]!, line);

@@ -16,7 +16,7 @@ import { compile, type TopLevelSpec } from "vega-lite";
 // Importing the font package's manifest makes Deno fetch the package, so its .ttf can be resolved.
 import _fontPackage from "dejavu-fonts-ttf/package.json" with { type: "json" };
 import type { RunResult } from "../results.ts";
-import { paramsText } from "./text.ts";
+import { paramsText } from "../base/format.ts";
 
 /**
  * A Vega-Lite specification as plain JSON (see
@@ -89,14 +89,15 @@ const CLIENT_STATES: readonly [string, string][] = [
 const SERVER_COLORS = ["#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"];
 const CLIENT_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 
-function seconds(ms: number): number {
+/** The chart's time axis is in seconds; the results' times are milliseconds. */
+function toSeconds(ms: number): number {
   return ms / 1000;
 }
 
 function seriesOf(run: RunResult, metric: string, label: string): ChartPoint[] {
   return run.samples.flatMap((s) => {
     const v = s.values[metric];
-    return v === undefined ? [] : [{ series: label, t: seconds(s.t), value: v, metric }];
+    return v === undefined ? [] : [{ series: label, t: toSeconds(s.t), value: v, metric }];
   });
 }
 
@@ -116,7 +117,7 @@ export function chartData(run: RunResult, serverHost: string): ChartData {
       seriesOf(run, `${h}.${state}`, hosts.length > 1 ? `${h} ${label}` : `client ${label}`)
     )
   );
-  const steps = run.timeline.map((s) => ({ t: seconds(s.atMs), label: s.name }));
+  const steps = run.timeline.map((s) => ({ t: toSeconds(s.atMs), label: s.name }));
   const packets: ChartEvent[] = [];
   for (const [host, conns] of Object.entries(run.packets)) {
     const where = Object.keys(run.packets).length > 1 ? ` (${host})` : "";
@@ -128,7 +129,7 @@ export function chartData(run: RunResult, serverHost: string): ChartData {
         else if (e.retransmit && (e.kind === "SYN" || e.kind === "SYN-ACK")) {
           label = `${e.kind} retransmitted`;
         }
-        if (label) packets.push({ t: seconds(e.t), label: label + where });
+        if (label) packets.push({ t: toSeconds(e.t), label: label + where });
       }
     }
   }

@@ -1,12 +1,9 @@
 /**
- * The report directory `--report DIR` writes: `report.md` (kernel, machine,
- * command, sysctls, every experiment with its observed vs expected, charts
- * and packet timelines, and the claims ledger linked to its evidence),
- * `results.json` (the `--json` document), `charts/` (SVG and PNG per run) and
- * `pcaps/` (written by the runner).
+ * `report.md`: kernel, machine, command, sysctls, every experiment with its
+ * observed vs expected, charts and packet timelines, and the claims ledger
+ * linked to its evidence. `directory.ts` writes it with the rest of a report.
  * @module
  */
-import { dirname, join } from "node:path";
 import type {
   ConnectionTimeline,
   ExperimentResult,
@@ -14,85 +11,8 @@ import type {
   LedgerEntry,
   RunResult,
 } from "../results.ts";
-import { runFileName } from "../run/lab.ts";
-import { chartSpec, renderSvg, svgToPng } from "./chart.ts";
-import { paramsText } from "./text.ts";
-
-/** Options of {@linkcode writeReport}. */
-export interface WriteReportOptions {
-  /** The server's host name per experiment id (default `server`). */
-  serverHosts?: Record<string, string>;
-  /** Called before each chart is drawn, e.g. for progress. */
-  onChart?: (done: number, of: number) => void;
-}
-
-/** The files a report consists of, relative to its directory. */
-export interface ReportFiles {
-  /** `report.md`. */
-  markdown: string;
-  /** `results.json`. */
-  json: string;
-  /** Every chart file (SVG and PNG). */
-  charts: string[];
-  /** Every kept pcap file. */
-  pcaps: string[];
-}
-
-/**
- * Draws every run's chart into `dir/charts/`, records the paths in the runs'
- * `charts`, then writes `dir/results.json` and `dir/report.md`. The pcaps are
- * already there (the runner wrote them with `reportDir`).
- */
-export async function writeReport(
-  dir: string,
-  report: LabReport,
-  options: WriteReportOptions = {},
-): Promise<ReportFiles> {
-  const charted = report.experiments.flatMap((e) =>
-    e.runs.map((run, i) => ({ e, run, i })).filter(({ run }) => run.samples.length > 0)
-  );
-  const charts: string[] = [];
-  for (const [n, { e, run, i }] of charted.entries()) {
-    options.onChart?.(n, charted.length);
-    const stem = `charts/${e.id}/${runFileName(i, e.runs.length, run.params)}`;
-    const svg = await renderSvg(chartSpec(run, {
-      experiment: e.id,
-      title: e.title,
-      serverHost: options.serverHosts?.[e.id] ?? "server",
-      kernel: report.kernel,
-    }));
-    await Deno.mkdir(join(dir, dirname(stem)), { recursive: true });
-    await Deno.writeTextFile(join(dir, `${stem}.svg`), svg);
-    await Deno.writeFile(join(dir, `${stem}.png`), svgToPng(svg));
-    run.charts = { svg: `${stem}.svg`, png: `${stem}.png` };
-    charts.push(run.charts.svg, run.charts.png);
-  }
-  await Deno.writeTextFile(join(dir, "results.json"), JSON.stringify(report, null, 2) + "\n");
-  await Deno.writeTextFile(join(dir, "report.md"), reportMarkdown(report));
-  return {
-    markdown: "report.md",
-    json: "results.json",
-    charts,
-    pcaps: report.experiments.flatMap((e) => e.runs.flatMap((r) => Object.values(r.pcaps ?? {}))),
-  };
-}
-
-/**
- * Makes text fit a Markdown table cell: pipes escaped (GitHub requires it
- * even inside code spans) and line breaks turned into spaces. Backslashes are
- * left alone, so a command in a code span reads exactly as typed.
- */
-export function cell(text: string | number): string {
-  return String(text).replaceAll("|", "\\|").replaceAll(/\r?\n/g, " ");
-}
-
-function table(head: string[], rows: (string | number)[][]): string {
-  return [
-    `| ${head.join(" | ")} |`,
-    `|${head.map(() => "---").join("|")}|`,
-    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
-  ].join("\n");
-}
+import { paramsText, seconds } from "../base/format.ts";
+import { markdownCell, markdownTable } from "./table.ts";
 
 /** The anchor id of an experiment's section. */
 export function experimentAnchor(id: string): string {
@@ -106,10 +26,6 @@ export function claimAnchor(experiment: string, claim: string): string {
 
 function runAnchor(experiment: string, index: number): string {
   return `run-${experiment}-${index + 1}`;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(2)} s`;
 }
 
 function runParams(run: RunResult): string {
@@ -154,7 +70,7 @@ export function reportMarkdown(report: LabReport): string {
   out.push(
     `# backlog-lab on Linux ${report.kernel}`,
     "",
-    table(["", ""], [
+    markdownTable(["", ""], [
       ["kernel", `Linux ${report.kernel} (${m.arch})`],
       ["machine", `${m.cpu}, ${m.cores} cores, ${(m.memoryMiB / 1024).toFixed(1)} GiB memory`],
       ["system", `${m.os}, Deno ${m.deno}, host ${m.hostname}`],
@@ -168,8 +84,8 @@ export function reportMarkdown(report: LabReport): string {
       ],
     ]),
     "",
-    "Every number below was read from the kernel: socket states from `/proc/<pid>/net/tcp`, " +
-      "the LISTEN socket's queues from `ss`, counters from `/proc/<pid>/net/netstat` and `snmp` " +
+    "Every number below was read from the kernel: socket states and the LISTEN socket's queues " +
+      "over inet_diag netlink (what `ss` reads), counters from `/proc/<pid>/net/netstat` and `snmp` " +
       "(changes since the clients were released), packets from tcpdump inside the namespaces. " +
       "Times are milliseconds since the clients were released.",
     "",
@@ -178,7 +94,9 @@ export function reportMarkdown(report: LabReport): string {
     "- [Claims ledger](#claims-ledger)",
     "- [Sysctls](#sysctls)",
     ...report.experiments.map((e) =>
-      `- [${e.id}](#${experimentAnchor(e.id)}): ${cell(e.title)}${e.passed ? "" : " (FAILED)"}`
+      `- [${e.id}](#${experimentAnchor(e.id)}): ${markdownCell(e.title)}${
+        e.passed ? "" : " (FAILED)"
+      }`
     ),
     "",
   );
@@ -190,7 +108,7 @@ export function reportMarkdown(report: LabReport): string {
     "",
     "Each verdict links to the evidence in the experiment that decided it.",
     "",
-    table(
+    markdownTable(
       ["claim", "verdict", "evidence", "decided by"],
       decided.map((l) => [
         l.claim,
@@ -218,7 +136,7 @@ export function reportMarkdown(report: LabReport): string {
     "The value most namespaces of this run had, read back after setting. Each run lists the ones " +
       "its namespaces had otherwise.",
     "",
-    table(["sysctl", "value"], [...baseline].map(([k, v]) => [`\`${k}\``, v])),
+    markdownTable(["sysctl", "value"], [...baseline].map(([k, v]) => [`\`${k}\``, v])),
     "",
   );
 
@@ -270,7 +188,7 @@ function runSection(
     `samples; build ${run.phases.build} ms, teardown ${run.phases.teardown} ms).`,
     "",
   ];
-  if (run.error) out.push(`**Error:** ${cell(run.error)}`, "");
+  if (run.error) out.push(`**Error:** ${markdownCell(run.error)}`, "");
   const differing = Object.entries(run.sysctls).flatMap(([host, values]) =>
     Object.entries(values).filter(([k, v]) => baseline.get(k) !== v).map(([k, v]) =>
       `${host}: \`${k}\` = ${v}`
@@ -284,7 +202,7 @@ function runSection(
   );
   if (run.checks.length) {
     out.push(
-      table(
+      markdownTable(
         ["check", "metric", "expected", "observed", ""],
         run.checks.map((c) => [
           c.name,
@@ -310,7 +228,9 @@ function runSection(
   }
   if (run.charts) {
     out.push(
-      `![${cell(`${e.id}, ${runParams(run)}: sockets and queues over time`)}](${run.charts.svg})`,
+      `![${
+        markdownCell(`${e.id}, ${runParams(run)}: sockets and queues over time`)
+      }](${run.charts.svg})`,
       "",
       `Chart as [SVG](${run.charts.svg}) or [PNG](${run.charts.png}).`,
       "",
@@ -375,6 +295,6 @@ function packetSection(
       rows.push(["", "…", "", `${c.events.length - events.length} more`, ""]);
     }
   }
-  out.push(table(["connection", "t (ms)", "direction", "segment", ""], rows), "");
+  out.push(markdownTable(["connection", "t (ms)", "direction", "segment", ""], rows), "");
   return out;
 }

@@ -2,25 +2,12 @@
  * Progress while experiments run, their matrix points concurrently: on a
  * terminal, one live line (runs done, elapsed time, the points running now)
  * redrawn in place; otherwise (CI logs, pipes) one plain line per finished
- * run, as runs finish. Each experiment's previous time on this machine is kept
- * in a small cache file and shown when its last point finishes.
+ * run, as runs finish, and each experiment's time next to its previous time
+ * on this machine when its last point finishes.
  * @module
  */
-import { dirname, join } from "node:path";
-import type { ProgressEvent } from "../run/lab.ts";
-import { paramsText } from "./text.ts";
-
-/** What the progress display knows about an experiment before it runs. */
-export interface ExperimentOutline {
-  /** The experiment's id. */
-  id: string;
-  /** Its number of matrix points. */
-  runs: number;
-  /** How long it took last time on this machine, if known. */
-  lastMs?: number;
-  /** Its longest possible observation (the sum of its runs' windows). */
-  boundMs: number;
-}
+import type { ExperimentOutline, ProgressEvent } from "../results.ts";
+import { paramsText, seconds as secondsText } from "../base/format.ts";
 
 /** Options of {@linkcode Progress}. */
 export interface ProgressOptions {
@@ -34,9 +21,7 @@ export interface ProgressOptions {
   redrawMs?: number;
 }
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
+const seconds = (ms: number) => secondsText(ms, 1);
 
 const encoder = new TextEncoder();
 
@@ -171,45 +156,5 @@ export class Progress {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.clear();
-  }
-}
-
-/** Where the previous run's experiment times are kept: `$XDG_CACHE_HOME/backlog-lab/times.json`. */
-export function timesCachePath(): string | undefined {
-  // The XDG spec treats an empty variable as unset.
-  const base = Deno.env.get("XDG_CACHE_HOME") ||
-    (Deno.env.get("HOME") ? join(Deno.env.get("HOME")!, ".cache") : undefined);
-  return base === undefined ? undefined : join(base, "backlog-lab", "times.json");
-}
-
-/** Experiment key (`id` and mode) → last duration in ms; empty when there is none or it is unreadable. */
-export async function readTimes(path = timesCachePath()): Promise<Record<string, number>> {
-  if (path === undefined) return {};
-  try {
-    const data: unknown = JSON.parse(await Deno.readTextFile(path));
-    if (typeof data !== "object" || data === null || Array.isArray(data)) return {};
-    return Object.fromEntries(
-      Object.entries(data).filter(([, v]) => typeof v === "number" && Number.isFinite(v)),
-    );
-  } catch {
-    return {};
-  }
-}
-
-/** Merges these durations into the cache file; a cache that cannot be written is skipped. */
-export async function writeTimes(
-  times: Record<string, number>,
-  path = timesCachePath(),
-): Promise<void> {
-  if (path === undefined) return;
-  try {
-    const merged = { ...(await readTimes(path)), ...times };
-    await Deno.mkdir(dirname(path), { recursive: true });
-    // Write then rename, so that a lab running beside this one never reads half a file.
-    const temp = `${path}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(temp, JSON.stringify(merged, null, 1) + "\n");
-    await Deno.rename(temp, path);
-  } catch {
-    // A cache is a convenience: a read-only home must not fail the lab.
   }
 }

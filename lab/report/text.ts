@@ -4,17 +4,12 @@
  * claims ledger.
  * @module
  */
-import Table from "cli-table3";
+import { paramsText, seconds } from "../base/format.ts";
+import { flipsText, type RepeatSummary } from "../judge/repeat.ts";
 import type { ExperimentResult, LedgerEntry, RunResult } from "../results.ts";
+import { textTable } from "./table.ts";
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(2)} s`;
-}
-
-/** A matrix point as `name=value` pairs (`backlog=4 syncookies=1`); "" for a single run. */
-export function paramsText(params: Record<string, unknown>, separator = " "): string {
-  return Object.entries(params).map(([k, v]) => `${k}=${v}`).join(separator);
-}
+export { paramsText };
 
 function params(run: RunResult): string {
   return paramsText(run.params) || "(single run)";
@@ -29,18 +24,15 @@ export function experimentLine(e: ExperimentResult): string {
 }
 
 /** Observed vs expected for the runs of an experiment (failed ones only unless `all`). */
-export function checksTable(e: ExperimentResult, all: boolean): string {
-  const table = new Table({
-    head: ["run", "check", "metric", "expected", "observed", ""],
-    style: { head: [], border: [], compact: true },
-  });
+export function checksTable(e: ExperimentResult, all: boolean, width?: number): string {
+  const rows: string[][] = [];
   for (const run of e.runs) {
     if (!all && run.passed) continue;
-    if (run.error) table.push([params(run), { colSpan: 5, content: `error: ${run.error}` }]);
+    if (run.error) rows.push([params(run), "(run)", "", "", `error: ${run.error}`, "FAIL"]);
     for (const c of run.checks) {
       if (!all && c.passed) continue;
       const at = c.atMs === null ? "" : ` @${Math.round(c.atMs)} ms`;
-      table.push([
+      rows.push([
         params(run),
         c.name,
         c.metric,
@@ -50,37 +42,66 @@ export function checksTable(e: ExperimentResult, all: boolean): string {
       ]);
     }
   }
-  return table.length ? table.toString() : "";
+  const head = ["run", "check", "metric", "expected", "observed", ""];
+  return rows.length ? textTable(head, rows, width === undefined ? {} : { width }) : "";
 }
 
 /** Each run's phase times (build, server, clients, observe, collect, teardown). */
 export function phasesTable(e: ExperimentResult): string {
-  const table = new Table({
-    head: ["run", "build", "server", "clients", "observe", "collect", "teardown", "total"],
-    style: { head: [], border: [], compact: true },
-  });
-  for (const r of e.runs) {
-    const p = r.phases;
-    table.push(
-      [params(r), p.build, p.server, p.clients, p.observe, p.collect, p.teardown, r.durationMs].map(
-        String,
-      ),
-    );
-  }
-  return table.toString();
+  const head = ["run", "build", "server", "clients", "observe", "collect", "teardown", "total"];
+  return textTable(
+    head,
+    e.runs.map((r) => {
+      const p = r.phases;
+      return [
+        params(r),
+        p.build,
+        p.server,
+        p.clients,
+        p.observe,
+        p.collect,
+        p.teardown,
+        r.durationMs,
+      ]
+        .map(String);
+    }),
+  );
 }
 
 /** The claims ledger as a table; each evidence ends with the experiments that decided it. */
 export function ledgerTable(ledger: readonly LedgerEntry[], width = 100): string {
-  const table = new Table({
-    head: ["claim", "verdict", "evidence (decided by)"],
-    colWidths: [7, 16, Math.max(40, width - 28)],
-    wordWrap: true,
-    style: { head: [], border: [], compact: true },
+  return textTable(
+    ["claim", "verdict", "evidence (decided by)"],
+    ledger.map((l) => [
+      l.claim,
+      l.verdict,
+      l.evidence + (l.experiments.length ? `\n(${l.experiments.join(", ")})` : ""),
+    ]),
+    { width },
+  );
+}
+
+/**
+ * The repeats table of `--repeat N`: per experiment, the repeats that passed,
+ * the checks that came out the same in every repeat, each claim's verdicts
+ * with their counts and the number of flips; then every flip.
+ */
+export function repeatTable(summaries: readonly RepeatSummary[], width = 100): string {
+  if (summaries.length === 0) return "";
+  const rows = summaries.map((s) => [
+    s.id,
+    `${s.passed}/${s.repeats}`,
+    `${s.checks.stable}/${s.checks.total}`,
+    s.skipped !== undefined
+      ? `skipped: ${s.skipped}`
+      : s.verdicts.map((v) =>
+        `${v.claim} ${v.values.map((x) => `${x.value} ${x.count}/${s.repeats}`).join(", ")}`
+      ).join("\n"),
+    String(s.flips.length),
+  ]);
+  const table = textTable(["experiment", "passed", "checks stable", "verdicts", "flips"], rows, {
+    width,
   });
-  for (const l of ledger) {
-    const by = l.experiments.length ? `\n(${l.experiments.join(", ")})` : "";
-    table.push([l.claim, l.verdict, l.evidence + by]);
-  }
-  return table.toString();
+  const flips = summaries.filter((s) => s.flips.length).map((s) => flipsText(s.flips, s.id));
+  return [table, ...flips].join("\n");
 }

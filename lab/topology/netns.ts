@@ -7,6 +7,7 @@
  */
 import { CommandError, WaitTimeoutError } from "../base/errors.ts";
 import { run } from "../base/command.ts";
+import { until } from "../base/wait.ts";
 import { didYouMean } from "../base/suggest.ts";
 
 /** Every lab namespace name starts with this. */
@@ -50,6 +51,14 @@ while [ $# -ge 2 ]; do
   echo "ok $k $(tr '\\t' ' ' < "$p")"
 done`;
 
+/** The environment variable that marks a process the lab started, with its namespace's name. */
+export const MARKER_ENV = "BACKLOG_LAB_NETNS";
+
+/** `ip netns exec <name> env BACKLOG_LAB_NETNS=<name> argv…` (each execs the next: one process). */
+function wrapIn(name: string, argv: readonly string[]): string[] {
+  return ["ip", "netns", "exec", name, "env", `${MARKER_ENV}=${name}`, ...argv];
+}
+
 /** A network namespace; `AsyncDisposable`. */
 export class Netns implements AsyncDisposable {
   readonly name: string;
@@ -79,8 +88,9 @@ export class Netns implements AsyncDisposable {
       await run(["ip", "-n", name, "link", "set", "lo", "up"], {
         action: `Cannot bring lo up in "${name}"`,
       });
-      holder = new Deno.Command("ip", {
-        args: ["netns", "exec", name, "sleep", String(HOLDER_SECONDS)],
+      const [cmd, ...args] = wrapIn(name, ["sleep", String(HOLDER_SECONDS)]);
+      holder = new Deno.Command(cmd!, {
+        args,
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -99,9 +109,13 @@ export class Netns implements AsyncDisposable {
     return `/proc/${this.#holder.pid}/net`;
   }
 
-  /** The argv that runs `argv` inside this namespace. */
+  /**
+   * The argv that runs `argv` inside this namespace, marked with the
+   * namespace's name in its environment (`BACKLOG_LAB_NETNS`), so every
+   * process the lab starts can be told from any other by its `/proc/<pid>/environ`.
+   */
   wrap(argv: readonly string[]): string[] {
-    return ["ip", "netns", "exec", this.name, ...argv];
+    return wrapIn(this.name, argv);
   }
 
   /** Runs a command inside this namespace. */
@@ -190,17 +204,15 @@ export class Netns implements AsyncDisposable {
  */
 export async function waitUntilInside(pid: number, name: string, timeoutMs = 5000): Promise<void> {
   const want = `net:[${(await Deno.stat(`/run/netns/${name}`)).ino}]`;
-  const deadline = performance.now() + timeoutMs;
-  let seen = "";
-  for (let delayMs = 1; performance.now() < deadline; delayMs = Math.min(delayMs * 2, 50)) {
-    seen = await Deno.readLink(`/proc/${pid}/ns/net`).catch(() => "(gone)");
-    if (seen === want) return;
-    if (seen === "(gone)") break;
-    await new Promise((r) => setTimeout(r, delayMs));
-  }
-  throw new WaitTimeoutError(
-    `Process ${pid} did not enter namespace "${name}" within ${timeoutMs} ms: its namespace is ${seen}`,
+  const seen = await until(
+    `process ${pid} to enter namespace "${name}"`,
+    () => Deno.readLink(`/proc/${pid}/ns/net`).catch(() => "(gone)"),
+    (link) => link === want || link === "(gone)",
+    { timeoutMs, intervalMs: (attempt) => Math.min(2 ** attempt, 50) },
   );
+  if (seen === "(gone)") {
+    throw new WaitTimeoutError(`Process ${pid} exited before it entered namespace "${name}"`);
+  }
 }
 
 async function killAndReap(child: Deno.ChildProcess): Promise<void> {

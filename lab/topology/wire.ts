@@ -15,24 +15,7 @@ import { run } from "../base/command.ts";
 import { CommandError } from "../base/errors.ts";
 import type { Netns } from "./netns.ts";
 import { didYouMean } from "../base/suggest.ts";
-
-/** Which packets a rule drops, by TCP control flags. */
-export type WirePacketKind =
-  /** SYN without ACK. */
-  | "syn"
-  /** SYN+ACK. */
-  | "syn-ack"
-  /**
-   * Segments whose only control flag (of FIN, SYN, RST, ACK) is ACK;
-   * PSH/URG/ECE/CWR allowed: the handshake's final ACK, pure ACKs and data.
-   */
-  | "ack"
-  /** Any segment with RST. */
-  | "rst"
-  /** Any segment with FIN. */
-  | "fin"
-  /** Every TCP segment of the connection. */
-  | "all";
+import { RULE_PACKETS, type RulePacketKind } from "../vocabulary.ts";
 
 /** A set of TCP segments to drop in one direction of one namespace. */
 export interface WireRule {
@@ -41,7 +24,7 @@ export interface WireRule {
   /** "in": packets arriving at this namespace (input hook); "out": packets it sends (output hook). */
   direction: "in" | "out";
   /** Non-empty; a packet matching any kind is dropped. */
-  packets: readonly WirePacketKind[];
+  packets: readonly RulePacketKind[];
   /** The server's TCP port. */
   port: number;
   /** Whether this namespace is the server's (its port is the local port) or a client's (the server port is the remote one). */
@@ -55,7 +38,7 @@ export interface WireRule {
 /** The nftables table every Wire creates in its namespace. */
 const TABLE = "backlog_lab";
 const CHAINS = { in: "in", out: "out" } as const;
-const KINDS: readonly WirePacketKind[] = ["syn", "syn-ack", "ack", "rst", "fin", "all"];
+const KINDS = RULE_PACKETS;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 // The four control flags that tell the kinds apart, in nft's order; PSH,
@@ -64,7 +47,7 @@ const FLAGS = [["fin", 1], ["syn", 2], ["rst", 4], ["ack", 8]] as const;
 const [FIN, SYN, RST, ACK] = [1, 2, 4, 8];
 
 /** Whether a segment whose FIN/SYN/RST/ACK bits are `v` is of `kind`. */
-function isKind(kind: WirePacketKind, v: number): boolean {
+function isKind(kind: RulePacketKind, v: number): boolean {
   switch (kind) {
     case "syn":
       return (v & SYN) !== 0 && (v & ACK) === 0;
@@ -90,7 +73,7 @@ function flagNames(bits: number): string {
  * union depends on, an `==` against one value or a set of values, or the
  * empty string when every segment matches.
  */
-function flagsMatch(kinds: readonly WirePacketKind[]): string {
+function flagsMatch(kinds: readonly RulePacketKind[]): string {
   const member = (v: number) => kinds.some((k) => isKind(k, v));
   let mask = 0;
   for (const [, bit] of FLAGS) {

@@ -1,13 +1,15 @@
 import { deepStrictEqual as deepEqual, ok, strictEqual as equal, throws } from "node:assert/strict";
 import { Link } from "../../lab/topology/link.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
-import { ManagedProcess, type ProgramEvent } from "../../lab/act/process.ts";
+import { OPEN_FILES_MARGIN, parseClientGroupSpec } from "../../lab/act/programs/client_group.ts";
+import type { ClientEvent, ClientGroupSpec } from "../../lab/act/programs/protocol.ts";
 import {
-  type ClientGroupSpec,
-  OPEN_FILES_MARGIN,
-  parseClientGroupSpec,
-} from "../../lab/act/programs/client_group.ts";
-import { programArgv } from "../../lab/run/lab.ts";
+  type ClientProcess,
+  eventsNamed,
+  type ServerProcess,
+  startClients as startClientProgram,
+  startServer as startServerProgram,
+} from "../_programs.ts";
 import { rootTest, until } from "../_helpers.ts";
 
 const PORT = 8080;
@@ -34,36 +36,33 @@ function spec(overrides: Partial<ClientGroupSpec>): ClientGroupSpec {
   };
 }
 
-/** listen_server.ts in `ns` as the runner starts it. */
-function startServer(ns: Netns, address: string, backlog: number): ManagedProcess {
-  return new ManagedProcess(
-    `the server in "${ns.name}"`,
-    ns.wrap(programArgv("listen_server.ts", ["4", address, String(PORT), String(backlog)])),
-  );
+/** listen_server.ts in `ns` as the lab starts it. */
+function startServer(ns: Netns, address: string, backlog: number): ServerProcess {
+  return startServerProgram(ns, { family: 4, address, port: PORT, backlog });
 }
 
-/** client_group.ts in `ns` as the runner starts it, after `prefix` (e.g. `prlimit …`). */
-function startClients(ns: Netns, s: ClientGroupSpec, prefix: string[] = []): ManagedProcess {
-  return new ManagedProcess(
-    `the clients in "${ns.name}"`,
-    ns.wrap([...prefix, ...programArgv("client_group.ts", [JSON.stringify(s)])]),
-  );
+/** client_group.ts in `ns` as the lab starts it, after `prefix` (e.g. `prlimit …`). */
+function startClients(ns: Netns, s: ClientGroupSpec, prefix: string[] = []): ClientProcess {
+  return startClientProgram(ns, s, { prefix });
 }
 
 /** A server in `ns` on 127.0.0.1 that accepts everything, once it listens. */
-async function acceptingServer(ns: Netns, backlog: number): Promise<ManagedProcess> {
+async function acceptingServer(ns: Netns, backlog: number): Promise<ServerProcess> {
   const server = startServer(ns, "127.0.0.1", backlog);
   await server.waitForEvent("ready", READY_MS);
   await server.send({ cmd: "policy", policy: { kind: "all" } });
   return server;
 }
 
-function eventsOf(p: ManagedProcess, name: string): ProgramEvent[] {
-  return p.events.filter((e) => e.event === name);
+function eventsOf<N extends ClientEvent["event"]>(
+  p: ClientProcess,
+  name: N,
+): Extract<ClientEvent, { event: N }>[] {
+  return eventsNamed(p, name);
 }
 
 /** Counts of each value of `key` among `events`. */
-function tally(events: readonly ProgramEvent[], key: string): Record<string, number> {
+function tally<E extends object>(events: readonly E[], key: keyof E): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const e of events) counts[String(e[key])] = (counts[String(e[key])] ?? 0) + 1;
   return counts;
@@ -149,7 +148,7 @@ rootTest(
     equal((await clients.status).code, 1);
     const events = clients.events.map((e) => e.event);
     deepEqual(events, ["error"]);
-    const message = String(clients.events[0]!.message);
+    const message = String(eventsOf(clients, "error")[0]?.message);
     ok(message.includes(`${1000 + OPEN_FILES_MARGIN} open files are needed`), message);
     ok(message.includes("RLIMIT_NOFILE is 100 (hard limit 100)"), message);
     ok(message.includes("ulimit -Hn"), message);
@@ -169,7 +168,9 @@ rootTest(
     } else {
       equal((await clients.status).code, 1);
       deepEqual(clients.events.map((e) => e.event), ["error"]);
-      ok(String(clients.events[0]!.message).includes(`${needed} open files are needed`));
+      ok(
+        String(eventsOf(clients, "error")[0]?.message).includes(`${needed} open files are needed`),
+      );
     }
   },
 );
@@ -196,7 +197,7 @@ rootTest(
       Array.from({ length: count }, (_, i) => i),
     );
     // Each connection's open comes before its connect, and every open before "launched".
-    const order = clients.events.map((e) => `${e.event}:${e.i ?? ""}`);
+    const order = clients.events.map((e) => `${e.event}:${"i" in e ? e.i : ""}`);
     for (let i = 0; i < count; i++) ok(order.indexOf(`open:${i}`) < order.indexOf(`connect:${i}`));
     ok(order.indexOf(`open:${count - 1}`) < order.indexOf("launched:"));
     deepEqual(tally(eventsOf(clients, "connect"), "result"), { ok: count });

@@ -7,10 +7,19 @@ import {
 import { run } from "../../lab/base/command.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { parseSs, type SocketRow, type TcpState } from "../../lab/observe/socket_table.ts";
-import { ManagedProcess, type ProgramEvent } from "../../lab/act/process.ts";
-import type { ClientGroupSpec } from "../../lab/act/programs/client_group.ts";
-import type { ServerOptions, ServerPolicy } from "../../lab/act/programs/listen_server.ts";
-import { programArgv } from "../../lab/run/lab.ts";
+import type {
+  ClientGroupSpec,
+  ServerEvent,
+  ServerPolicy,
+  ServerSpec,
+} from "../../lab/act/programs/protocol.ts";
+import {
+  type ClientProcess,
+  eventsNamed,
+  type ServerProcess,
+  startClients as startClientProgram,
+  startServer as startServerProgram,
+} from "../_programs.ts";
 import { rootTest, until } from "../_helpers.ts";
 
 /** Each test has a namespace of its own, where nothing else listens: any port is free. */
@@ -20,22 +29,23 @@ const READY_MS = 30_000;
 /** For what the kernel does at once on loopback, with room for a loaded machine. */
 const KERNEL_MS = 10_000;
 
-/** Starts listen_server.ts in `ns` as the runner does, on 127.0.0.1:PORT. */
-function startServer(ns: Netns, backlog: number, options?: ServerOptions): ManagedProcess {
-  return new ManagedProcess(
-    `the server in "${ns.name}"`,
-    ns.wrap(programArgv("listen_server.ts", [
-      "4",
-      "127.0.0.1",
-      String(PORT),
-      String(backlog),
-      ...(options === undefined ? [] : [JSON.stringify(options)]),
-    ])),
-  );
+/** Starts listen_server.ts in `ns` as the lab does, on 127.0.0.1:PORT. */
+function startServer(
+  ns: Netns,
+  backlog: number,
+  options: Pick<ServerSpec, "maxOpenFiles" | "waitToListen"> = {},
+): ServerProcess {
+  return startServerProgram(ns, {
+    family: 4,
+    address: "127.0.0.1",
+    port: PORT,
+    backlog,
+    ...options,
+  });
 }
 
-/** Starts client_group.ts in `ns` as the runner does: `count` connections at once, then nothing. */
-function startClients(ns: Netns, count: number): ManagedProcess {
+/** Starts client_group.ts in `ns` as the lab does: `count` connections at once, then nothing. */
+function startClients(ns: Netns, count: number): ClientProcess {
   const spec: ClientGroupSpec = {
     family: 4,
     address: "127.0.0.1",
@@ -46,29 +56,29 @@ function startClients(ns: Netns, count: number): ManagedProcess {
     then: { kind: "nothing" },
     deadlineMs: 0,
   };
-  return new ManagedProcess(
-    `the clients in "${ns.name}"`,
-    // Without --allow-ffi: the client's node:net fallback.
-    ns.wrap(programArgv("client_group.ts", [JSON.stringify(spec)], ["--allow-net"])),
-  );
+  // Without --allow-ffi: the client's node:net fallback.
+  return startClientProgram(ns, spec, { flags: ["--allow-net"] });
 }
 
 /** Waits for the clients' "ready", sends "go" and waits until every connect() was called. */
-async function release(clients: ManagedProcess): Promise<void> {
+async function release(clients: ClientProcess): Promise<void> {
   await clients.waitForEvent("ready", READY_MS);
   await clients.send({ cmd: "go" });
   await clients.waitForEvent("launched", KERNEL_MS);
 }
 
-function policy(server: ManagedProcess, p: ServerPolicy): Promise<void> {
+function policy(server: ServerProcess, p: ServerPolicy): Promise<void> {
   return server.send({ cmd: "policy", policy: p });
 }
 
-function eventsOf(p: ManagedProcess, name: string): ProgramEvent[] {
-  return p.events.filter((e) => e.event === name);
+function eventsOf<N extends ServerEvent["event"]>(
+  p: ServerProcess,
+  name: N,
+): Extract<ServerEvent, { event: N }>[] {
+  return eventsNamed(p, name);
 }
 
-function acceptedTotal(server: ManagedProcess): number {
+function acceptedTotal(server: ServerProcess): number {
   return eventsOf(server, "accepted").reduce((sum, e) => sum + Number(e.n), 0);
 }
 
@@ -120,8 +130,8 @@ function assertNonIncreasing(steps: readonly number[]): void {
 /** Waits for the server's "ready", releases the clients and waits until `queued` wait in the queue. */
 async function queueUp(
   ns: Netns,
-  server: ManagedProcess,
-  clients: ManagedProcess,
+  server: ServerProcess,
+  clients: ClientProcess,
   queued: number,
 ): Promise<void> {
   await server.waitForEvent("ready", READY_MS);
@@ -274,9 +284,9 @@ rootTest(
 );
 
 const EXITS = [
-  { how: `{"cmd":"exit"}`, stop: (s: ManagedProcess) => s.send({ cmd: "exit" }) },
-  { how: "SIGTERM", stop: (s: ManagedProcess) => Deno.kill(s.pid, "SIGTERM") },
-  { how: "SIGINT", stop: (s: ManagedProcess) => Deno.kill(s.pid, "SIGINT") },
+  { how: `{"cmd":"exit"}`, stop: (s: ServerProcess) => s.send({ cmd: "exit" }) },
+  { how: "SIGTERM", stop: (s: ServerProcess) => Deno.kill(s.pid, "SIGTERM") },
+  { how: "SIGINT", stop: (s: ServerProcess) => Deno.kill(s.pid, "SIGINT") },
 ];
 
 for (const e of EXITS) {

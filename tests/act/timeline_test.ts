@@ -9,7 +9,7 @@ import assert, {
   strictEqual as equal,
 } from "node:assert/strict";
 import { describeAction, Timeline } from "../../lab/act/timeline.ts";
-import type { PlannedAction, PlannedStep } from "../../lab/describe/define.ts";
+import type { PlannedAction, PlannedStep } from "../../lab/describe/run_plan.ts";
 
 const METRIC = "server.ESTABLISHED";
 

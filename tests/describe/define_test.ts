@@ -9,13 +9,10 @@ import assert, {
   strictEqual as equal,
 } from "node:assert/strict";
 import { isHistorical } from "../../lab/describe/historical.ts";
-import {
-  defineExperiment,
-  EXCLUSIVE_CONNECTIONS,
-  type ExperimentDefinition,
-  matrixPoints,
-  planRuns,
-} from "../../lab/describe/define.ts";
+import { defineExperiment } from "../../lab/describe/validate.ts";
+import { EXCLUSIVE_CONNECTIONS } from "../../lab/describe/run_plan.ts";
+import type { ExperimentDefinition } from "../../lab/describe/types.ts";
+import { matrixPoints, planRuns } from "../../lab/describe/plan.ts";
 import { ExperimentDefinitionError } from "../../lab/base/errors.ts";
 
 type Loose = Record<string, unknown>;
@@ -835,7 +832,7 @@ Deno.test("planRuns() lists the server host first and samples the default metric
     ],
   })));
   deepEqual(run!.hosts.map((h) => h.name), ["server", "client"]);
-  const m = run!.metrics;
+  const m = run!.metrics.map((x) => x.name);
   equal(new Set(m).size, m.length, "no duplicates");
   for (
     const want of [
@@ -951,7 +948,7 @@ for (const name of experimentFiles) {
       equal(run.groups.length, def.clients.length);
       for (const e of run.expectations) {
         assert(e.min <= e.max, `${e.name}: ${e.min} > ${e.max}`);
-        assert(run.metrics.includes(e.metric));
+        assert(run.metrics.map((x) => x.name).includes(e.metric));
       }
     }
   });
@@ -1034,7 +1031,7 @@ Deno.test("planRuns() resolves startWhen bounds and samples its metric", () => {
   const [plan] = planRuns(def);
   deepEqual(plan!.groups[1]!.startWhen, { metric: "server.TcpExtListenDrops", min: 3, max: 3 });
   equal(plan!.groups[0]!.startWhen, undefined);
-  assert(plan!.metrics.includes("server.TcpExtListenDrops"));
+  assert(plan!.metrics.map((x) => x.name).includes("server.TcpExtListenDrops"));
 });
 
 // --- rules, timeline, capture, expectPackets, accept policies, new metrics --
@@ -1740,7 +1737,7 @@ Deno.test("planRuns() adds a start step per startWhen group and the accept polic
   ]);
   equal(run!.server.accept, "all");
   equal(run!.server.acceptAfterMs, 500);
-  assert(run!.metrics.includes("server.ESTABLISHED"));
+  assert(run!.metrics.map((x) => x.name).includes("server.ESTABLISHED"));
 });
 
 Deno.test("planRuns() adds no accepting step for accept never, and one at 0 for a policy without acceptAfterMs", () => {
@@ -1816,7 +1813,7 @@ Deno.test("planRuns() resolves each step's values and samples its when metric", 
     { name: "bye", atMs: 0, delayMs: 0, action: { kind: "closeGroup", group: "seq" } },
     { name: "stop", atMs: 0, delayMs: 0, action: { kind: "stopServer", how: "close" } },
   ]);
-  assert(run!.metrics.includes("server.TcpExtListenDrops"));
+  assert(run!.metrics.map((x) => x.name).includes("server.TcpExtListenDrops"));
 });
 
 Deno.test("planRuns() keeps a step only at the matrix points where its only returns true", () => {
@@ -1999,7 +1996,7 @@ Deno.test("planRuns() rejects an intervals function that returns a bad list, nam
   ]);
 });
 
-// Was a bug (lab/describe/define.ts, defineExperiment): a group with startWhen can
+// Was a bug (lab/describe/validate.ts, defineExperiment): a group with startWhen can
 // also be started by a startGroup step; planRuns then plans two startGroup
 // steps ("go" and "start late") and the runner sends the client program "go"
 // twice, which opens the group's connections twice. Fixed:
@@ -2027,7 +2024,7 @@ Deno.test({
   },
 });
 
-// Was a bug (lab/describe/define.ts, defineExperiment): a step may take the name
+// Was a bug (lab/describe/validate.ts, defineExperiment): a step may take the name
 // of a step planRuns adds ("server starts accepting"; "start <group>" for a
 // group with startWhen). The Timeline keys steps by name, so once the user's
 // step is done the implicit one counts as done and never happens: the server

@@ -14,7 +14,7 @@ import {
   historicalResult,
   isHistorical,
 } from "../../lab/describe/historical.ts";
-import { defineExperiment } from "../../lab/describe/define.ts";
+import { defineExperiment } from "../../lab/describe/validate.ts";
 import { ExperimentDefinitionError } from "../../lab/base/errors.ts";
 
 const WHY = "Linux before 2.2 kept one queue; the lab cannot boot a 2.0 kernel.";

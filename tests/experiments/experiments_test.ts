@@ -1,6 +1,6 @@
 import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
 import { Lab } from "../../lab/run/lab.ts";
-import { defineExperiment } from "../../lab/describe/define.ts";
+import { defineExperiment } from "../../lab/describe/validate.ts";
 import { loadExperiments } from "../../lab/describe/load.ts";
 import { preflight } from "../../lab/topology/preflight.ts";
 import { buildLedger } from "../../lab/judge/ledger.ts";
@@ -100,7 +100,7 @@ rootTest(
     ok(value(r, "server.TcpExtListenOverflows") >= 4);
     equal(value(r, "server.TcpOutRsts"), 0);
     deepEqual(await namespacesWith(prefix), []);
-    deepEqual(labProcesses(), []);
+    deepEqual(labProcesses(prefix), []);
   },
 );
 

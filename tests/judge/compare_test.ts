@@ -4,14 +4,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  CompareInputError,
-  compareReports,
-  comparisonMarkdown,
-  comparisonTable,
-  loadReport,
-  type ReportComparison,
-} from "../../lab/judge/compare.ts";
+import { compareReports, type ReportComparison } from "../../lab/judge/compare.ts";
+import { CompareInputError, loadReport } from "../../lab/judge/load_report.ts";
+import { comparisonMarkdown, comparisonTable } from "../../lab/report/compare_text.ts";
 import type {
   CheckResult,
   ExperimentResult,
@@ -39,6 +34,7 @@ function run(backlog: number): RunResult {
   return {
     params: { backlog },
     mode: "default",
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: { server: { ...SYSCTLS }, client: { ...SYSCTLS } },
     addresses: { server: "10.213.0.1", client: "10.213.0.2" },
     passed: true,
@@ -529,14 +525,15 @@ Deno.test("loadReport() rejects JSON that is not a backlog-lab results document"
     [42, /^not a backlog-lab results document \(it is 42, not an object\)/],
     [null, /^not a backlog-lab results document \(it is null, not an object\)/],
     [{ version: 1, experiments: [] }, /^not a backlog-lab results document \(no "ledger" field\)/],
-    [{ ...report(), experiments: {} }, /"experiments" is not an array/],
+    // Deeper problems are the schema's (docs/results.schema.json), named by path.
+    [{ ...report(), experiments: {} }, /\(\/experiments: must be array \(schema /],
     [
       { ...report(), experiments: [{ title: "x" }] },
-      /experiments\[0\] has no "id" string or "runs" array/,
+      /\/experiments\/0: must have required property 'id'/,
     ],
     [
       { ...report(), ledger: [{ claim: "A1.1" }] },
-      /ledger\[0\] has no "claim" or "verdict" string/,
+      /\/ledger\/0: must have required property 'statement'.*\(format: docs\/results\.schema\.json\)/,
     ],
   ];
   for (const [doc, detail] of cases) {

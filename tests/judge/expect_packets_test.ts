@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
 import { checkPackets, connectionsOf } from "../../lab/judge/expect_packets.ts";
-import type { PlannedPacketExpectation } from "../../lab/describe/define.ts";
+import type { PlannedPacketExpectation } from "../../lab/describe/run_plan.ts";
 import type {
   ConnectionTimeline,
   PacketEvent,

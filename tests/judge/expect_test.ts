@@ -4,8 +4,9 @@
  * @module
  */
 import assert, { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
-import { CheckTracker, describeBounds } from "../../lab/judge/expect.ts";
-import type { PlannedExpectation } from "../../lab/describe/define.ts";
+import { CheckTracker } from "../../lab/judge/expect.ts";
+import { describeBounds } from "../../lab/describe/bounds.ts";
+import type { PlannedExpectation } from "../../lab/describe/run_plan.ts";
 import type { Sample } from "../../lab/results.ts";
 
 const METRIC = "server.ESTABLISHED";

@@ -226,7 +226,8 @@ if (CLAIMS_MD === undefined) {
 }
 
 Deno.test({
-  name: "lab/describe/catalogue.ts matches CLAIMS.md: the same ids, statements and articles, in order",
+  name:
+    "lab/describe/catalogue.ts matches CLAIMS.md: the same ids, statements and articles, in order",
   ignore: CLAIMS_MD === undefined,
   fn: () => {
     const md = Deno.readTextFileSync(CLAIMS_MD!);
@@ -253,6 +254,7 @@ function run(mode: RunResult["mode"], error?: string): RunResult {
   const r: RunResult = {
     params: {},
     mode,
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: {},
     addresses: {},
     passed: error === undefined,

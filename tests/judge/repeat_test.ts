@@ -5,13 +5,8 @@
  * @module
  */
 import { deepStrictEqual as deepEqual, ok, strictEqual as equal, throws } from "node:assert/strict";
-import {
-  flipsText,
-  mergeRepeats,
-  repeatRanges,
-  repeatTable,
-  summarizeRepeats,
-} from "../../lab/judge/repeat.ts";
+import { flipsText, mergeRepeats, repeatRanges, summarizeRepeats } from "../../lab/judge/repeat.ts";
+import { repeatTable } from "../../lab/report/text.ts";
 import type {
   CheckResult,
   ClaimDecision,
@@ -50,6 +45,7 @@ function run(
   const result: RunResult = {
     params,
     mode: "fast",
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: {},
     addresses: {},
     passed: options.error === undefined && checks.every((c) => c.passed),

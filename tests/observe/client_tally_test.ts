@@ -4,11 +4,9 @@
  * @module
  */
 import { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
-import {
-  type ClientEvent,
-  connectionRecords,
-  groupMetrics,
-} from "../../lab/observe/client_tally.ts";
+import { connectionRecords, groupMetrics } from "../../lab/observe/client_tally.ts";
+import type { TallyEvent as ClientEvent } from "../../lab/observe/client_tally.ts";
+import { parseMetric } from "../../lab/describe/metric.ts";
 import { CheckTracker } from "../../lab/judge/expect.ts";
 
 const ok = (i: number, t = 1, ms = 0.5): ClientEvent => ({
@@ -231,7 +229,7 @@ Deno.test({
     tr.update({
       t: 10,
       values: groupMetrics("g", 2, [launched(2), ok(0), ok(1)], [
-        "clients.g.connect.ECONNREFUSED",
+        parseMetric("clients.g.connect.ECONNREFUSED"),
       ]),
     }, true);
     equal(tr.result().passed, true);

@@ -9,6 +9,7 @@ import assert, {
   strictEqual as equal,
   throws,
 } from "node:assert/strict";
+import { KernelTextError } from "../../lab/base/errors.ts";
 import { counterDeltas, parseCounters } from "../../lab/observe/counters.ts";
 import { KNOWN_COUNTERS } from "../../lab/describe/counter_names.ts";
 
@@ -189,9 +190,9 @@ const MALFORMED: { why: string; text: string }[] = [
 ];
 
 for (const c of MALFORMED) {
-  Deno.test(`parseCounters() throws TypeError on ${c.why}`, () => {
+  Deno.test(`parseCounters() throws KernelTextError on ${c.why}`, () => {
     throws(() => parseCounters(c.text), (err: unknown) => {
-      equal((err as Error).constructor, TypeError);
+      equal((err as Error).constructor, KernelTextError);
       match((err as Error).message, /Cannot parse a counters table near "/);
       return true;
     });
@@ -201,7 +202,7 @@ for (const c of MALFORMED) {
 Deno.test("parseCounters() throws on the first bad text of several", () => {
   throws(
     () => parseCounters(testdata("proc_net_snmp_fresh.txt"), "Tcp: A B\nTcp: 1\n"),
-    TypeError,
+    KernelTextError,
   );
 });
 
@@ -254,18 +255,18 @@ Deno.test("counterDeltas() does not modify its arguments", () => {
 });
 
 Deno.test({
-  name: "parseCounters() throws TypeError on a trailing names line without values",
+  name: "parseCounters() throws KernelTextError on a trailing names line without values",
 
   fn: () => {
-    throws(() => parseCounters("TcpExt: A B\n"), TypeError);
-    throws(() => parseCounters("TcpExt: A\nTcpExt: 1\nIpExt: B C\n"), TypeError);
+    throws(() => parseCounters("TcpExt: A B\n"), KernelTextError);
+    throws(() => parseCounters("TcpExt: A\nTcpExt: 1\nIpExt: B C\n"), KernelTextError);
   },
 });
 
 Deno.test({
-  name: "parseCounters() throws TypeError on a non-numeric value",
+  name: "parseCounters() throws KernelTextError on a non-numeric value",
 
   fn: () => {
-    throws(() => parseCounters("TcpExt: A B\nTcpExt: 1 x\n"), TypeError);
+    throws(() => parseCounters("TcpExt: A B\nTcpExt: 1 x\n"), KernelTextError);
   },
 });

@@ -4,10 +4,10 @@ import { Link } from "../../lab/topology/link.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { type DumpQuery, readListenDiag, SockDiag } from "../../lab/observe/sock_diag.ts";
 import { parseSs, type SocketRow, type TcpState } from "../../lab/observe/socket_table.ts";
-import { ManagedProcess } from "../../lab/act/process.ts";
+import { type ServerProcess, startServer as startServerProgram } from "../_programs.ts";
 import { describeErrno, lastErrno, libc, withNetns } from "../../lab/topology/setns.ts";
 import { Wire } from "../../lab/topology/wire.ts";
-import { ROOT, rootTest, until } from "../_helpers.ts";
+import { rootTest, until } from "../_helpers.ts";
 
 /** Each test has namespaces of its own, where nothing else listens: any port is free. */
 const PORT = 8080;
@@ -119,30 +119,15 @@ function ensureFileLimit(n: number): void {
   }
 }
 
-/** Starts listen_server.ts in `ns` as the runner does; it never accepts. */
+/** listen_server.ts in `ns` as the lab starts it, on `address:port`. */
 function startServer(
   ns: Netns,
   family: 4 | 6,
   address: string,
   port: number,
   backlog: number,
-): ManagedProcess {
-  return new ManagedProcess(
-    `the server on port ${port} in "${ns.name}"`,
-    ns.wrap([
-      Deno.execPath(),
-      "run",
-      "--no-config",
-      "--quiet",
-      "--allow-ffi",
-      "--allow-read=/proc",
-      `${ROOT}lab/act/programs/listen_server.ts`,
-      String(family),
-      address,
-      String(port),
-      String(backlog),
-    ]),
-  );
+): ServerProcess {
+  return startServerProgram(ns, { family, address, port, backlog });
 }
 
 /** What `ss -tan` lists in `ns` for one family, only `port`'s sockets when given. */

@@ -9,6 +9,7 @@ import {
   strictEqual as equal,
   throws,
 } from "node:assert/strict";
+import { KernelTextError } from "../../lab/base/errors.ts";
 import {
   countStates,
   parseProcNetTcp,
@@ -292,9 +293,9 @@ const MALFORMED_PROC: { why: string; line: string }[] = [
 ];
 
 for (const c of MALFORMED_PROC) {
-  Deno.test(`parseProcNetTcp() throws TypeError on ${c.why}`, () => {
+  Deno.test(`parseProcNetTcp() throws KernelTextError on ${c.why}`, () => {
     throws(() => parseProcNetTcp(c.line), (err: unknown) => {
-      equal((err as Error).constructor, TypeError);
+      equal((err as Error).constructor, KernelTextError);
       match((err as Error).message, /Cannot parse a \/proc\/net\/tcp line: "0: /);
       return true;
     });
@@ -304,7 +305,7 @@ for (const c of MALFORMED_PROC) {
 Deno.test("parseProcNetTcp() throws on a malformed line amid good ones", () => {
   const good = testdata("proc_net_tcp_server_backlog2.txt").trimEnd().split("\n");
   good.splice(2, 0, "   9: 0100D50A:1F90 0200D50A:8840 99 00000000:00000000 00:00000000 0 0 0");
-  throws(() => parseProcNetTcp(good.join("\n")), TypeError);
+  throws(() => parseProcNetTcp(good.join("\n")), KernelTextError);
 });
 
 // --- parseSs ----------------------------------------------------------------
@@ -467,9 +468,9 @@ const MALFORMED_SS: { why: string; line: string }[] = [
 ];
 
 for (const c of MALFORMED_SS) {
-  Deno.test(`parseSs() throws TypeError on ${c.why}`, () => {
+  Deno.test(`parseSs() throws KernelTextError on ${c.why}`, () => {
     throws(() => parseSs(`${c.line}\n`), (err: unknown) => {
-      equal((err as Error).constructor, TypeError);
+      equal((err as Error).constructor, KernelTextError);
       match((err as Error).message, /Cannot parse an ss line: "/);
       return true;
     });
@@ -532,23 +533,23 @@ Deno.test("ss_tan_server_synrecv.txt and proc_net_tcp_server_synrecv.txt show th
 });
 
 Deno.test({
-  name: "parseProcNetTcp() throws TypeError on a truncated line",
+  name: "parseProcNetTcp() throws KernelTextError on a truncated line",
 
   fn: () => {
     throws(
       () => parseProcNetTcp(`${PROC_HEADER}\n   0: 0100D50A:1F90 0200D50A:883E 01\n`),
-      TypeError,
+      KernelTextError,
     );
-    throws(() => parseProcNetTcp(`${PROC_HEADER}\ngarbage\n`), TypeError);
+    throws(() => parseProcNetTcp(`${PROC_HEADER}\ngarbage\n`), KernelTextError);
   },
 });
 
 Deno.test({
-  name: "parseSs() throws TypeError on a short line or a peer without a port",
+  name: "parseSs() throws KernelTextError on a short line or a peer without a port",
 
   fn: () => {
-    throws(() => parseSs("ESTAB 0 0 10.213.0.1:8080\n"), TypeError);
-    throws(() => parseSs("ESTAB 0 0 10.213.0.1:8080 10.213.0.2\n"), TypeError);
+    throws(() => parseSs("ESTAB 0 0 10.213.0.1:8080\n"), KernelTextError);
+    throws(() => parseSs("ESTAB 0 0 10.213.0.1:8080 10.213.0.2\n"), KernelTextError);
   },
 });
 

@@ -25,6 +25,7 @@ function syntheticRun(samples = 40): RunResult {
   return {
     params: { backlog: 2, syncookies: 1 },
     mode: "fast",
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: { server: { "net.core.somaxconn": "4096" }, client: {} },
     addresses: { server: "10.213.1.1", client: "10.213.1.2", "clients.c": "10.213.1.10" },
     passed: true,

@@ -12,15 +12,9 @@ import {
   osName,
   shellCommand,
 } from "../../lab/observe/machine.ts";
-import {
-  type ExperimentOutline,
-  Progress,
-  readTimes,
-  timesCachePath,
-  writeTimes,
-} from "../../lab/report/progress.ts";
-import type { RunResult } from "../../lab/results.ts";
-import type { ProgressEvent } from "../../lab/run/lab.ts";
+import { Progress } from "../../lab/report/progress.ts";
+import type { ExperimentOutline, ProgressEvent, RunResult } from "../../lab/results.ts";
+import { readTimes, timesCachePath, writeTimes } from "../../lab/run/times.ts";
 
 // ---------------------------------------------------------------------------
 // Progress
@@ -36,6 +30,7 @@ function result(fields: Partial<RunResult> = {}): RunResult {
   return {
     params: {},
     mode: "fast",
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: {},
     addresses: {},
     passed: true,

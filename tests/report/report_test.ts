@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { shellCommand } from "../../lab/observe/machine.ts";
 import {
-  cell,
   claimAnchor,
   experimentAnchor,
   notableConnections,
   PACKET_TABLE_LIMITS,
   reportMarkdown,
-  writeReport,
 } from "../../lab/report/markdown.ts";
+import { writeReport } from "../../lab/report/directory.ts";
+import { markdownCell as cell } from "../../lab/report/table.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
 
@@ -108,6 +108,7 @@ function passedRun(): RunResult {
   return {
     params: { backlog: 2, syncookies: 1 },
     mode: "fast",
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: {
       server: {
         "net.core.somaxconn": "4096",
@@ -167,6 +168,7 @@ function failedRun(): RunResult {
   return {
     params: { backlog: 8, syncookies: 0 },
     mode: "fast",
+    server: { host: "server", port: 8080, backlog: 1 },
     sysctls: {
       server: {
         "net.core.somaxconn": "4096",
@@ -624,19 +626,25 @@ Deno.test("reportMarkdown() lists the experiments with their status", () => {
 // ---------------------------------------------------------------------------
 // writeReport
 
-Deno.test("writeReport() writes charts, results.json and report.md whose links resolve", async () => {
+Deno.test("writeReport() writes pcaps, charts, results.json and report.md whose links resolve", async () => {
   const dir = await Deno.makeTempDir({ prefix: "report_test_" });
+  const capture = await Deno.makeTempFile({ prefix: "report_test_", suffix: ".pcap" });
   try {
-    // The runner writes the pcaps before the report.
-    await Deno.mkdir(join(dir, "pcaps/queue-fills"), { recursive: true });
-    await Deno.writeFile(join(dir, PCAP), new Uint8Array([0xd4, 0xc3, 0xb2, 0xa1]));
-
+    // A kept capture (mode 0600, as the lab keeps it) is copied into the report, readable.
+    const bytes = new Uint8Array([0xd4, 0xc3, 0xb2, 0xa1]);
+    await Deno.writeFile(capture, bytes, { mode: 0o600 });
     const report = syntheticReport();
     const before = structuredClone(report);
+    delete report.experiments[0]!.runs[0]!.pcaps;
     const calls: [number, number][] = [];
-    const files = await writeReport(dir, report, {
+    const files = await writeReport(dir, {
+      report,
+      captures: [{ experiment: "queue-fills", index: 0, host: "server", file: capture }],
+    }, {
       onChart: (done, of) => calls.push([done, of]),
     });
+    assert.deepStrictEqual(await Deno.readFile(join(dir, PCAP)), bytes);
+    assert.strictEqual((await Deno.stat(join(dir, PCAP))).mode! & 0o777, 0o644);
 
     const stem = "charts/queue-fills/1-backlog-2-syncookies-1";
     assert.deepStrictEqual(calls, [[0, 1]], "one call per chart: only one run has samples");
@@ -690,6 +698,7 @@ Deno.test("writeReport() writes charts, results.json and report.md whose links r
     tables(md);
   } finally {
     await Deno.remove(dir, { recursive: true });
+    await Deno.remove(capture);
   }
 });
 
@@ -728,18 +737,6 @@ Deno.test("notableConnections() puts connections with a RST or retransmission fi
     40002,
     40005,
   ]);
-});
-
-Deno.test("cell() escapes pipes, leaves backslashes, and joins lines", () => {
-  const cases: [string | number, string][] = [
-    ["plain", "plain"],
-    [42, "42"],
-    ["a|b", "a\\|b"],
-    ["C:\\dir", "C:\\dir"],
-    ["a\\|b", "a\\\\|b"],
-    ["one\ntwo\r\nthree", "one two three"],
-  ];
-  for (const [input, expected] of cases) assert.strictEqual(cell(input), expected, String(input));
 });
 
 Deno.test("experimentAnchor() and claimAnchor() make ids without dots", () => {

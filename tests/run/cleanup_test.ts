@@ -5,7 +5,7 @@ import {
   rejects,
   strictEqual as equal,
 } from "node:assert/strict";
-import { defineExperiment } from "../../lab/describe/define.ts";
+import { defineExperiment } from "../../lab/describe/validate.ts";
 import { Lab } from "../../lab/run/lab.ts";
 import { preflight } from "../../lab/topology/preflight.ts";
 import {
@@ -16,7 +16,7 @@ import {
   rootTest,
   runCli,
   spawnCli,
-  waitFor,
+  until,
 } from "../_helpers.ts";
 
 function tiny(overrides: { somaxconn?: number; equals?: number; windowMs?: number } = {}) {
@@ -41,7 +41,7 @@ async function assertNothingLeft(
   sysctlsBefore: Record<string, string>,
 ): Promise<void> {
   deepEqual(await namespacesWith(prefix), [], "no namespace of the run is left");
-  deepEqual(labProcesses(), [], "no process of the lab is left");
+  deepEqual(labProcesses(prefix), [], "no process of the lab is left");
   deepEqual(await hostVeths(), [], "no veth in the host namespace");
   deepEqual(hostSysctls(), sysctlsBefore, "the host's sysctls are unchanged");
 }
@@ -87,9 +87,11 @@ rootTest("Lab.runExperiment() removes everything when aborted mid-observation", 
   const controller = new AbortController();
   const lab = new Lab({ signal: controller.signal });
   const running = lab.runExperiment(tiny({ equals: 99, windowMs: 20_000 }));
-  await waitFor(
+  await until(
     "the server to listen",
-    async () => labProcesses().length >= 3 && (await namespacesWith(lab.prefix)).length === 2,
+    async () =>
+      labProcesses(lab.prefix).length >= 3 && (await namespacesWith(lab.prefix)).length === 2,
+    (ok) => ok,
   );
   controller.abort(new Error("test abort"));
   await rejects(running, /test abort/);
@@ -102,11 +104,12 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     const child = spawnCli(["--filter", "syn-dropped"]);
     const prefix = `bl-${child.pid}-`;
     try {
-      await waitFor(
+      await until(
         "the run's namespaces",
         async () => (await namespacesWith(prefix)).some((n) => n.endsWith("-1-client")),
+        (ok) => ok,
       );
-      await waitFor("its programs", () => labProcesses().length >= 4);
+      await until("its programs", () => labProcesses(prefix).length >= 4, (ok) => ok);
       child.kill(signal);
       const out = await child.output();
       equal(out.code, code);
@@ -127,17 +130,18 @@ rootTest("a new run removes what a SIGKILLed run left behind", async () => {
   const before = hostSysctls();
   const child = spawnCli(["--filter", "syn-dropped"]);
   const prefix = `bl-${child.pid}-`;
-  await waitFor(
+  await until(
     "the run's namespaces",
     async () => (await namespacesWith(prefix)).some((n) => n.endsWith("-1-client")),
+    (ok) => ok,
   );
-  await waitFor("its programs", () => labProcesses().length >= 4);
+  await until("its programs", () => labProcesses(prefix).length >= 4, (ok) => ok);
   child.kill("SIGKILL");
   const killed = await child.output();
   equal(killed.signal, "SIGKILL");
   const left = await namespacesWith(prefix);
   ok(left.length >= 2, `a SIGKILLed run leaves its namespaces (${left.join(", ")})`);
-  ok(labProcesses().length > 0, "and its processes");
+  ok(labProcesses(prefix).length > 0, "and its processes");
 
   const next = await runCli(["--filter", "syn-dropped"]);
   equal(next.code, 0, next.stderr);

@@ -1,6 +1,6 @@
 import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
 import { tmpdir } from "node:os";
-import { defineExperiment } from "../../lab/describe/define.ts";
+import { defineExperiment } from "../../lab/describe/validate.ts";
 import { Lab } from "../../lab/run/lab.ts";
 import { preflight } from "../../lab/topology/preflight.ts";
 import { labProcesses, namespacesWith, rootTest } from "../_helpers.ts";

@@ -7,7 +7,7 @@
 import { deepStrictEqual as deepEqual, ok, strictEqual as equal } from "node:assert/strict";
 import { join } from "node:path";
 import { loadExperiments } from "../../lab/describe/load.ts";
-import { planRuns } from "../../lab/describe/define.ts";
+import { planRuns } from "../../lab/describe/plan.ts";
 import { isHistorical } from "../../lab/describe/historical.ts";
 import type { LabReport, RunResult } from "../../lab/results.ts";
 import { labProcesses, namespacesWith, ROOT, rootTest, runCli, spawnCli } from "../_helpers.ts";
@@ -66,7 +66,8 @@ rootTest("--jobs runs matrix points at once and reports them in definition order
     p.ledger.map((l) => [l.claim, l.verdict]),
     s.ledger.map((l) => [l.claim, l.verdict]),
   );
-  deepEqual(labProcesses(), []);
+  deepEqual(labProcesses(parallel.prefix), []);
+  deepEqual(labProcesses(serial.prefix), []);
 });
 
 rootTest("two labs at once on one machine do not collide and leave nothing", async () => {
@@ -141,7 +142,8 @@ rootTest(
     const row = text.stdout.split("\n").find((l) => l.includes(filter) && l.includes("2/2"));
     ok(row, text.stdout);
     ok(/A2\.6 reproduced 2\/2/.test(text.stdout), text.stdout);
-    deepEqual(labProcesses(), []);
+    deepEqual(labProcesses(json.prefix), []);
+    deepEqual(labProcesses(text.prefix), []);
   },
 );
 

@@ -108,6 +108,9 @@ rootTest(
     const pid = Number(/^\/proc\/(\d+)\/net$/.exec(ns.procNet)?.[1]);
     const inode = (await Deno.stat(`/run/netns/${ns.name}`)).ino;
     equal(await Deno.readLink(`/proc/${pid}/ns/net`), `net:[${inode}]`);
-    await rejects(waitUntilInside(Deno.pid, ns.name, 30), /did not enter namespace/);
+    await rejects(
+      waitUntilInside(Deno.pid, ns.name, 30),
+      /Timed out after 30 ms waiting for process \d+ to enter namespace "bl-[^"]+": last value "net:\[\d+\]"/,
+    );
   },
 );

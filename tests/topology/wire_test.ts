@@ -6,11 +6,12 @@ import {
   strictEqual as equal,
   throws,
 } from "node:assert/strict";
-import { nftRuleText, Wire, type WirePacketKind, type WireRule } from "../../lab/topology/wire.ts";
+import { nftRuleText, Wire, type WireRule } from "../../lab/topology/wire.ts";
+import type { RulePacketKind } from "../../lab/vocabulary.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { run } from "../../lab/base/command.ts";
 import { CommandError } from "../../lab/base/errors.ts";
-import { namespacesWith, rootTest, waitFor } from "../_helpers.ts";
+import { namespacesWith, rootTest, until } from "../_helpers.ts";
 
 const BASE: WireRule = {
   name: "r",
@@ -24,7 +25,7 @@ const BASE: WireRule = {
 const { clientAddress: _, ...ANY_ADDRESS } = BASE;
 
 Deno.test("nftRuleText() matches each packet kind by its TCP flags", () => {
-  const cases: [WirePacketKind, string][] = [
+  const cases: [RulePacketKind, string][] = [
     ["syn", "tcp flags & (syn|ack) == syn"],
     ["syn-ack", "tcp flags & (syn|ack) == syn|ack"],
     ["ack", "tcp flags & (fin|syn|rst|ack) == ack"],
@@ -45,7 +46,7 @@ Deno.test("nftRuleText() matches each packet kind by its TCP flags", () => {
 });
 
 Deno.test("nftRuleText() matches a union of kinds over just the flags it depends on", () => {
-  const cases: [WirePacketKind[], string][] = [
+  const cases: [RulePacketKind[], string][] = [
     [["syn", "syn-ack"], "tcp flags & syn == syn"],
     [["rst", "fin"], "tcp flags & (fin|rst) == { fin, rst, fin|rst }"],
     [
@@ -194,9 +195,10 @@ rootTest(
     });
     deepEqual(wire.active, ["late-ack"]);
     await using _peers = listenAndConnect(ns, port);
-    await waitFor(
+    await until(
       "a SYN_RECV entry on the server",
       async () => (await sockets(ns, "syn-recv", "sport", port)).length === 1,
+      (ok) => ok,
     );
     // The client believes it is connected; the server never saw the ACK.
     equal((await sockets(ns, "established", "dport", port)).length, 1);
@@ -207,9 +209,10 @@ rootTest(
     deepEqual(wire.active, []);
     // The client's retransmitted data (or its ACK of a retransmitted SYN-ACK)
     // now gets through and completes the handshake.
-    await waitFor(
+    await until(
       "the server's side to be ESTABLISHED",
       async () => (await sockets(ns, "established", "sport", port)).length === 1,
+      (ok) => ok,
     );
     deepEqual(await sockets(ns, "syn-recv", "sport", port), []);
     const dropped = (await wire.dropped())["late-ack"] ?? 0;
@@ -232,20 +235,22 @@ rootTest(
       port,
     });
     await using _peers = listenAndConnect(ns, port);
-    await waitFor(
+    await until(
       "the client in SYN-SENT with its SYN dropped",
       async () =>
         (await sockets(ns, "syn-sent", "dport", port)).length === 1 &&
         ((await wire.dropped())["no-syn"] ?? 0) > 0,
+      (ok) => ok,
     );
     deepEqual(await sockets(ns, "syn-recv", "sport", port), []);
     deepEqual(await sockets(ns, "established", "dport", port), []);
 
     await wire.remove("no-syn");
     // The next SYN retransmission (1 s, 3 s, … after the first) gets through.
-    await waitFor(
+    await until(
       "the connection to be ESTABLISHED",
       async () => (await sockets(ns, "established", "sport", port)).length === 1,
+      (ok) => ok,
     );
     deepEqual(await sockets(ns, "syn-sent", "dport", port), []);
   },
@@ -254,7 +259,7 @@ rootTest(
 rootTest("Wire.add() installs every kind, family, side and direction nft accepts", async () => {
   await using ns = await Netns.create(`${newRunPrefix()}-wk`);
   await using wire = await Wire.create(ns);
-  const kinds: WirePacketKind[][] = [["syn"], ["syn-ack"], ["ack"], ["rst"], ["fin"], ["all"], [
+  const kinds: RulePacketKind[][] = [["syn"], ["syn-ack"], ["ack"], ["rst"], ["fin"], ["all"], [
     "rst",
     "fin",
   ], ["syn", "ack"]];

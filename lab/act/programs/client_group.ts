@@ -3,6 +3,8 @@
  *
  *   deno run --allow-net --allow-ffi client_group.ts '<ClientGroupSpec as JSON>'
  *
+ * (`ClientGroupSpec`, its commands and events are typed in `protocol.ts`.)
+ *
  * It prints `{"event":"ready"}`, waits for `{"cmd":"go"}` on stdin, then opens
  * the group's connections (all at once, or one every `intervalMs`: connection
  * k is due `k × intervalMs` after "go", and a timer that fires late opens every
@@ -57,7 +59,9 @@
  * @module
  */
 import type { NetConnectOpts, Socket } from "node:net";
-import { drainLines, emit, emitSoon, readLines } from "./_lines.ts";
+import { isObject } from "../../base/values.ts";
+import { drainLines, emit, emitSoon, readLines } from "./lines.ts";
+import type { ClientEvent, ClientGroupSpec } from "./protocol.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -68,26 +72,17 @@ import {
   SOL_SOCKET,
 } from "../../base/libc_constants.ts";
 
-/** What a client group does, as the runner passes it. */
-export interface ClientGroupSpec {
-  family: 4 | 6;
-  /** Server address and port. */
-  address: string;
-  port: number;
-  /** Source address to bind (the group's own address). */
-  localAddress?: string;
-  count: number;
-  /** 0: all at once; otherwise one connect() every intervalMs. */
-  intervalMs: number;
-  /** Follow-up after connect() returns. */
-  then:
-    | { kind: "nothing" }
-    | { kind: "send"; bytes: number }
-    | { kind: "read"; timeoutMs: number }
-    | { kind: "sendRead"; bytes: number; timeoutMs: number };
-  /** Give up on a connection (close it) this long after its connect() began; 0 = never. */
-  deadlineMs: number;
+/** Prints one event (typed by the protocol). */
+function say(e: ClientEvent): void {
+  emit(e);
 }
+
+/** Queues one event (typed by the protocol). */
+function saySoon(e: ClientEvent): void {
+  emitSoon(e);
+}
+
+export type { ClientGroupSpec };
 
 /** Descriptors the runtime itself may hold besides the group's sockets (stdio, epoll, timers, …). */
 export const OPEN_FILES_MARGIN = 256;
@@ -159,10 +154,6 @@ function isSocketError(code: number): boolean {
 
 function errnoName(code: number): string {
   return ERRNO_NAMES[code] ?? `ERRNO${code}`;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function isCount(v: unknown): v is number {
@@ -423,7 +414,7 @@ class EpollTransport implements Transport {
     if (!this.#waiting) {
       this.#waiting = true;
       this.#wait().catch((err) => {
-        emitSoon({ event: "error", message: `Cannot wait for socket events: ${err.message}` });
+        saySoon({ event: "error", message: `Cannot wait for socket events: ${err.message}` });
         void drainLines().then(() => Deno.exit(1));
       });
     }
@@ -613,7 +604,7 @@ async function nodeTransport(spec: ClientGroupSpec): Promise<Transport> {
 
 /** Reports why the program cannot run and exits. */
 function quit(message: string, code: number): never {
-  emit({ event: "error", message });
+  say({ event: "error", message });
   Deno.exit(code);
 }
 
@@ -661,12 +652,12 @@ async function main(): Promise<void> {
     const finish = (result: string, extra: Record<string, unknown> = {}) => {
       if (phase !== "after") return;
       stop();
-      emitSoon({ event: "after", i, result, t: now(), ...extra });
+      saySoon({ event: "after", i, result, t: now(), ...extra });
     };
     const connection = transport.connect(i, {
       connected() {
         if (phase !== "connect") return;
-        emitSoon({ event: "connect", i, result: "ok", t: now(), ms: performance.now() - began });
+        saySoon({ event: "connect", i, result: "ok", t: now(), ms: performance.now() - began });
         if (then.kind === "nothing") return stop();
         phase = "after";
         if (then.kind === "read" || then.kind === "sendRead") {
@@ -682,7 +673,7 @@ async function main(): Promise<void> {
       failed(code) {
         if (phase !== "connect") return finish(code);
         stop();
-        emitSoon({ event: "connect", i, result: code, t: now(), ms: performance.now() - began });
+        saySoon({ event: "connect", i, result: code, t: now(), ms: performance.now() - began });
       },
       data(n) {
         if (reads) finish("data", { bytes: n });
@@ -698,7 +689,7 @@ async function main(): Promise<void> {
     if (spec.deadlineMs > 0) {
       deadline = setTimeout(() => {
         if (phase === "done") return;
-        emitSoon({ event: "deadline", i, t: now(), phase });
+        saySoon({ event: "deadline", i, t: now(), phase });
         stop();
         void connection.close();
       }, spec.deadlineMs);
@@ -711,7 +702,7 @@ async function main(): Promise<void> {
     t0 = performance.now();
     if (spec.intervalMs <= 0 || spec.count === 0) {
       for (let i = 0; i < spec.count; i++) open(i);
-      emitSoon({ event: "launched", n: spec.count, t: now() });
+      saySoon({ event: "launched", n: spec.count, t: now() });
       return;
     }
     // Connection k is due at t0 + k·intervalMs: a timer that fires late opens every connection
@@ -720,12 +711,12 @@ async function main(): Promise<void> {
     const step = () => {
       const due = Math.min(spec.count, Math.floor((performance.now() - t0) / spec.intervalMs) + 1);
       for (; next < due; next++) {
-        emitSoon({ event: "open", i: next, t: now() });
+        saySoon({ event: "open", i: next, t: now() });
         open(next);
       }
       if (next < spec.count) {
         setTimeout(step, Math.max(0, t0 + next * spec.intervalMs - performance.now()));
-      } else emitSoon({ event: "launched", n: spec.count, t: now() });
+      } else saySoon({ event: "launched", n: spec.count, t: now() });
     };
     step();
   }
@@ -739,20 +730,20 @@ async function main(): Promise<void> {
   };
   Deno.addSignalListener("SIGTERM", shutdown);
   Deno.addSignalListener("SIGINT", shutdown);
-  emit({ event: "ready", pid: Deno.pid, ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }) });
+  say({ event: "ready", pid: Deno.pid, ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }) });
   for await (const line of readLines(Deno.stdin.readable)) {
     if (!line.trim()) continue;
     let cmd: { cmd?: unknown };
     try {
       cmd = JSON.parse(line);
     } catch {
-      emit({ event: "error", message: `Cannot parse command line "${line}"` });
+      say({ event: "error", message: `Cannot parse command line "${line}"` });
       continue;
     }
     if (cmd.cmd === "go") go();
     else if (cmd.cmd === "close") {
       const closed = await Promise.all(closers.map((close) => close()));
-      emitSoon({ event: "closed", n: closed.filter(Boolean).length, t: now() });
+      saySoon({ event: "closed", n: closed.filter(Boolean).length, t: now() });
     } else if (cmd.cmd === "exit") break;
   }
   shutdown();

@@ -1,7 +1,9 @@
 /**
  * The experiment's server. Run inside the server namespace by the runner:
  *
- *   deno run --allow-ffi listen_server.ts <family 4|6> <address> <port> <backlog> ['<ServerOptions as JSON>']
+ *   deno run --allow-ffi --allow-read=/proc listen_server.ts '<ServerSpec as JSON>'
+
+ * (`ServerSpec`, its commands and events are typed in `protocol.ts`.)
  *
  * It creates the socket through libc (`socket`, `setsockopt(SO_REUSEADDR)`,
  * `bind`, `listen(fd, backlog)`) because `Deno.listen` cannot set a backlog,
@@ -11,7 +13,7 @@
  * from timers, so stdin commands are read between accepts. Every accepted
  * connection stays open, never read, until the program exits.
  *
- * With `{"maxOpenFiles":L}` it lowers its own `RLIMIT_NOFILE` (soft and hard)
+ * With `"maxOpenFiles": L` it lowers its own `RLIMIT_NOFILE` (soft and hard)
  * to `L` once it listens, so at most `L - openFiles` connections can be
  * accepted; later `accept4()` calls fail with `EMFILE` and the connections
  * stay in the kernel's accept queue. Before lowering the limit it closes the
@@ -19,7 +21,7 @@
  * `FD_CLOEXEC`: everything Deno opens has it), because one numbered at or above
  * `L` would not count against the limit and make `L - openFiles` wrong.
  *
- * With `{"waitToListen":true}` it first prints `{"event":"loaded","pid":N}`
+ * With `"waitToListen": true` it first prints `{"event":"loaded","pid":N}`
  * and creates its socket only when `{"cmd":"listen"}` arrives (`{"cmd":"exit"}`
  * or EOF before that exits 0), so the runner can start it while it still
  * builds the namespace.
@@ -51,7 +53,9 @@
  *                            socket, exit 0 (EOF on stdin, SIGTERM and SIGINT do the same)
  * @module
  */
-import { emit, readLines } from "./_lines.ts";
+import { isObject } from "../../base/values.ts";
+import { emit, readLines } from "./lines.ts";
+import type { ServerCommand, ServerEvent, ServerPolicy, ServerSpec } from "./protocol.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -62,24 +66,12 @@ import {
   SOL_SOCKET,
 } from "../../base/libc_constants.ts";
 
-/** When the server calls `accept4()`, as the `policy` command carries it. */
-export type ServerPolicy =
-  | "never"
-  | { kind: "all" }
-  | { kind: "batch"; n: number; everyMs: number }
-  | { kind: "rate"; perSecond: number };
-
-/** The optional fifth argument, as JSON. */
-export interface ServerOptions {
-  /** Lower `RLIMIT_NOFILE` (soft and hard) to this once listening. */
-  maxOpenFiles?: number;
-  /**
-   * Load, print `{"event":"loaded"}`, and create the socket only on a
-   * `{"cmd":"listen"}` command: the runner starts the program while it is
-   * still building the namespace's links and sysctls.
-   */
-  waitToListen?: boolean;
+/** Prints one event (typed by the protocol). */
+function say(e: ServerEvent): void {
+  emit(e);
 }
+
+export type { ServerPolicy, ServerSpec };
 
 const SO_REUSEADDR = 2;
 const F_GETFD = 1;
@@ -123,12 +115,12 @@ function fail(action: string): never {
   const code = errno();
   const s = libc.symbols.strerror(code);
   const text = s === null ? `errno ${code}` : Deno.UnsafePointerView.getCString(s);
-  emit({ event: "error", message: `${action} failed: ${text} (errno ${code})` });
+  say({ event: "error", message: `${action} failed: ${text} (errno ${code})` });
   Deno.exit(1);
 }
 
 function usage(message: string): never {
-  emit({ event: "error", message });
+  say({ event: "error", message });
   Deno.exit(2);
 }
 
@@ -162,49 +154,46 @@ function ipv6Bytes(address: string): number[] {
   });
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function isPositive(v: unknown): v is number {
   return typeof v === "number" && Number.isFinite(v) && v > 0;
 }
 
 /**
- * Parses the fifth argument.
+ * Parses the program's argument.
  *
- * @throws {TypeError} for text that is not a JSON object of known keys.
- * @throws {RangeError} for a `maxOpenFiles` that is not a positive integer.
+ * @throws {TypeError} for text that is not a JSON object of the spec's shape.
+ * @throws {RangeError} for a port, backlog or `maxOpenFiles` out of range.
  */
-export function parseServerOptions(text: string | undefined): ServerOptions {
-  if (text === undefined) return {};
+export function parseServerSpec(text: string | undefined): ServerSpec {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(text ?? "");
   } catch {
-    throw new TypeError(`Cannot parse the server options "${text}": not JSON`);
+    throw new TypeError(`Cannot parse the server spec "${text}": not JSON`);
   }
-  if (!isObject(v)) throw new TypeError(`Cannot parse the server options "${text}": not an object`);
-  const unknown = Object.keys(v).filter((k) => k !== "maxOpenFiles" && k !== "waitToListen");
-  if (unknown.length > 0) {
-    throw new TypeError(`Cannot parse the server options "${text}": unknown key "${unknown[0]}"`);
+  const bad = (what: string) => `Cannot parse the server spec ${text}: ${what}`;
+  if (!isObject(v)) throw new TypeError(bad("not an object"));
+  const known = ["family", "address", "port", "backlog", "maxOpenFiles", "waitToListen"];
+  const unknown = Object.keys(v).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw new TypeError(bad(`unknown key "${unknown[0]}"`));
+  if (v.family !== 4 && v.family !== 6) throw new TypeError(bad(`"family" must be 4 or 6`));
+  if (typeof v.address !== "string" || v.address === "") {
+    throw new TypeError(bad(`"address" must be a non-empty string`));
   }
-  const options: ServerOptions = {};
-  if (v.waitToListen !== undefined) {
-    if (typeof v.waitToListen !== "boolean") {
-      throw new TypeError(
-        `Cannot parse the server options "${text}": "waitToListen" must be true or false`,
-      );
-    }
-    options.waitToListen = v.waitToListen;
+  if (!Number.isInteger(v.port) || (v.port as number) < 1 || (v.port as number) > 65535) {
+    throw new RangeError(bad(`"port" must be an integer from 1 to 65535`));
   }
-  if (v.maxOpenFiles === undefined) return options;
-  if (!Number.isSafeInteger(v.maxOpenFiles) || (v.maxOpenFiles as number) < 1) {
-    throw new RangeError(
-      `Cannot parse the server options "${text}": "maxOpenFiles" must be a positive integer`,
-    );
+  if (!Number.isInteger(v.backlog)) throw new RangeError(bad(`"backlog" must be an integer`));
+  if (v.waitToListen !== undefined && typeof v.waitToListen !== "boolean") {
+    throw new TypeError(bad(`"waitToListen" must be true or false`));
   }
-  return { ...options, maxOpenFiles: v.maxOpenFiles as number };
+  if (
+    v.maxOpenFiles !== undefined &&
+    (!Number.isSafeInteger(v.maxOpenFiles) || (v.maxOpenFiles as number) < 1)
+  ) {
+    throw new RangeError(bad(`"maxOpenFiles" must be a positive integer`));
+  }
+  return v as unknown as ServerSpec;
 }
 
 /**
@@ -288,7 +277,7 @@ function softFileLimit(): number {
 function lowerFileLimit(limit: number, fds: FdTable): void {
   const open = fds.list();
   if (limit < open.length) {
-    emit({
+    say({
       event: "error",
       message: `Cannot lower RLIMIT_NOFILE to ${limit}: ${open.length} files are already open (${
         open.join(" ")
@@ -298,7 +287,7 @@ function lowerFileLimit(limit: number, fds: FdTable): void {
   }
   const high = open.filter((fd) => fd >= limit);
   if (high.length > 0) {
-    emit({
+    say({
       event: "error",
       message: `Cannot lower RLIMIT_NOFILE to ${limit}: descriptor ${
         high[0]
@@ -331,7 +320,7 @@ function stdin(): ReadableStream<Uint8Array> {
         if (n === 0) return controller.close();
         // errno belongs to the worker thread; EINTR is the one failure to expect.
         if (++failures === 3) {
-          emit({
+          say({
             event: "error",
             message: "Cannot read commands: read(0) failed 3 times in a row",
           });
@@ -374,7 +363,7 @@ class Acceptor {
   /** Accepts up to `max` queued connections now; `t0` is when the policy or command began. */
   #acceptUpTo(max: number, t0: number): void {
     let n = 0;
-    let refused: string | undefined;
+    let refused: "EMFILE" | "ENFILE" | undefined;
     while (n < max) {
       const c = libc.symbols.accept4(this.#fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c >= 0) {
@@ -394,9 +383,9 @@ class Acceptor {
       }
       break;
     }
-    if (n > 0) emit({ event: "accepted", n, total: this.#accepted.length, t: sinceMs(t0) });
+    if (n > 0) say({ event: "accepted", n, total: this.#accepted.length, t: sinceMs(t0) });
     if (refused !== undefined) {
-      emit({
+      say({
         event: "accept-error",
         errno: refused,
         total: this.#accepted.length,
@@ -450,32 +439,27 @@ class Acceptor {
 }
 
 async function main(): Promise<void> {
-  const [familyArg, address, portArg, backlogArg, optionsArg] = Deno.args;
-  const family = familyArg === "6" ? 6 : 4;
-  const port = Number(portArg);
-  const backlog = Number(backlogArg);
-  if (!address || !Number.isInteger(port) || !Number.isInteger(backlog)) {
-    usage("usage: listen_server.ts <4|6> <address> <port> <backlog> [options JSON]");
-  }
-  let options: ServerOptions;
+  if (Deno.args.length !== 1) usage("usage: listen_server.ts '<ServerSpec as JSON>'");
+  let options: ServerSpec;
   try {
-    options = parseServerOptions(optionsArg);
+    options = parseServerSpec(Deno.args[0]);
   } catch (err) {
     usage((err as Error).message);
   }
+  const { family, address, port, backlog } = options;
   const commands = readLines(stdin())[Symbol.asyncIterator]();
   if (options.waitToListen) {
-    emit({ event: "loaded", pid: Deno.pid });
+    say({ event: "loaded", pid: Deno.pid });
     for (;;) {
       const next = await commands.next();
       if (next.done) Deno.exit(0);
       const line = next.value.trim();
       if (line === "") continue;
-      let cmd: { cmd?: unknown };
+      let cmd: Partial<ServerCommand>;
       try {
         cmd = JSON.parse(line);
       } catch {
-        emit({ event: "error", message: `Cannot parse command line "${line}"` });
+        say({ event: "error", message: `Cannot parse command line "${line}"` });
         continue;
       }
       if (cmd.cmd === "exit") Deno.exit(0);
@@ -511,15 +495,15 @@ async function main(): Promise<void> {
     closeInherited(fds, fd);
     lowerFileLimit(options.maxOpenFiles, fds);
   }
-  emit({ event: "ready", pid: Deno.pid, openFiles: fds.count(), maxOpenFiles: softFileLimit() });
+  say({ event: "ready", pid: Deno.pid, openFiles: fds.count(), maxOpenFiles: softFileLimit() });
 
   for await (const line of { [Symbol.asyncIterator]: () => commands }) {
     if (!line.trim()) continue;
-    let cmd: { cmd?: unknown; n?: unknown; policy?: unknown };
+    let cmd: Partial<Record<"cmd" | "n" | "policy", unknown>>;
     try {
       cmd = JSON.parse(line);
     } catch {
-      emit({ event: "error", message: `Cannot parse command line "${line}"` });
+      say({ event: "error", message: `Cannot parse command line "${line}"` });
       continue;
     }
     if (cmd.cmd === "exit") break;
@@ -528,7 +512,7 @@ async function main(): Promise<void> {
       try {
         acceptor.setPolicy(parseServerPolicy(cmd.policy));
       } catch (err) {
-        emit({ event: "error", message: (err as Error).message });
+        say({ event: "error", message: (err as Error).message });
       }
     }
   }

@@ -45,7 +45,7 @@ let writer: Promise<void> | undefined;
  * background writer runs, the line joins its queue instead (use
  * `drainLines()` before `Deno.exit()`).
  */
-export function emit(message: Record<string, unknown>): void {
+export function emit(message: { event: string }): void {
   queued.push(JSON.stringify(message));
   flushLines();
 }
@@ -57,7 +57,7 @@ export function emit(message: Record<string, unknown>): void {
  * behind (a full pipe) never stops the program, which goes on while its lines
  * wait. Call `await drainLines()` before `Deno.exit()`.
  */
-export function emitSoon(message: Record<string, unknown>): void {
+export function emitSoon(message: { event: string }): void {
   queued.push(JSON.stringify(message));
   if (flushScheduled || writer) return;
   flushScheduled = true;

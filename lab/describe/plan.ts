@@ -1,0 +1,360 @@
+/**
+ * Planning: a validated definition's matrix resolved into one
+ * {@linkcode RunPlan} per point. Every value given as a function of the
+ * matrix point is resolved and checked here, once (constants were checked by
+ * `defineExperiment`); every metric name is parsed once. A wrong value fails
+ * before any namespace exists, naming the field and the matrix point.
+ * @module
+ */
+import { ExperimentDefinitionError } from "../base/errors.ts";
+import type { RunMode } from "../vocabulary.ts";
+import {
+  BOUND_FIELDS,
+  describe,
+  fail,
+  intervalList,
+  MAX_COUNT,
+  MAX_WINDOW_MS,
+  requireBacklog,
+  requireInt,
+} from "./_checks.ts";
+import { defaultMetrics, type Metric, parseMetric } from "./metric.ts";
+import type {
+  FollowUpSpec,
+  PlannedAction,
+  PlannedExpectation,
+  PlannedExperiment,
+  PlannedGroup,
+  PlannedPacketExpectation,
+  PlannedRule,
+  PlannedStep,
+  RunPlan,
+} from "./run_plan.ts";
+import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
+import type {
+  ExperimentDefinition,
+  FollowUp,
+  Matrix,
+  Param,
+  ParamsOf,
+  ParamValue,
+  TimelineStep,
+} from "./types.ts";
+
+/** Options of {@linkcode planRuns} and {@linkcode planExperiment}. */
+export interface PlanOptions {
+  /** Plan the faithful matrix (the kernel's default timers) where the experiment has one. */
+  faithful?: boolean;
+}
+
+/** Every combination of a matrix's values, in declaration order. */
+export function matrixPoints(matrix: Matrix | undefined): Record<string, ParamValue>[] {
+  let points: Record<string, ParamValue>[] = [{}];
+  for (const [k, values] of Object.entries(matrix ?? {})) {
+    points = points.flatMap((p) => values.map((v) => ({ ...p, [k]: v })));
+  }
+  return points;
+}
+
+/** The mode a definition's runs have under `options`. */
+export function modeOf(def: ExperimentDefinition, options: PlanOptions = {}): RunMode {
+  if (def.faithfulMatrix === undefined) return "default";
+  return options.faithful ? "faithful" : "fast";
+}
+
+/** Plans an experiment for one mode: its definition, file, mode and one plan per matrix point. */
+export function planExperiment<M extends Matrix>(
+  def: ExperimentDefinition<M>,
+  options: PlanOptions & { file?: string } = {},
+): PlannedExperiment {
+  return {
+    definition: def as unknown as ExperimentDefinition,
+    ...(options.file === undefined ? {} : { file: options.file }),
+    mode: modeOf(def as unknown as ExperimentDefinition, options),
+    plans: planRuns(def, options),
+  };
+}
+
+/**
+ * Resolves every matrix point of a validated definition and checks the values
+ * that depend on the parameters.
+ *
+ * @throws {ExperimentDefinitionError} with the field and the matrix point.
+ */
+export function planRuns<M extends Matrix>(
+  def: ExperimentDefinition<M>,
+  options: PlanOptions = {},
+): RunPlan[] {
+  const mode = modeOf(def as unknown as ExperimentDefinition, options);
+  const matrix = mode === "faithful"
+    ? { ...def.matrix, ...def.faithfulMatrix } as Matrix
+    : def.matrix;
+  const points = matrixPoints(matrix);
+  const parsed = new Map<string, Metric>();
+  const metric = (name: string) => {
+    let m = parsed.get(name);
+    if (m === undefined) parsed.set(name, m = parseMetric(name));
+    return m;
+  };
+  return points.map((params, index) => {
+    const at = Object.keys(params).length ? ` (at ${JSON.stringify(params)})` : "";
+    try {
+      return planPoint(def, params as ParamsOf<M>, { mode, index, of: points.length, metric });
+    } catch (err) {
+      if (err instanceof ExperimentDefinitionError && at) {
+        throw new ExperimentDefinitionError(err.field, err.detail + at);
+      }
+      throw err;
+    }
+  });
+}
+
+function planPoint<M extends Matrix>(
+  def: ExperimentDefinition<M>,
+  p: ParamsOf<M>,
+  point: { mode: RunMode; index: number; of: number; metric: (name: string) => Metric },
+): RunPlan {
+  const serverHost = def.server.host;
+  const hostOrder = [serverHost, ...Object.keys(def.hosts).filter((h) => h !== serverHost)];
+  const hosts = hostOrder.map((name) => {
+    const sysctls: Record<string, string> = {};
+    for (const [k, v] of Object.entries(def.hosts[name]?.sysctls ?? {})) {
+      sysctls[k] = String(checked(v, p, `hosts.${name}.sysctls.${k}`, sysctlValue));
+    }
+    return { name, sysctls };
+  });
+  const groups = def.clients.map((g, i): PlannedGroup => ({
+    name: g.name,
+    host: g.host,
+    count: checked(g.count, p, `clients[${i}].count`, int(0, MAX_COUNT)),
+    intervalMs: g.start === undefined || g.start === "together"
+      ? 0
+      : "perSecond" in g.start
+      ? 1000 / g.start.perSecond
+      : g.start.intervalMs,
+    then: followUpSpec(g.afterConnect),
+    deadlineMs: g.deadlineMs ?? 0,
+    ...(g.startWhen === undefined ? {} : {
+      startWhen: {
+        metric: g.startWhen.metric,
+        ...resolveBounds(g.startWhen, p, `clients[${i}].startWhen`),
+      },
+    }),
+  }));
+  const expectations = def.expect.map((e, i): PlannedExpectation => ({
+    name: e.name,
+    metric: e.metric,
+    over: e.over ?? "settled",
+    ...resolveBounds(e, p, `expect[${i}]`),
+    stableMs: e.stableMs ?? 3 * def.observe.intervalMs,
+  }));
+  const timeline = planTimeline(def, p, groups);
+  const acceptAfterMs = checked(
+    def.server.acceptAfterMs ?? 0,
+    p,
+    "server.acceptAfterMs",
+    int(0, MAX_WINDOW_MS),
+  );
+  const accept = def.server.accept ?? "never";
+  if (accept !== "never") {
+    timeline.push({
+      name: "server starts accepting",
+      atMs: acceptAfterMs,
+      delayMs: 0,
+      action: { kind: "acceptPolicy", policy: accept },
+    });
+  }
+  const maxOpenFiles = def.server.maxOpenFiles === undefined
+    ? undefined
+    : checked(def.server.maxOpenFiles, p, "server.maxOpenFiles", int(8, 1 << 20));
+  const rules = Object.entries(def.rules ?? {}).map(([name, r]): PlannedRule => ({
+    name,
+    host: r.host,
+    direction: r.direction,
+    packets: [...(typeof r.packets === "string" ? [r.packets] : r.packets)],
+    ...(r.group === undefined ? {} : { group: r.group }),
+    initially: r.initially ?? "on",
+  }));
+  const metricNames = new Set([
+    ...defaultMetrics(hostOrder, serverHost, groups.map((g) => g.name)),
+    ...expectations.map((e) => e.metric),
+    ...timeline.flatMap((x) => x.when ? [x.when.metric] : []),
+  ]);
+  return {
+    params: p as Record<string, ParamValue>,
+    experiment: def.id,
+    index: point.index,
+    of: point.of,
+    mode: point.mode,
+    family: def.family ?? 4,
+    hosts,
+    server: {
+      host: serverHost,
+      port: def.server.port ?? 8080,
+      backlog: checked(def.server.backlog, p, "server.backlog", requireBacklog),
+      accept,
+      acceptAfterMs,
+      ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
+    },
+    groups,
+    observe: def.observe,
+    expectations,
+    metrics: [...metricNames].map(point.metric),
+    rules,
+    timeline,
+    capture: [...new Set(def.capture ?? [])],
+    packetExpectations: (def.expectPackets ?? []).map((e, i) => {
+      const f = `expectPackets[${i}]`;
+      const planned: PlannedPacketExpectation = {
+        name: e.name,
+        host: e.host,
+        kind: e.kind,
+        from: e.from,
+        toleranceMs: e.toleranceMs ?? 0,
+      };
+      if (e.group !== undefined) planned.group = e.group;
+      if (e.count !== undefined) planned.count = resolveBounds(e.count, p, `${f}.count`);
+      if (e.intervalsMs !== undefined) {
+        planned.intervalsMs = typeof e.intervalsMs === "function"
+          ? intervalList(resolve(e.intervalsMs, p, `${f}.intervalsMs`), `${f}.intervalsMs`)
+          : [...e.intervalsMs];
+      }
+      return planned;
+    }),
+    exclusive: def.exclusive === true ||
+      groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS,
+  };
+}
+
+/** The definition's steps present at this point, then one per `startWhen`. */
+function planTimeline<P>(
+  def: { timeline?: TimelineStep<P>[] },
+  p: P,
+  groups: readonly PlannedGroup[],
+): PlannedStep[] {
+  const present = (def.timeline ?? []).flatMap((x, i) =>
+    x.only === undefined || resolve(x.only, p, `timeline[${i}].only`) ? [{ x, i }] : []
+  );
+  const timeline = present.map(({ x, i }) => planStep(x, p, `timeline[${i}]`));
+  for (const s of timeline) {
+    if (s.afterStep !== undefined && !timeline.some((o) => o.name === s.afterStep)) {
+      fail(
+        "timeline",
+        `step "${s.name}" follows "${s.afterStep}", which its "only" leaves out at this point`,
+      );
+    }
+  }
+  for (const g of groups) {
+    if (g.startWhen) {
+      timeline.push({
+        name: `start ${g.name}`,
+        atMs: 0,
+        when: g.startWhen,
+        delayMs: 0,
+        action: { kind: "startGroup", group: g.name },
+      });
+    }
+  }
+  return timeline;
+}
+
+function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
+  const ms = (v: Param<P, number> | undefined, field: string) =>
+    v === undefined ? 0 : checked(v, p, field, int(0, MAX_WINDOW_MS));
+  const a = x.do;
+  let action: PlannedAction;
+  if ("startGroup" in a) action = { kind: "startGroup", group: a.startGroup };
+  else if ("closeGroup" in a) action = { kind: "closeGroup", group: a.closeGroup };
+  else if ("addRule" in a) action = { kind: "addRule", rule: a.addRule };
+  else if ("removeRule" in a) action = { kind: "removeRule", rule: a.removeRule };
+  else if ("sysctl" in a) {
+    const value = checked(a.sysctl.value, p, `${f}.do.sysctl.value`, sysctlValue);
+    action = { kind: "sysctl", host: a.sysctl.host, name: a.sysctl.name, value: String(value) };
+  } else if ("accept" in a) {
+    action = { kind: "accept", n: checked(a.accept, p, `${f}.do.accept`, int(1, MAX_COUNT)) };
+  } else if ("acceptPolicy" in a) action = { kind: "acceptPolicy", policy: a.acceptPolicy };
+  else action = { kind: "stopServer", how: a.stopServer };
+  return {
+    name: x.name,
+    atMs: ms(x.at, `${f}.at`),
+    ...(x.when === undefined ? {} : {
+      when: { metric: x.when.metric, ...resolveBounds(x.when, p, `${f}.when`) },
+    }),
+    ...(x.afterStep === undefined ? {} : { afterStep: x.afterStep }),
+    delayMs: ms(x.delayMs, `${f}.delayMs`),
+    action,
+  };
+}
+
+/** The client program's form of a (validated) follow-up. */
+function followUpSpec(f: FollowUp | undefined): FollowUpSpec {
+  if (f === undefined || f === "nothing") return { kind: "nothing" };
+  const bytes = "send" in f ? f.send : undefined;
+  const timeoutMs = "read" in f ? f.read.timeoutMs : undefined;
+  if (bytes !== undefined && timeoutMs !== undefined) return { kind: "sendRead", bytes, timeoutMs };
+  if (bytes !== undefined) return { kind: "send", bytes };
+  return { kind: "read", timeoutMs: timeoutMs! };
+}
+
+/** Resolves equals / atLeast / atMost at a matrix point into [min, max]. */
+function resolveBounds<P>(
+  x: { equals?: Param<P, number>; atLeast?: Param<P, number>; atMost?: Param<P, number> },
+  p: P,
+  f: string,
+): { min: number; max: number } {
+  const num = (k: (typeof BOUND_FIELDS)[number]) => {
+    const v = x[k];
+    // A function may return ±Infinity for "no bound at this point".
+    return v === undefined ? undefined : checked(v, p, `${f}.${k}`, boundValue);
+  };
+  const eq = num("equals");
+  const min = eq ?? num("atLeast") ?? -Infinity;
+  const max = eq ?? num("atMost") ?? Infinity;
+  if (min > max) fail(f, `atLeast ${min} is above atMost ${max}`);
+  return { min, max };
+}
+
+/**
+ * A value at a matrix point: a function's result is checked now; a constant
+ * was checked by `defineExperiment` and is taken as it is.
+ */
+function checked<P, T>(
+  v: Param<P, T>,
+  p: P,
+  field: string,
+  check: (value: unknown, field: string) => T,
+): T {
+  return typeof v === "function" ? check(resolve(v, p, field), field) : v;
+}
+
+function resolve<P, T>(v: Param<P, T>, params: P, field: string): T {
+  if (typeof v !== "function") return v;
+  try {
+    return (v as (p: P) => T)(params);
+  } catch (err) {
+    fail(
+      field,
+      `the function threw for ${JSON.stringify(params)}: ${
+        err instanceof Error ? err.message : err
+      }`,
+    );
+  }
+}
+
+function int(min: number, max: number): (v: unknown, field: string) => number {
+  return (v, field) => requireInt(v, field, min, max);
+}
+
+function sysctlValue(v: unknown, field: string): number | string {
+  if (typeof v !== "number" && typeof v !== "string") {
+    fail(field, `expected a number or string, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function boundValue(v: unknown, field: string): number {
+  if (typeof v !== "number" || Number.isNaN(v)) {
+    fail(field, `expected a number, got ${describe(v)}`);
+  }
+  return v;
+}

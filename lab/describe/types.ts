@@ -1,0 +1,267 @@
+/**
+ * The authoring types of an experiment: what a definition file writes inside
+ * `defineExperiment({ … })`. Values may be functions of the matrix point
+ * ({@linkcode Param}); planning resolves them (see `plan.ts`).
+ * @module
+ */
+import type { ClaimDecision, RunEvidence } from "../results.ts";
+import type { JudgedOver, PacketKind, RulePacketKind } from "../vocabulary.ts";
+
+/** A matrix parameter's value. */
+export type ParamValue = number | string | boolean;
+/** Parameter names and the values each takes. */
+export type Matrix = Record<string, readonly ParamValue[]>;
+/** One point of a matrix. */
+export type ParamsOf<M extends Matrix> = { -readonly [K in keyof M]: M[K][number] };
+/** A value, or a function of the matrix point that gives it. */
+export type Param<P, T> = T | ((params: P) => T);
+
+/** A network namespace of the experiment. */
+export interface HostDefinition<P> {
+  /** `net.*` sysctls written inside this host's namespace (never the host's own). */
+  sysctls?: Record<string, Param<P, number | string>>;
+}
+
+/**
+ * When the server calls `accept()`: `"never"`, `"all"` (each connection as it
+ * arrives), `{ batch, everyMs }` (up to `batch` every `everyMs`) or
+ * `{ perSecond }` (evenly spread).
+ */
+export type AcceptPolicy =
+  | "never"
+  | "all"
+  | { batch: number; everyMs: number }
+  | { perSecond: number };
+
+/** The listening server. */
+export interface ServerDefinition<P> {
+  /** The host it runs on; every other host is linked to this one. */
+  host: string;
+  /** TCP port; default 8080. */
+  port?: number;
+  /** The `backlog` passed verbatim to `listen()`. */
+  backlog: Param<P, number>;
+  /** Default `"never"`. */
+  accept?: AcceptPolicy;
+  /** The accept policy starts this long after the clients are released; default 0. */
+  acceptAfterMs?: Param<P, number>;
+  /** The server process's `RLIMIT_NOFILE` (soft and hard), set after it listens. */
+  maxOpenFiles?: Param<P, number>;
+}
+
+/**
+ * A packet rule: drops chosen packets in one direction of one host, for as
+ * long as it is on. Dropping for a window is how the lab "holds" a packet:
+ * TCP retransmits it, and the retransmission after the rule is removed gets
+ * through.
+ */
+export interface RuleDefinition {
+  /** The host (namespace) whose input or output hook drops the packets. */
+  host: string;
+  /** `"in"`: packets arriving at the host; `"out"`: packets it sends. */
+  direction: "in" | "out";
+  /**
+   * `syn`, `syn-ack`, `ack` (segments whose only control flag is ACK: the
+   * handshake's final ACK, pure ACKs and data), `rst`, `fin` or `all`.
+   */
+  packets: RulePacketKind | readonly RulePacketKind[];
+  /** Only the connections of this client group (matched by the group's own address). */
+  group?: string;
+  /** `"on"` (default): active from before the clients start; `"off"`: until an `addRule` step. */
+  initially?: "on" | "off";
+}
+
+/** What a timeline step does. */
+export type StepAction<P> =
+  | { startGroup: string }
+  | { closeGroup: string }
+  | { addRule: string }
+  | { removeRule: string }
+  | { sysctl: { host: string; name: string; value: Param<P, number | string> } }
+  | { accept: Param<P, number> }
+  | { acceptPolicy: AcceptPolicy }
+  | { stopServer: "SIGKILL" | "close" };
+
+/**
+ * A step of the experiment's timeline. It happens once, as soon as all its
+ * conditions hold: `at` ms have passed since the clients were released, the
+ * `when` condition shows in a sample, and the `afterStep` step happened,
+ * followed by `delayMs`.
+ */
+export interface TimelineStep<P> {
+  /** Names the step in results; unique in the experiment. */
+  name: string;
+  /** Not before this many ms after the clients are released. */
+  at?: Param<P, number>;
+  /** Not before the kernel shows this. */
+  when?: StartCondition<P>;
+  /** Not before this other step happened. */
+  afterStep?: string;
+  /** Once the other conditions hold, wait this long; default 0. */
+  delayMs?: Param<P, number>;
+  /** The step exists only at matrix points where this returns true; default all. */
+  only?: (params: P) => boolean;
+  /** The action. */
+  do: StepAction<P>;
+}
+
+/**
+ * What a packet capture must show, per connection: how many packets of one
+ * kind and the gaps between them.
+ */
+export interface PacketExpectation<P> {
+  /** Names the check; unique among all expectations. */
+  name: string;
+  /** The host whose capture is read (it must be listed in `capture`). */
+  host: string;
+  /** The packet kind. */
+  kind: PacketKind;
+  /** Which end sent it. */
+  from: "client" | "server";
+  /** Only connections of this client group; default all. */
+  group?: string;
+  /** Every such connection has this many packets of the kind. */
+  count?: { equals?: Param<P, number>; atLeast?: Param<P, number>; atMost?: Param<P, number> };
+  /** The gaps between consecutive packets of the kind, in ms, in order. */
+  intervalsMs?: Param<P, readonly number[]>;
+  /** Allowed deviation of each gap, in ms (kernel timers fire a few ms late); required with `intervalsMs`. */
+  toleranceMs?: number;
+}
+
+/** What a client does once `connect()` returns. */
+export type FollowUp =
+  | "nothing"
+  | { send: number }
+  | { read: { timeoutMs: number } }
+  | { send: number; read: { timeoutMs: number } };
+
+/** A group of concurrent client connections. */
+export interface ClientGroupDefinition<P> {
+  /** Names the group in metrics: `clients.<name>.connected`. */
+  name: string;
+  /** The host (namespace) its connections come from; never the server's host. */
+  host: string;
+  /** How many connections it opens, 0 to 100 000 (0: none at this matrix point). */
+  count: Param<P, number>;
+  /**
+   * `"together"` (default): every connect() at once; or one every `intervalMs`;
+   * or `perSecond` evenly spread (e.g. 20000: 20 a millisecond, which keeps a
+   * burst of thousands of SYNs within the per-CPU input queue that all
+   * namespaces share, `net.core.netdev_max_backlog`, 1000 by default).
+   */
+  start?: "together" | { intervalMs: number } | { perSecond: number };
+  /** Default `"nothing"`. */
+  afterConnect?: FollowUp;
+  /** Give up on a connection (close it) this long after its connect() began; default never. */
+  deadlineMs?: number;
+  /**
+   * Start this group only once the kernel shows a condition, e.g.
+   * `{ metric: "server.ESTABLISHED", atLeast: 3 }`: a full queue, whatever the
+   * packet timing. Without it the group starts when the run does.
+   */
+  startWhen?: StartCondition<P>;
+}
+
+/** A condition on one sampled metric (the same metrics as expectations). */
+export interface StartCondition<P> {
+  /** The metric to watch, e.g. `server.ESTABLISHED`. */
+  metric: string;
+  /** It must equal this. */
+  equals?: Param<P, number>;
+  /** It must be at least this. */
+  atLeast?: Param<P, number>;
+  /** It must be at most this. */
+  atMost?: Param<P, number>;
+}
+
+/** How the kernel is sampled. */
+export interface ObserveDefinition {
+  /** Sampling interval. */
+  intervalMs: number;
+  /** Longest observation; it ends sooner once every `settled` expectation has held. */
+  windowMs: number;
+}
+
+/** One thing that must be observed. */
+export interface Expectation<P> {
+  /** Names the check in results and for `RunEvidence.check()`; unique in the experiment. */
+  name: string;
+  /**
+   * What to read: `<host>.<STATE>` (sockets of the port in a TCP state, e.g.
+   * `server.SYN_RECV`; `server.SYN_RECV@held` counts only those of client
+   * group "held"), `<server host>.recvQ` / `.sendQ` (the LISTEN socket as
+   * `ss -ltn` shows it), `<host>.<Counter>` (an `nstat` counter's change since
+   * the clients started, e.g. `server.TcpExtListenOverflows`), or
+   * `clients.<group>.<outcome>` (`launched`, `connected`, `pending`,
+   * `deadline`, `connect.<ERRNO>`, `after.<data|eof|timeout|sent|ERRNO>`).
+   */
+  metric: string;
+  /** The metric must equal this exactly; excludes `atLeast`/`atMost`. */
+  equals?: Param<P, number>;
+  /** Inclusive lower bound. */
+  atLeast?: Param<P, number>;
+  /** Inclusive upper bound. */
+  atMost?: Param<P, number>;
+  /**
+   * `settled` (default): holds and stays held for `stableMs` once every client
+   * was launched; `always`: holds in every sample from then on; `peak`: the
+   * highest value seen satisfies it.
+   */
+  over?: JudgedOver;
+  /** For `settled`: how long it must stay held; default 3 sampling intervals. */
+  stableMs?: number;
+}
+
+/** Turns an experiment's runs into a verdict on one claim. */
+export type ClaimRule<P> = (runs: readonly RunEvidence<P>[]) => ClaimDecision;
+
+/** A complete experiment. */
+export interface ExperimentDefinition<M extends Matrix = Matrix> {
+  /** kebab-case, unique across experiments. */
+  id: string;
+  /** One line saying what the experiment shows. */
+  title: string;
+  /** The hypothesis in a sentence. */
+  hypothesis: string;
+  /** The catalogue claims it decides, each with its rule. */
+  claims: Record<string, ClaimRule<ParamsOf<M>>>;
+  /** Parameter sweep: one run per combination. */
+  matrix?: M;
+  /** IP version; default 4. */
+  family?: 4 | 6;
+  /**
+   * The network namespaces by name (lowercase, not `clients`): at least a server and a client host.
+   */
+  hosts: Record<string, HostDefinition<ParamsOf<M>>>;
+  /** The listening server. */
+  server: ServerDefinition<ParamsOf<M>>;
+  /** Client groups, all released by the same "go". */
+  clients: ClientGroupDefinition<ParamsOf<M>>[];
+  /** How often and how long the kernel is sampled. */
+  observe: ObserveDefinition;
+  /** What must be observed; each becomes a check of every run. */
+  expect: Expectation<ParamsOf<M>>[];
+  /**
+   * The matrix under `--faithful`: parameters given here replace the
+   * default matrix's (used where the default run shortens kernel timers).
+   */
+  faithfulMatrix?: NoInfer<{ [K in keyof M]?: M[K] }>;
+  /** Packet rules by name (lowercase identifiers). */
+  rules?: Record<string, RuleDefinition>;
+  /** Steps at times or on conditions. */
+  timeline?: TimelineStep<ParamsOf<M>>[];
+  /** Hosts whose traffic on the server port is captured (tcpdump) for packet timelines. */
+  capture?: string[];
+  /** What the captures must show; checked once the observation ends. */
+  expectPackets?: PacketExpectation<ParamsOf<M>>[];
+  /**
+   * Run each matrix point alone, with no other point beside it. For points
+   * whose load (thousands of handshakes) would disturb other points' timing,
+   * or that need something the whole machine shares. Points with
+   * {@linkcode EXCLUSIVE_CONNECTIONS} or more client connections run alone
+   * without it.
+   */
+  exclusive?: boolean;
+}
+
+/** A matrix point with this many client connections or more runs alone (see `exclusive`). */

@@ -1,0 +1,493 @@
+/**
+ * {@linkcode defineExperiment}: checks a definition's shape, its names (hosts,
+ * groups, rules, steps, metrics, claims) and its constant values, once, and
+ * returns it typed. Values given as functions of the matrix point are
+ * checked when planning resolves them (`plan.ts`).
+ * @module
+ */
+import { didYouMean } from "../base/suggest.ts";
+import { PACKET_KINDS, RULE_PACKETS } from "../vocabulary.ts";
+import {
+  acceptPolicy,
+  BOUND_FIELDS,
+  describe,
+  fail,
+  followUp,
+  intervalList,
+  MAX_COUNT,
+  MAX_WINDOW_MS,
+  NAME_RE,
+  requireBacklog,
+  requireBounds,
+  requireGroup,
+  requireHost,
+  requireInt,
+  requireMetric,
+  requireObject,
+  requireString,
+  SYSCTL_RE,
+} from "./_checks.ts";
+import { claimById, CLAIMS } from "./catalogue.ts";
+import type { MetricContext } from "./metric.ts";
+import type { ExperimentDefinition, Matrix } from "./types.ts";
+
+const TOP_FIELDS = [
+  "id",
+  "title",
+  "hypothesis",
+  "claims",
+  "matrix",
+  "family",
+  "hosts",
+  "server",
+  "clients",
+  "observe",
+  "expect",
+  "faithfulMatrix",
+  "rules",
+  "timeline",
+  "capture",
+  "expectPackets",
+  "exclusive",
+];
+const HOST_FIELDS = ["sysctls"];
+const SERVER_FIELDS = ["host", "port", "backlog", "accept", "acceptAfterMs", "maxOpenFiles"];
+const RULE_FIELDS = ["host", "direction", "packets", "group", "initially"];
+const STEP_FIELDS = ["name", "at", "when", "afterStep", "delayMs", "do", "only"];
+const ACTIONS = [
+  "startGroup",
+  "closeGroup",
+  "addRule",
+  "removeRule",
+  "sysctl",
+  "accept",
+  "acceptPolicy",
+  "stopServer",
+];
+const PACKET_EXPECT_FIELDS = [
+  "name",
+  "host",
+  "kind",
+  "from",
+  "group",
+  "count",
+  "intervalsMs",
+  "toleranceMs",
+];
+const GROUP_FIELDS = ["name", "host", "count", "start", "afterConnect", "deadlineMs", "startWhen"];
+const OBSERVE_FIELDS = ["intervalMs", "windowMs"];
+const EXPECT_FIELDS = ["name", "metric", "equals", "atLeast", "atMost", "over", "stableMs"];
+
+/** Definitions {@linkcode defineExperiment} has checked (a loader need not check them again). */
+const VALIDATED = new WeakSet<object>();
+
+/** Whether `definition` came from {@linkcode defineExperiment}. */
+export function isValidated(definition: unknown): boolean {
+  return typeof definition === "object" && definition !== null && VALIDATED.has(definition);
+}
+
+export function defineExperiment<const M extends Matrix = Record<never, never>>(
+  definition: ExperimentDefinition<M>,
+): ExperimentDefinition<M> {
+  if (isValidated(definition)) return definition;
+  const d = requireObject(definition, "", TOP_FIELDS);
+  const id = requireString(d.id, "id");
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(id)) {
+    fail("id", `"${id}" is not kebab-case (lowercase letters, digits and hyphens)`);
+  }
+  requireString(d.title, "title");
+  requireString(d.hypothesis, "hypothesis");
+  if (d.family !== undefined && d.family !== 4 && d.family !== 6) {
+    fail("family", `expected 4 or 6, got ${describe(d.family)}`);
+  }
+
+  const claims = requireObject(d.claims, "claims", Object.keys(d.claims ?? {}));
+  if (Object.keys(claims).length === 0) fail("claims", "name at least one claim id it decides");
+  for (const [cid, rule] of Object.entries(claims)) {
+    if (!claimById(cid)) {
+      fail(
+        `claims.${cid}`,
+        `"${cid}" is not in the claims catalogue${
+          didYouMean(cid, CLAIMS.map((c) => c.id))
+        } (ids run ${CLAIMS[0]!.id} … ${CLAIMS.at(-1)!.id})`,
+      );
+    }
+    if (typeof rule !== "function") {
+      fail(`claims.${cid}`, `expected a rule function, got ${describe(rule)}`);
+    }
+  }
+
+  const matrix = d.matrix === undefined
+    ? {}
+    : requireObject(d.matrix, "matrix", Object.keys(d.matrix ?? {}));
+  for (const [k, values] of Object.entries(matrix)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) fail(`matrix.${k}`, "parameter names are identifiers");
+    if (!Array.isArray(values) || values.length === 0) {
+      fail(`matrix.${k}`, `expected a non-empty array of values, got ${describe(values)}`);
+    }
+    values.forEach((v, i) => {
+      if (!["number", "string", "boolean"].includes(typeof v)) {
+        fail(`matrix.${k}[${i}]`, `expected a number, string or boolean, got ${describe(v)}`);
+      }
+    });
+  }
+
+  const hosts = requireObject(d.hosts, "hosts", Object.keys(d.hosts ?? {}));
+  const hostNames = Object.keys(hosts);
+  if (hostNames.length < 2) fail("hosts", "define at least a server host and a client host");
+  for (const name of hostNames) {
+    if (!NAME_RE.test(name) || name === "clients") {
+      fail(`hosts.${name}`, `host names are lowercase identifiers other than "clients"`);
+    }
+    const h = requireObject(hosts[name], `hosts.${name}`, HOST_FIELDS);
+    if (h.sysctls !== undefined) {
+      const s = requireObject(h.sysctls, `hosts.${name}.sysctls`, Object.keys(h.sysctls ?? {}));
+      for (const [key, value] of Object.entries(s)) {
+        if (!SYSCTL_RE.test(key)) {
+          fail(
+            `hosts.${name}.sysctls.${key}`,
+            `"${key}" is not a per-namespace net.* sysctl name (e.g. "net.core.somaxconn")`,
+          );
+        }
+        if (!["number", "string", "function"].includes(typeof value)) {
+          fail(
+            `hosts.${name}.sysctls.${key}`,
+            `expected a number, string or function, got ${describe(value)}`,
+          );
+        }
+      }
+    }
+  }
+
+  const server = requireObject(d.server, "server", SERVER_FIELDS);
+  const serverHost = requireString(server.host, "server.host");
+  if (!hostNames.includes(serverHost)) {
+    fail(
+      "server.host",
+      `unknown host "${serverHost}"${didYouMean(serverHost, hostNames)} (hosts: ${
+        hostNames.join(", ")
+      })`,
+    );
+  }
+  if (server.port !== undefined) requireInt(server.port, "server.port", 1, 65535);
+  if (typeof server.backlog !== "function") requireBacklog(server.backlog, "server.backlog");
+  if (server.accept !== undefined) acceptPolicy(server.accept, "server.accept");
+  if (server.acceptAfterMs !== undefined && typeof server.acceptAfterMs !== "function") {
+    requireInt(server.acceptAfterMs, "server.acceptAfterMs", 0, MAX_WINDOW_MS);
+  }
+  if (server.maxOpenFiles !== undefined && typeof server.maxOpenFiles !== "function") {
+    requireInt(server.maxOpenFiles, "server.maxOpenFiles", 8, 1 << 20);
+  }
+
+  if (!Array.isArray(d.clients) || d.clients.length === 0) {
+    fail("clients", `expected a non-empty array of client groups, got ${describe(d.clients)}`);
+  }
+  const groupNames: string[] = [];
+  d.clients.forEach((g: unknown, i: number) => {
+    const f = `clients[${i}]`;
+    const group = requireObject(g, f, GROUP_FIELDS);
+    const name = requireString(group.name, `${f}.name`);
+    if (!NAME_RE.test(name)) fail(`${f}.name`, `"${name}" is not a lowercase identifier`);
+    if (groupNames.includes(name)) fail(`${f}.name`, `duplicate group name "${name}"`);
+    groupNames.push(name);
+    const host = requireString(group.host, `${f}.host`);
+    if (!hostNames.includes(host)) {
+      fail(
+        `${f}.host`,
+        `unknown host "${host}"${didYouMean(host, hostNames)} (hosts: ${hostNames.join(", ")})`,
+      );
+    }
+    if (host === serverHost) {
+      fail(`${f}.host`, `clients run on a host other than the server's ("${serverHost}")`);
+    }
+    if (typeof group.count !== "function") requireInt(group.count, `${f}.count`, 0, MAX_COUNT);
+    if (group.start !== undefined && group.start !== "together") {
+      const s = requireObject(group.start, `${f}.start`, ["intervalMs", "perSecond"]);
+      if (("intervalMs" in s) === ("perSecond" in s)) {
+        fail(`${f}.start`, `give either intervalMs or perSecond, e.g. { perSecond: 20000 }`);
+      }
+      if ("intervalMs" in s) requireInt(s.intervalMs, `${f}.start.intervalMs`, 1, 60_000);
+      else requireInt(s.perSecond, `${f}.start.perSecond`, 1, 1_000_000);
+    }
+    if (group.afterConnect !== undefined) followUp(group.afterConnect, `${f}.afterConnect`);
+    if (group.deadlineMs !== undefined) {
+      requireInt(group.deadlineMs, `${f}.deadlineMs`, 1, MAX_WINDOW_MS);
+    }
+  });
+  d.clients.forEach((g: Record<string, unknown>, i: number) => {
+    if (g.startWhen === undefined) return;
+    const f = `clients[${i}].startWhen`;
+    const w = requireObject(g.startWhen, f, ["metric", ...BOUND_FIELDS]);
+    const metric = requireMetric(requireString(w.metric, `${f}.metric`), `${f}.metric`, {
+      hosts: hostNames,
+      serverHost,
+      groups: groupNames,
+    });
+    if ((metric.kind === "client" || metric.kind === "outcome") && metric.group === g.name) {
+      fail(
+        `${f}.metric`,
+        `a group cannot wait for its own outcomes ("${metric.name}"): it would never start`,
+      );
+    }
+    requireBounds(w, f);
+  });
+  const ctx = { hosts: hostNames, serverHost, groups: groupNames };
+  const ruleNames = validateRules(d.rules, ctx);
+  const stepStarted = validateTimeline(d.timeline, ctx, ruleNames);
+  const waiting = d.clients.filter((g: Record<string, unknown>) => g.startWhen !== undefined);
+  for (const g of waiting) {
+    if (stepStarted.has(g.name)) {
+      fail(
+        `clients[${d.clients.indexOf(g)}].startWhen`,
+        `group "${g.name}" is also started by a startGroup step: give one or the other`,
+      );
+    }
+  }
+  const implicit = [
+    "server starts accepting",
+    ...waiting.map((g: Record<string, unknown>) => `start ${g.name}`),
+  ];
+  ((d.timeline ?? []) as Record<string, unknown>[]).forEach((s, i) => {
+    if (implicit.includes(s.name as string)) {
+      fail(
+        `timeline[${i}].name`,
+        `"${s.name}" is the name of a step planRuns adds; choose another`,
+      );
+    }
+  });
+  if (
+    d.clients.every((g: Record<string, unknown>) =>
+      g.startWhen !== undefined || stepStarted.has(g.name as string)
+    )
+  ) {
+    fail(
+      "clients",
+      "at least one group must start without startWhen or a startGroup step, or nothing would ever start",
+    );
+  }
+  if (d.faithfulMatrix !== undefined) {
+    const fm = requireObject(d.faithfulMatrix, "faithfulMatrix", Object.keys(matrix));
+    for (const [k, values] of Object.entries(fm)) {
+      if (!Array.isArray(values) || values.length === 0) {
+        fail(
+          `faithfulMatrix.${k}`,
+          `expected a non-empty array of values, got ${describe(values)}`,
+        );
+      }
+    }
+  }
+  if (d.exclusive !== undefined && typeof d.exclusive !== "boolean") {
+    fail("exclusive", `expected true or false, got ${describe(d.exclusive)}`);
+  }
+  const captured: string[] = [];
+  if (d.capture !== undefined) {
+    if (!Array.isArray(d.capture)) fail("capture", `expected an array of host names`);
+    d.capture.forEach((h: unknown, i: number) => {
+      if (typeof h !== "string" || !hostNames.includes(h)) {
+        fail(
+          `capture[${i}]`,
+          `unknown host ${describe(h)}${didYouMean(String(h), hostNames)} (hosts: ${
+            hostNames.join(", ")
+          })`,
+        );
+      }
+      captured.push(h);
+    });
+  }
+
+  const observe = requireObject(d.observe, "observe", OBSERVE_FIELDS);
+  const intervalMs = requireInt(observe.intervalMs, "observe.intervalMs", 5, 10_000);
+  requireInt(observe.windowMs, "observe.windowMs", intervalMs, MAX_WINDOW_MS);
+
+  if (!Array.isArray(d.expect) || d.expect.length === 0) {
+    fail("expect", `expected a non-empty array of expectations, got ${describe(d.expect)}`);
+  }
+  const seen: string[] = [];
+  d.expect.forEach((e: unknown, i: number) => {
+    const f = `expect[${i}]`;
+    const x = requireObject(e, f, EXPECT_FIELDS);
+    const name = requireString(x.name, `${f}.name`);
+    if (seen.includes(name)) fail(`${f}.name`, `duplicate expectation name "${name}"`);
+    seen.push(name);
+    requireMetric(requireString(x.metric, `${f}.metric`), `${f}.metric`, {
+      hosts: hostNames,
+      serverHost,
+      groups: groupNames,
+    });
+    requireBounds(x, f);
+    if (x.over !== undefined && !["settled", "always", "peak"].includes(x.over as string)) {
+      fail(
+        `${f}.over`,
+        `expected "settled", "always" or "peak", got ${describe(x.over)}${
+          didYouMean(String(x.over), ["settled", "always", "peak"])
+        }`,
+      );
+    }
+    if (x.stableMs !== undefined) {
+      if (x.over !== undefined && x.over !== "settled") {
+        fail(`${f}.stableMs`, `only "settled" expectations take stableMs`);
+      }
+      requireInt(x.stableMs, `${f}.stableMs`, 0, MAX_WINDOW_MS);
+    }
+  });
+  if (d.expectPackets !== undefined) {
+    if (!Array.isArray(d.expectPackets)) fail("expectPackets", "expected an array");
+    d.expectPackets.forEach((e: unknown, i: number) => {
+      const f = `expectPackets[${i}]`;
+      const x = requireObject(e, f, PACKET_EXPECT_FIELDS);
+      const name = requireString(x.name, `${f}.name`);
+      if (seen.includes(name)) fail(`${f}.name`, `duplicate expectation name "${name}"`);
+      seen.push(name);
+      const host = requireString(x.host, `${f}.host`);
+      if (!captured.includes(host)) {
+        fail(
+          `${f}.host`,
+          `"${host}" is not captured: add it to "capture" (captured: ${
+            captured.join(", ") || "none"
+          })`,
+        );
+      }
+      if (!(PACKET_KINDS as readonly string[]).includes(x.kind as string)) {
+        fail(
+          `${f}.kind`,
+          `expected one of ${PACKET_KINDS.join(", ")}, got ${describe(x.kind)}${
+            didYouMean(String(x.kind), PACKET_KINDS)
+          }`,
+        );
+      }
+      if (x.from !== "client" && x.from !== "server") {
+        fail(`${f}.from`, `expected "client" or "server", got ${describe(x.from)}`);
+      }
+      if (x.group !== undefined) requireGroup(x.group, `${f}.group`, groupNames);
+      if (x.count !== undefined) {
+        requireBounds(requireObject(x.count, `${f}.count`, BOUND_FIELDS), `${f}.count`);
+      }
+      if (x.intervalsMs !== undefined) {
+        if (typeof x.intervalsMs !== "function") intervalList(x.intervalsMs, `${f}.intervalsMs`);
+        if (x.toleranceMs === undefined) {
+          fail(
+            `${f}.toleranceMs`,
+            "give the tolerance of each interval in ms, with its reason in a comment",
+          );
+        }
+      }
+      if (x.toleranceMs !== undefined) requireInt(x.toleranceMs, `${f}.toleranceMs`, 0, 60_000);
+      if (x.count === undefined && x.intervalsMs === undefined) {
+        fail(f, "give count, intervalsMs or both");
+      }
+    });
+  }
+  VALIDATED.add(definition);
+  return definition;
+}
+function validateRules(v: unknown, ctx: MetricContext): string[] {
+  if (v === undefined) return [];
+  const rules = requireObject(v, "rules", Object.keys(v ?? {}));
+  for (const [name, r] of Object.entries(rules)) {
+    const f = `rules.${name}`;
+    if (!NAME_RE.test(name)) fail(f, `rule names are lowercase identifiers`);
+    const rule = requireObject(r, f, RULE_FIELDS);
+    requireHost(rule.host, `${f}.host`, ctx.hosts);
+    if (rule.direction !== "in" && rule.direction !== "out") {
+      fail(`${f}.direction`, `expected "in" or "out", got ${describe(rule.direction)}`);
+    }
+    const kinds = Array.isArray(rule.packets) ? rule.packets : [rule.packets];
+    if (kinds.length === 0) fail(`${f}.packets`, "name at least one packet kind");
+    for (const k of kinds) {
+      if (!(RULE_PACKETS as readonly string[]).includes(k as string)) {
+        fail(
+          `${f}.packets`,
+          `unknown packet kind ${describe(k)}${didYouMean(String(k), RULE_PACKETS)} (valid: ${
+            RULE_PACKETS.join(", ")
+          })`,
+        );
+      }
+    }
+    if (rule.group !== undefined) requireGroup(rule.group, `${f}.group`, ctx.groups);
+    if (rule.initially !== undefined && rule.initially !== "on" && rule.initially !== "off") {
+      fail(`${f}.initially`, `expected "on" or "off", got ${describe(rule.initially)}`);
+    }
+  }
+  return Object.keys(rules);
+}
+
+/** @returns the groups a startGroup step starts. */
+function validateTimeline(v: unknown, ctx: MetricContext, rules: readonly string[]): Set<string> {
+  const started = new Set<string>();
+  if (v === undefined) return started;
+  if (!Array.isArray(v)) fail("timeline", `expected an array of steps, got ${describe(v)}`);
+  const names: string[] = [];
+  v.forEach((step: unknown, i: number) => {
+    const f = `timeline[${i}]`;
+    const x = requireObject(step, f, STEP_FIELDS);
+    const name = requireString(x.name, `${f}.name`);
+    if (names.includes(name)) fail(`${f}.name`, `duplicate step name "${name}"`);
+    names.push(name);
+    if (x.at !== undefined && typeof x.at !== "function") {
+      requireInt(x.at, `${f}.at`, 0, MAX_WINDOW_MS);
+    }
+    if (x.only !== undefined && typeof x.only !== "function") {
+      fail(`${f}.only`, `expected a function of the parameters, got ${describe(x.only)}`);
+    }
+    if (x.delayMs !== undefined && typeof x.delayMs !== "function") {
+      requireInt(x.delayMs, `${f}.delayMs`, 0, MAX_WINDOW_MS);
+    }
+    if (x.when !== undefined) {
+      const w = requireObject(x.when, `${f}.when`, ["metric", ...BOUND_FIELDS]);
+      requireMetric(requireString(w.metric, `${f}.when.metric`), `${f}.when.metric`, ctx);
+      requireBounds(w, `${f}.when`);
+    }
+    if (x.afterStep !== undefined) {
+      const other = requireString(x.afterStep, `${f}.afterStep`);
+      if (!names.slice(0, -1).includes(other)) {
+        fail(
+          `${f}.afterStep`,
+          `no earlier step is named "${other}"${
+            didYouMean(other, names)
+          } (a step can only follow one listed before it)`,
+        );
+      }
+    }
+    const action = requireObject(x.do, `${f}.do`, ACTIONS);
+    const keys = Object.keys(action);
+    if (keys.length !== 1) {
+      fail(`${f}.do`, `give exactly one action (valid: ${ACTIONS.join(", ")})`);
+    }
+    const a = action as Record<string, unknown>;
+    if (a.startGroup !== undefined) {
+      const g = requireGroup(a.startGroup, `${f}.do.startGroup`, ctx.groups);
+      if (started.has(g)) fail(`${f}.do.startGroup`, `group "${g}" is already started by a step`);
+      started.add(g);
+    }
+    if (a.closeGroup !== undefined) requireGroup(a.closeGroup, `${f}.do.closeGroup`, ctx.groups);
+    for (const k of ["addRule", "removeRule"] as const) {
+      if (a[k] === undefined) continue;
+      const r = requireString(a[k], `${f}.do.${k}`);
+      if (!rules.includes(r)) {
+        fail(
+          `${f}.do.${k}`,
+          `unknown rule "${r}"${didYouMean(r, rules)} (rules: ${rules.join(", ") || "none"})`,
+        );
+      }
+    }
+    if (a.sysctl !== undefined) {
+      const sc = requireObject(a.sysctl, `${f}.do.sysctl`, ["host", "name", "value"]);
+      requireHost(sc.host, `${f}.do.sysctl.host`, ctx.hosts);
+      const key = requireString(sc.name, `${f}.do.sysctl.name`);
+      if (!SYSCTL_RE.test(key)) {
+        fail(`${f}.do.sysctl.name`, `"${key}" is not a per-namespace net.* sysctl name`);
+      }
+      if (!["number", "string", "function"].includes(typeof sc.value)) {
+        fail(`${f}.do.sysctl.value`, `expected a number, string or function`);
+      }
+    }
+    if (a.accept !== undefined && typeof a.accept !== "function") {
+      requireInt(a.accept, `${f}.do.accept`, 1, MAX_COUNT);
+    }
+    if (a.acceptPolicy !== undefined) acceptPolicy(a.acceptPolicy, `${f}.do.acceptPolicy`);
+    if (a.stopServer !== undefined && a.stopServer !== "SIGKILL" && a.stopServer !== "close") {
+      fail(`${f}.do.stopServer`, `expected "SIGKILL" or "close", got ${describe(a.stopServer)}`);
+    }
+  });
+  return started;
+}

@@ -1,0 +1,173 @@
+/**
+ * One matrix point, start to end: build the network and start the programs →
+ * listen → release the clients → watch → collect → tear down, timing each
+ * phase. Everything it creates is removed before it returns or throws.
+ * @module
+ */
+import { join } from "node:path";
+import { Programs } from "../act/launch.ts";
+import type { RunPlan } from "../describe/run_plan.ts";
+import { Capture } from "../observe/capture.ts";
+import { packetTimelines } from "../observe/packet_timeline.ts";
+import { readListen, Sampler } from "../observe/sampler.ts";
+import { checkPackets } from "../judge/expect_packets.ts";
+import { summarize } from "../judge/evidence.ts";
+import { settleAll } from "../base/resources.ts";
+import type { ConnectionTimeline, Phases, RuleRecord, RunResult } from "../results.ts";
+import { Topology } from "../topology/topology.ts";
+import { watch, type Watched } from "./watch.ts";
+
+/** Where and how a point runs. */
+export interface PointContext {
+  /** Its namespaces are `<prefix>-<host>`. */
+  prefix: string;
+  /** The lab subnet of the plan's family. */
+  subnet: string;
+  /** A directory for the run's capture files. */
+  captureDir: string;
+  /** Keep the capture files (for a report) instead of removing them with the run. */
+  keepCaptures: boolean;
+  /** Aborts the run; everything it built is still removed. */
+  signal?: AbortSignal;
+}
+
+/** A finished point: its result and, when kept, its capture files by host. */
+export interface PointOutcome {
+  /** What the run observed and how it was judged. */
+  result: RunResult;
+  /** Host → pcap file, for captures kept. */
+  captures: Record<string, string>;
+}
+
+/** Runs one matrix point; errors of the run become its `error` (an abort is thrown). */
+export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointOutcome> {
+  const clock = new PhaseClock();
+  const captureFiles = Object.fromEntries(
+    plan.capture.map((h) => [h, join(ctx.captureDir, `${ctx.prefix}-${h}.pcap`)]),
+  );
+  let watched: Watched | undefined;
+  let topology: Topology | undefined;
+  let originEpochMs: number | undefined;
+  const packets: Record<string, ConnectionTimeline[]> = {};
+  let rules: Record<string, RuleRecord> = {};
+  let error: unknown;
+  try {
+    await using stack = new AsyncDisposableStack();
+    if (!ctx.keepCaptures) stack.defer(() => removeFiles(Object.values(captureFiles)));
+    topology = stack.use(await Topology.create(plan, { prefix: ctx.prefix, subnet: ctx.subnet }));
+    const programs = stack.use(Programs.launch(topology, plan));
+    const captures = new Map<string, Capture>();
+    await settleAll([
+      topology.connect(),
+      ...plan.capture.map(async (host) => {
+        const capture = await Capture.start(topology!.ns(host), {
+          port: plan.server.port,
+          file: captureFiles[host]!,
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+        });
+        captures.set(host, stack.use(capture));
+      }),
+    ]);
+    clock.lap("build");
+
+    const ready = await programs.listen(ctx.signal);
+    const serverNs = topology.ns(plan.server.host);
+    if (!readListen(serverNs, plan.server.port, plan.family)) {
+      throw new Error(
+        `The server reported ready but "${serverNs.name}" has no LISTEN socket on port ${plan.server.port}`,
+      );
+    }
+    clock.lap("server");
+    await programs.clientsReady(ctx.signal);
+    const sampler = stack.use(new Sampler(topology.hosts, plan, topology.addresses));
+    sampler.serverPid = ready.pid;
+    await sampler.baseline();
+    const t0 = performance.now();
+    originEpochMs = Math.round((performance.timeOrigin + t0) * 1000) / 1000;
+    await programs.go();
+    clock.lap("clients");
+
+    watched = await watch(plan, {
+      topology,
+      programs,
+      sampler,
+      t0,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    clock.lap("observe");
+
+    for (const [host, capture] of captures) {
+      packets[host] = packetTimelines(await capture.stop(), {
+        serverPort: plan.server.port,
+        originMs: originEpochMs,
+      });
+    }
+    for (const e of plan.packetExpectations) {
+      const group = e.group === undefined ? undefined : topology.addresses[`clients.${e.group}`];
+      watched.checks.push(checkPackets(e, packets[e.host] ?? [], group));
+    }
+    rules = await topology.ruleRecords();
+    clock.lap("collect");
+  } catch (err) {
+    error = err;
+  }
+  if (error !== undefined && ctx.keepCaptures) await removeFiles(Object.values(captureFiles));
+  clock.lap("teardown");
+  if (error !== undefined && (ctx.signal?.aborted || isProgrammingError(error))) throw error;
+  const checks = watched?.checks ?? [];
+  const result: RunResult = {
+    params: plan.params,
+    mode: plan.mode,
+    server: { host: plan.server.host, port: plan.server.port, backlog: plan.server.backlog },
+    sysctls: topology?.sysctls ?? {},
+    addresses: topology?.addresses ?? {},
+    passed: error === undefined && checks.every((c) => c.passed),
+    durationMs: Math.round(clock.totalMs),
+    phases: clock.phases,
+    observed: summarize(watched?.samples ?? []),
+    checks,
+    samples: watched?.samples ?? [],
+    connections: watched?.connections ?? [],
+    timeline: watched?.steps ?? [],
+    rules,
+    packets,
+  };
+  if (originEpochMs !== undefined) result.originEpochMs = originEpochMs;
+  if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
+  return { result, captures: ctx.keepCaptures && error === undefined ? captureFiles : {} };
+}
+
+async function removeFiles(files: readonly string[]): Promise<void> {
+  await Promise.all(files.map((f) => Deno.remove(f).catch(() => {})));
+}
+
+/** A bug of the lab (not of the run): thrown, never recorded as a run's failure. */
+function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError;
+}
+
+/** Times the phases of a run. */
+class PhaseClock {
+  readonly phases: Phases = {
+    build: 0,
+    server: 0,
+    clients: 0,
+    observe: 0,
+    collect: 0,
+    teardown: 0,
+  };
+  readonly #start = performance.now();
+  #mark = this.#start;
+
+  /** Ends `phase` now. */
+  lap(phase: keyof Phases): void {
+    const now = performance.now();
+    this.phases[phase] = Math.round((now - this.#mark) * 10) / 10;
+    this.#mark = now;
+  }
+
+  /** Milliseconds since the clock started. */
+  get totalMs(): number {
+    return performance.now() - this.#start;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The times cache: each experiment's last duration on this machine, kept in
+ * `$XDG_CACHE_HOME/backlog-lab/times.json`, for progress estimates and for
+ * starting the longest matrix points first.
+ * @module
+ */
+import { dirname, join } from "node:path";
+
+/** Where the previous run's experiment times are kept: `$XDG_CACHE_HOME/backlog-lab/times.json`. */
+export function timesCachePath(): string | undefined {
+  // The XDG spec treats an empty variable as unset.
+  const base = Deno.env.get("XDG_CACHE_HOME") ||
+    (Deno.env.get("HOME") ? join(Deno.env.get("HOME")!, ".cache") : undefined);
+  return base === undefined ? undefined : join(base, "backlog-lab", "times.json");
+}
+
+/** Experiment key (`id` and mode) → last duration in ms; empty when there is none or it is unreadable. */
+export async function readTimes(path = timesCachePath()): Promise<Record<string, number>> {
+  if (path === undefined) return {};
+  try {
+    const data: unknown = JSON.parse(await Deno.readTextFile(path));
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return {};
+    return Object.fromEntries(
+      Object.entries(data).filter(([, v]) => typeof v === "number" && Number.isFinite(v)),
+    );
+  } catch {
+    return {};
+  }
+}
+
+/** Merges these durations into the cache file; a cache that cannot be written is skipped. */
+export async function writeTimes(
+  times: Record<string, number>,
+  path = timesCachePath(),
+): Promise<void> {
+  if (path === undefined) return;
+  try {
+    const merged = { ...(await readTimes(path)), ...times };
+    await Deno.mkdir(dirname(path), { recursive: true });
+    // Write then rename, so that a lab running beside this one never reads half a file.
+    const temp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(temp, JSON.stringify(merged, null, 1) + "\n");
+    await Deno.rename(temp, path);
+  } catch {
+    // A cache is a convenience: a read-only home must not fail the lab.
+  }
+}
