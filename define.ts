@@ -55,4 +55,17 @@ export type {
   PacketQuery,
   RunEvidence,
 } from "./lab/results.ts";
-export type { PacketKind, RulePacketKind, RunMode, TcpState, Verdict } from "./lab/vocabulary.ts";
+export {
+  JUDGED_OVER,
+  type JudgedOver,
+  PACKET_KINDS,
+  type PacketKind,
+  RULE_PACKETS,
+  type RulePacketKind,
+  RUN_MODES,
+  type RunMode,
+  TCP_STATES,
+  type TcpState,
+  type Verdict,
+  VERDICTS,
+} from "./lab/vocabulary.ts";

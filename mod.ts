@@ -29,7 +29,23 @@ export {
   loadExperiments,
 } from "./lab/describe/load.ts";
 export { planExperiment, type PlanOptions } from "./lab/describe/plan.ts";
-export type { PlannedExperiment, RunPlan } from "./lab/describe/run_plan.ts";
+export type {
+  FollowUpSpec,
+  PlannedAction,
+  PlannedExpectation,
+  PlannedExperiment,
+  PlannedGroup,
+  PlannedPacketExpectation,
+  PlannedRule,
+  PlannedStep,
+  RunPlan,
+} from "./lab/describe/run_plan.ts";
+export {
+  type ClientCount,
+  type Metric,
+  type MetricContext,
+  parseMetric,
+} from "./lab/describe/metric.ts";
 export { type Article, ARTICLES, type Claim, claimById, CLAIMS } from "./lab/describe/catalogue.ts";
 export {
   type KeptCapture,
@@ -40,8 +56,26 @@ export {
   type RunOptions,
 } from "./lab/run/lab.ts";
 export { preflight, type PreflightResult } from "./lab/topology/preflight.ts";
+export { NFT, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
+export type { RepeatSummary } from "./lab/judge/repeat.ts";
 export { buildLedger } from "./lab/judge/ledger.ts";
-export { type CompareOptions, compareReports, type ReportComparison } from "./lab/judge/compare.ts";
+export {
+  type CheckDifference,
+  type ClaimOnlyInOne,
+  type CompareOptions,
+  compareReports,
+  type ComparisonSide,
+  type ExperimentOnlyInOne,
+  type ExperimentOutcomeDifference,
+  type NumberDifference,
+  type Outcome,
+  type ReportComparison,
+  type RunOnlyInOne,
+  type RunOutcomeDifference,
+  type Side,
+  type SysctlDifference,
+  type VerdictDifference,
+} from "./lab/judge/compare.ts";
 export { CompareInputError, loadReport } from "./lab/judge/load_report.ts";
 export { comparisonMarkdown, comparisonTable } from "./lab/report/compare_text.ts";
 export {
@@ -78,5 +112,6 @@ export type {
   RuleRecord,
   RunResult,
   Sample,
+  ServerRecord,
   StepRecord,
 } from "./lab/results.ts";

@@ -4,8 +4,9 @@
  * contract), never back. The stages, in order, are the folders of `lab/`:
  * see {@linkcode STAGES}. Also: a `_`-prefixed (private) file is imported
  * only from its own folder, and an experiment imports only the authoring
- * entry (`define.ts`) and its own folder's private helpers, so that loading
- * an experiment loads no renderer.
+ * entry (`define.ts`) and its own folder's private helpers; and the
+ * authoring entry loads no package (no chart, PNG or table library), so that
+ * loading an experiment stays fast.
  *
  * The module graph comes from `deno info --json` of a temporary module that
  * imports every checked file, so it is Deno's own resolution.
@@ -32,8 +33,14 @@ export const STAGES: readonly { name: string; paths: readonly string[] }[] = [
   { name: "tools", paths: ["tools/"] },
 ];
 
-/** A module graph: repository-relative file → the repository files it imports. */
+/**
+ * A module graph: repository-relative file → the repository files it imports,
+ * and the packages it imports as `npm:<name>` entries.
+ */
 export type ImportGraph = ReadonlyMap<string, readonly string[]>;
+
+/** The files an experiment may import from outside its folder: the authoring entry. */
+export const AUTHORING_ENTRY = "define.ts";
 
 /** The stage index of a repository file, or undefined for files outside the stages. */
 export function stageOf(file: string): number | undefined {
@@ -95,13 +102,43 @@ export function cycles(graph: ImportGraph): string[][] {
   return out;
 }
 
-/** Every problem of the graph, one line each: cycles, backward stage arrows, private and experiment imports. */
+/** Every file and package `from` imports, directly or not. */
+export function closure(graph: ImportGraph, from: string): Set<string> {
+  const seen = new Set<string>();
+  const todo = [from];
+  while (todo.length) {
+    const f = todo.pop()!;
+    for (const d of graph.get(f) ?? []) {
+      if (!seen.has(d)) {
+        seen.add(d);
+        todo.push(d);
+      }
+    }
+  }
+  return seen;
+}
+
+/**
+ * Every problem of the graph, one line each: cycles, backward stage arrows,
+ * private and experiment imports, and packages the authoring entry loads.
+ */
 export function importProblems(graph: ImportGraph): string[] {
   const problems: string[] = [];
+  if (graph.has(AUTHORING_ENTRY)) {
+    const packages = [...closure(graph, AUTHORING_ENTRY)].filter((d) => d.startsWith("npm:"));
+    if (packages.length) {
+      problems.push(
+        `Authoring entry: ${AUTHORING_ENTRY} loads ${
+          packages.sort().join(", ")
+        }; an experiment must load no package (move the import out of the describe stage)`,
+      );
+    }
+  }
   for (const c of cycles(graph)) problems.push(`Import cycle: ${c.join(" → ")} → ${c[0]}`);
   for (const [file, deps] of [...graph].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) {
     const from = stageOf(file);
     for (const dep of deps) {
+      if (dep.startsWith("npm:")) continue;
       const to = stageOf(dep);
       if (from !== undefined && to !== undefined && to > from) {
         problems.push(
@@ -176,12 +213,19 @@ export async function repositoryGraph(root: string): Promise<ImportGraph> {
     };
     const local = (specifier: string | undefined) =>
       specifier?.startsWith("file://") ? relative(root, fileURLToPath(specifier)) : undefined;
+    const npm = (specifier: string | undefined) =>
+      specifier?.startsWith("npm:")
+        ? specifier.replace(/^npm:\/?((?:@[^/]+\/)?[^@/]+).*$/, "npm:$1")
+        : undefined;
     const graph = new Map<string, string[]>();
     for (const m of info.modules) {
       const file = local(m.specifier);
       if (file === undefined || file.startsWith("..")) continue;
       const deps = (m.dependencies ?? []).flatMap((d) => {
-        const dep = local(d.code?.specifier ?? d.type?.specifier);
+        const specifier = d.code?.specifier ?? d.type?.specifier;
+        const pkg = npm(specifier);
+        if (pkg !== undefined) return [pkg];
+        const dep = local(specifier);
         return dep === undefined || dep.startsWith("..") ? [] : [dep];
       });
       graph.set(file, [...new Set(deps)]);
@@ -201,8 +245,11 @@ if (import.meta.main) {
     console.error(`${problems.length} import problem${problems.length === 1 ? "" : "s"}`);
     Deno.exit(1);
   }
-  const arrows = [...graph.values()].reduce((n, d) => n + d.length, 0);
+  const arrows = [...graph.values()].reduce(
+    (n, d) => n + d.filter((x) => !x.startsWith("npm:")).length,
+    0,
+  );
   console.log(
-    `Imports: ${graph.size} files, ${arrows} imports, no cycle, every arrow points to the same or an earlier stage`,
+    `Imports: ${graph.size} files, ${arrows} imports, no cycle, every arrow points to the same or an earlier stage, ${AUTHORING_ENTRY} loads no package`,
   );
 }

@@ -125,13 +125,13 @@ export class ManagedProcess<
     if (ev === "exited" || ev === undefined) {
       const s = await this.status;
       throw new Error(
-        `${this.label} exited with ${s.code} before "${name}": ${
+        `Cannot wait for ${this.label} to report "${name}": it exited with ${s.code}: ${
           (await this.#stderr).trim().slice(-500)
         }`,
       );
     }
     if (ev.event === "error") {
-      throw new Error(`${this.label} failed: ${(ev as { message?: unknown }).message}`);
+      throw new Error(`Cannot run ${this.label}: ${(ev as { message?: unknown }).message}`);
     }
     return ev as Extract<E, { event: N }> & { receivedAt: number };
   }

@@ -9,7 +9,7 @@
 import { ExperimentDefinitionError } from "../base/errors.ts";
 import type { RunMode } from "../vocabulary.ts";
 import {
-  BOUND_FIELDS,
+  type BOUND_FIELDS,
   describe,
   fail,
   intervalList,

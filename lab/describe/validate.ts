@@ -86,6 +86,32 @@ export function isValidated(definition: unknown): boolean {
   return typeof definition === "object" && definition !== null && VALIDATED.has(definition);
 }
 
+/**
+ * Validates an experiment's shape, names and constant values and returns it
+ * unchanged, typed. Values given as functions of the matrix point are checked
+ * when planning resolves them.
+ *
+ * @param definition The experiment.
+ * @returns The same object.
+ * @throws {ExperimentDefinitionError} naming the field and what would be valid.
+ *
+ * @example
+ * ```ts
+ * import { defineExperiment } from "./validate.ts";
+ *
+ * export default defineExperiment({
+ *   id: "tiny-backlog",
+ *   title: "listen(fd, 1) queues two connections",
+ *   hypothesis: "The accept queue holds backlog + 1.",
+ *   hosts: { server: {}, client: {} },
+ *   server: { host: "server", backlog: 1 },
+ *   clients: [{ name: "c", host: "client", count: 4 }],
+ *   observe: { intervalMs: 20, windowMs: 2000 },
+ *   expect: [{ name: "queued", metric: "server.ESTABLISHED", equals: 2 }],
+ *   claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "queued 2" }) },
+ * });
+ * ```
+ */
 export function defineExperiment<const M extends Matrix = Record<never, never>>(
   definition: ExperimentDefinition<M>,
 ): ExperimentDefinition<M> {

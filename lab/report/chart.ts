@@ -14,7 +14,7 @@ import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 // Importing the font package's manifest makes Deno fetch the package, so its .ttf can be resolved.
-import _fontPackage from "dejavu-fonts-ttf/package.json" with { type: "json" };
+import "dejavu-fonts-ttf/package.json" with { type: "json" };
 import type { RunResult } from "../results.ts";
 import { paramsText } from "../base/format.ts";
 

@@ -74,7 +74,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     const serverNs = topology.ns(plan.server.host);
     if (!readListen(serverNs, plan.server.port, plan.family)) {
       throw new Error(
-        `The server reported ready but "${serverNs.name}" has no LISTEN socket on port ${plan.server.port}`,
+        `Cannot use the server in "${serverNs.name}": it reported ready, but the namespace has no LISTEN socket on port ${plan.server.port}`,
       );
     }
     clock.lap("server");

@@ -92,16 +92,16 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
       const why = timeline.whyPending(step, windowMs);
       throw new Error(
         step.action.kind === "startGroup"
-          ? `Client group "${step.action.group}" never started: ${why}`
-          : `Step "${step.name}" never happened: ${why}`,
+          ? `Cannot start client group "${step.action.group}": ${why}`
+          : `Cannot perform step "${step.name}": ${why}`,
       );
     }
     if (done || broken || sample.t >= windowMs) break;
     for (const c of programs.clients) {
-      if (c.exited) throw new Error(`The ${c.label} exited during the observation`);
+      if (c.exited) throw new Error(`Cannot observe the run: ${c.label} exited during it`);
     }
     if (programs.server.exited && !serverStopped) {
-      throw new Error(`The ${programs.server.label} exited during the observation`);
+      throw new Error(`Cannot observe the run: ${programs.server.label} exited during it`);
     }
     const next = (tick + 1) * plan.observe.intervalMs - (performance.now() - t0);
     if (next > 0) await delay(next, signal);

@@ -176,7 +176,7 @@ rootTest(
     equal(r.passed, false);
     match(
       r.runs[0]!.error ?? "",
-      /Client group "late" never started: server\.ESTABLISHED = 5 did not hold within 200 ms \(last value 1\)/,
+      /Cannot start client group "late": server\.ESTABLISHED = 5 did not hold within 200 ms \(last value 1\)/,
     );
     await assertNothingLeft(lab.prefix, before);
   },

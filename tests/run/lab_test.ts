@@ -126,7 +126,7 @@ rootTest(
     equal(run.passed, false);
     match(
       run.error ?? "",
-      /Step "never" never happened: server\.SYN_RECV = 99 did not hold within 300 ms \(last value 2\)/,
+      /Cannot perform step "never": server\.SYN_RECV = 99 did not hold within 300 ms \(last value 2\)/,
     );
     await assertNothingLeft(lab.prefix);
   },

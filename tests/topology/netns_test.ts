@@ -11,7 +11,6 @@ import {
   reapStaleNamespaces,
   waitUntilInside,
 } from "../../lab/topology/netns.ts";
-import { Link } from "../../lab/topology/link.ts";
 import { run } from "../../lab/base/command.ts";
 import { hostSysctls, namespacesWith, rootTest } from "../_helpers.ts";
 
@@ -54,21 +53,6 @@ rootTest(
     await rejects(ns.sysctls({ "net.core.somaxconn": "-1" }), /value "-1" was rejected/);
   },
 );
-
-rootTest("Link.create() joins two namespaces without touching the host namespace", async () => {
-  const prefix = newRunPrefix();
-  await using a = await Netns.create(`${prefix}-a`);
-  await using b = await Netns.create(`${prefix}-b`);
-  await using link = await Link.create(
-    { ns: a, ifname: "veth1", cidr: "10.213.1.1/24" },
-    { ns: b, ifname: "veth0", cidr: "10.213.1.2/24" },
-  );
-  const addrs = await run(["ip", "-n", b.name, "-o", "addr", "show", "dev", "veth0"]);
-  match(addrs.stdout, /10\.213\.1\.2\/24/);
-  const host = await run(["ip", "-o", "link", "show", "type", "veth"]);
-  equal(host.stdout.trim(), "");
-  equal(Link.address(link.a), "10.213.1.1");
-});
 
 rootTest("reapStaleNamespaces() removes a dead run's namespaces and their processes", async () => {
   // A PID that is not running: the "dead run".
