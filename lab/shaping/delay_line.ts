@@ -121,12 +121,14 @@ function round3(ms: number): number {
 
 /**
  * The verdicts that release the packets due, from {@linkcode DelayLine.takeDue}.
- * Reused between calls: read it before the next one.
+ * Send the batch verdict first, then the singles in their order: the batch
+ * holds the older packets, and a single may be a later packet of one of
+ * their flows. Reused between calls: read it before the next one.
  */
 export interface Release {
   /** Release every held packet with an id up to this one (batch verdict), or -1 for none. */
   batchUpTo: number;
-  /** Ids to release one by one (due before older packets), in `singles[0 … singleCount)`. */
+  /** Ids to release one by one (due before older packets), in `singles[0 … singleCount)`, in release order. */
   singles: Uint32Array;
   singleCount: number;
   /** Packets released in all. */

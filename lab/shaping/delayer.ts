@@ -307,7 +307,7 @@ function main(): void {
     };
   };
 
-  /** Sends the verdicts of one release in one sendto(): the singles, then the batch. */
+  /** Sends the verdicts of one release in one sendto(): the batch (older packets), then the singles. */
   const sendVerdicts = (r: Readonly<Release>) => {
     const messages = r.singleCount + (r.batchUpTo >= 0 ? 1 : 0);
     if (verdictBuf.length < messages * VERDICT_LEN) {
@@ -323,8 +323,8 @@ function main(): void {
       verdict.batch = batch;
       at += writeVerdict(verdictView, verdict);
     };
-    for (let i = 0; i < r.singleCount; i++) put(r.singles[i]!, false);
     if (r.batchUpTo >= 0) put(r.batchUpTo, true);
+    for (let i = 0; i < r.singleCount; i++) put(r.singles[i]!, false);
     for (let tries = 1;; tries++) {
       if (Number(lib.sendto(fd, verdictBuf, BigInt(at), 0, KERNEL, 12)) === at) break;
       const e = errno();

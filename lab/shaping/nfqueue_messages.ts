@@ -338,7 +338,10 @@ export function decodeMessages(view: DataView, length: number, sink: MessageSink
       }
       const error = view.getInt32(off + NLMSG_HDRLEN, LE);
       // The error carries the request's header after the code; its seq is at +8.
-      sink.ack({ seq: view.getUint32(off + NLMSG_HDRLEN + 4 + 8, LE), errno: -error });
+      sink.ack({
+        seq: view.getUint32(off + NLMSG_HDRLEN + 4 + 8, LE),
+        errno: error === 0 ? 0 : -error,
+      });
     } else if (type === nfqType(NFQNL_MSG_PACKET)) {
       decodePacket(view, off, mlen);
       sink.packet(scratch);
