@@ -77,16 +77,17 @@ export class DelayerProcess implements AsyncDisposable {
     const { event: _e, reply: _r, receivedAt: _t, ...rest } = await this.#request(
       "stats",
       "stats",
+      "read the counters of",
     );
     return rest as unknown as DelayerStats;
   }
 
   /** Resolves once it holds nothing (its rule must be gone, or it fills again). */
   async drained(): Promise<void> {
-    await this.#request("drain", "drained");
+    await this.#request("drain", "drained", "drain");
   }
 
-  async #request(cmd: string, answer: string): Promise<Record<string, unknown>> {
+  async #request(cmd: string, answer: string, verb: string): Promise<Record<string, unknown>> {
     const p = this.#process;
     const reply = ++this.#replies;
     const label = `${p.label} (pid ${p.pid})`;
@@ -96,10 +97,10 @@ export class DelayerProcess implements AsyncDisposable {
       const ev = p.events.find((e) =>
         (e.event === answer && e.reply === reply) || e.event === "error"
       );
-      if (ev?.event === "error") throw new Error(`Cannot ${cmd} ${label}: ${ev.message}`);
+      if (ev?.event === "error") throw new Error(`Cannot ${verb} ${label}: ${ev.message}`);
       if (ev) return ev;
       if (p.exited) {
-        throw new Error(`Cannot ${cmd} ${label}: it exited with ${(await p.status).code}`);
+        throw new Error(`Cannot ${verb} ${label}: it exited with ${(await p.status).code}`);
       }
       const left = deadline - performance.now();
       if (left <= 0) {

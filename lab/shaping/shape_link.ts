@@ -10,10 +10,11 @@
  *   `postrouting` chain at priority -300 that counts every IPv4/IPv6 packet
  *   to the interface (`offered`) and drops `numgen random mod 1000000 < N`
  *   of them (`lost`), before any delay, for both mechanisms;
- * - **delay with netem**: netem as the interface's root qdisc (`limit`
- *   packets of queue), with `rate 100gbit` when there is jitter so that it
- *   keeps packets in order, and a tbf child for a rate;
- * - **delay without netem**: the delayer program (`delayer.ts`) bound to
+ * - **delay with netem** (`auto` without jitter, or `mechanism: "netem"`):
+ *   netem as the interface's root qdisc (`limit` packets of queue), with
+ *   `rate 100gbit` when there is jitter so that it keeps packets in order,
+ *   and a tbf child for a rate;
+ * - **delay without netem, or with jitter**: the delayer program (`delayer.ts`) bound to
  *   NFQUEUE `<n>`, and an iptables/ip6tables rule in `mangle POSTROUTING`
  *   (`-o <if> -j NFQUEUE --queue-num <n>`) added once it is bound; a tbf root
  *   qdisc for a rate (it runs after the delay; with a constant delay the
@@ -72,9 +73,13 @@ export interface ShapeLinkOptions {
   /** Cancels the setup (what was built is removed); the shaped link itself lives until disposed. */
   signal?: AbortSignal;
   /**
-   * `"auto"` (default): netem when the kernel has it, else NFQUEUE.
+   * `"auto"` (default): netem when the kernel has it, else NFQUEUE; with
+   * jitter always NFQUEUE, whose jitter keeps each flow in order while flows
+   * draw independently (netem either reorders a flow or, with a rate, makes
+   * the whole link wait for its slowest draw; see `delay_line.ts`).
    * `"nfqueue"` forces the delayer (to test it on kernels with netem);
-   * `"netem"` fails where the kernel has none.
+   * `"netem"` fails where the kernel has none (with jitter it clamps the
+   * whole link, see {@linkcode netemCommands}).
    */
   mechanism?: "auto" | ShapeMechanism;
   /** Packets the delay queue holds (netem `limit`, NFQUEUE queue length); default 10,000. */
@@ -306,6 +311,9 @@ async function chooseMechanism(
 ): Promise<ShapeMechanism | "none"> {
   if (!delays(shape)) return "none";
   if (wanted === "nfqueue") return "nfqueue";
+  // netem has no per-flow order: with jitter it reorders a connection's segments, or (with a
+  // rate) clamps the whole link. Jitter means the same on every kernel only with the delayer.
+  if (wanted === "auto" && shape.jitterMs > 0) return "nfqueue";
   if (await netemAvailable()) return "netem";
   if (wanted === "netem") {
     throw new Error(
