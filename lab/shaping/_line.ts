@@ -217,7 +217,12 @@ export interface OneWay {
  * Matches the segments of source ports `sport` to `sport + flows - 1` before
  * and after the link (the pacer's sequence numbers are unique across its flows).
  */
-export function oneWay(before: Packet[], after: Packet[], sport: number, flows = 1): OneWay {
+export function oneWay(
+  before: Packet[],
+  after: Packet[],
+  pacer: { sport: number; flows?: number },
+): OneWay {
+  const { sport, flows = 1 } = pacer;
   const mine = (p: Packet) =>
     p.sport >= sport && p.sport < sport + flows && p.dport === LINE.port && p.dst === LINE.sink;
   const sentAt = new Map<number, number>();

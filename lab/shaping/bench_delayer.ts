@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     };
     if (captures) {
       const { before: b, after: a } = await captures.stop();
-      const ow = oneWay(b, a, sport, flows);
+      const ow = oneWay(b, a, { sport, flows });
       const late = ow.delaysMs.map((d) => d - delayMs);
       row.delivered = ow.arrived;
       row.e2eMedianMs = round(quantile(late, 0.5));

@@ -135,12 +135,12 @@ export function nftTableName(index: number): string {
  * named counters `offered` (every IPv4/IPv6 packet to the interface) and
  * `lost` (the random drops).
  *
- * @param index the link's number in its namespace (names the table).
  * @param ifname the interface.
- * @param lossPercent 0 to 100.
+ * @param o the link's number in its namespace (names the table), and the loss (0 to 100 %).
  * @returns the script.
  */
-export function nftScript(index: number, ifname: string, lossPercent: number): string {
+export function nftScript(ifname: string, o: { index: number; lossPercent: number }): string {
+  const { index, lossPercent } = o;
   const table = nftTableName(index);
   const threshold = Math.round(lossPercent * (LOSS_SCALE / 100));
   const rules = [`oifname ${nftString(ifname)} counter name "offered"`];
@@ -186,7 +186,8 @@ export interface TbfParams {
  * frames leave at the link's rate, as on a real link) unless 1 ms at the
  * rate is more, and a queue of `rateQueueMs` at the rate.
  */
-export function tbfParams(rateKbit: number, rateQueueMs: number, mtu: number): TbfParams {
+export function tbfParams(rateKbit: number, o: { rateQueueMs: number; mtu: number }): TbfParams {
+  const { rateQueueMs, mtu } = o;
   const bytesPerMs = (rateKbit * 1000) / 8 / 1000;
   const frame = mtu + ETH_HLEN;
   const burst = Math.max(frame, Math.ceil(bytesPerMs));
@@ -237,7 +238,7 @@ export function netemCommands(
       "1:1",
       "handle",
       "10:",
-      ...tbfArgs(shape.rateKbit, shape.rateQueueMs, options.mtu),
+      ...tbfArgs(shape.rateKbit, { rateQueueMs: shape.rateQueueMs, mtu: options.mtu }),
     ]);
   }
   return commands;
@@ -265,12 +266,12 @@ export function tbfCommand(
     "root",
     "handle",
     "1:",
-    ...tbfArgs(rateKbit, options.rateQueueMs, options.mtu),
+    ...tbfArgs(rateKbit, options),
   ];
 }
 
-function tbfArgs(rateKbit: number, rateQueueMs: number, mtu: number): string[] {
-  const { burst, limit } = tbfParams(rateKbit, rateQueueMs, mtu);
+function tbfArgs(rateKbit: number, o: { rateQueueMs: number; mtu: number }): string[] {
+  const { burst, limit } = tbfParams(rateKbit, o);
   return ["tbf", "rate", `${rateKbit}kbit`, "burst", String(burst), "limit", String(limit)];
 }
 
@@ -282,15 +283,15 @@ function tbfArgs(rateKbit: number, rateQueueMs: number, mtu: number): string[] {
  * link instead of letting it run undelayed unnoticed (the rule is added only
  * once the delayer is bound, and removed before it exits).
  *
- * @param op `"-A"` to add, `"-D"` to delete.
+ * @param target the namespace and interface.
+ * @param rule the IP version, the queue, and `"-A"` to add or `"-D"` to delete.
  * @returns the argv, run inside the namespace.
  */
 export function nfqueueRule(
   target: ShapeTarget,
-  family: 4 | 6,
-  queue: number,
-  op: "-A" | "-D",
+  rule: { family: 4 | 6; queue: number; op: "-A" | "-D" },
 ): string[] {
+  const { family, queue, op } = rule;
   return [
     "ip",
     "netns",

@@ -44,6 +44,7 @@ import {
   nftTableName,
   type NormalizedShape,
   normalizeShape,
+  parseNfqueueRuleCount,
   parseNftCounter,
   parseQdiscCounts,
   type QdiscCounts,
@@ -102,7 +103,7 @@ export interface ShapeStats {
   mechanism: ShapeMechanism | "none";
   /** The shape in force, defaults filled in. */
   shape: NormalizedShape;
-  /** IPv4/IPv6 packets sent to the interface (before loss). */
+  /** IPv4/IPv6 packets sent to the interface (before loss), since the shaping was set up. */
   offered: number;
   /** Packets dropped by the random loss. */
   lost: number;
@@ -118,6 +119,13 @@ export interface ShapeStats {
   queueDropped: number;
   /** Packets the rate limiter (tbf) dropped from its full queue. */
   rateDropped: number;
+  /**
+   * NFQUEUE only: packets the NFQUEUE rules sent to the delayer (their
+   * counters). Once nothing is held, `queued = delayed + queueDropped`
+   * exactly: the delayer loses nothing. (`offered` counts from a few
+   * milliseconds earlier, when the table was made, so it can be larger.)
+   */
+  queued?: number;
   /** NFQUEUE only: verdict lateness against each packet's release time. */
   lateness?: LatenessSummary;
   /** NFQUEUE only: the most packets held at once. */
@@ -177,7 +185,11 @@ const GONE =
  * Runs a teardown command, tolerating "already gone": the namespace, the
  * device, the qdisc, the table or the rule no longer there.
  */
-async function undo(argv: readonly string[], nsName: string, action: string): Promise<void> {
+async function undo(
+  argv: readonly string[],
+  o: { nsName: string; action: string },
+): Promise<void> {
+  const { nsName, action } = o;
   const r = await run(argv, { allowFailure: true });
   if (r.code === 0 || !namespaceExists(nsName) || GONE.test(r.stderr)) return;
   throw new CommandError(argv, r.code, r.stderr, action);
@@ -261,9 +273,9 @@ export async function shapeLink(
   try {
     const index = allocateIndex(ns.name);
     stack.defer(() => releaseIndex(ns.name, index));
-    await addCountingTable(stack, target, index, normalized.lossPercent);
+    await addCountingTable(stack, { target, index, lossPercent: normalized.lossPercent });
     signal?.throwIfAborted();
-    await addQdiscs(stack, target, { mechanism, shape: normalized, queueLimit, mtu });
+    await addQdiscs(stack, { target, mechanism, shape: normalized, queueLimit, mtu });
     signal?.throwIfAborted();
     let delayer: DelayerProcess | undefined;
     if (mechanism === "nfqueue") {
@@ -285,7 +297,7 @@ export async function shapeLink(
       stack.defer(() =>
         namespaceExists(ns.name) && !d.exited ? d.drained().catch(() => {}) : undefined
       );
-      await addQueueRules(stack, target, index);
+      await addQueueRules(stack, { target, queue: index });
     }
     return new ShapedLink(ns, target, {
       mechanism,
@@ -345,10 +357,9 @@ function describe(target: ShapeTarget): string {
 /** The nftables table that counts and drops (see {@linkcode nftScript}). */
 async function addCountingTable(
   stack: AsyncDisposableStack,
-  target: ShapeTarget,
-  index: number,
-  lossPercent: number,
+  o: { target: ShapeTarget; index: number; lossPercent: number },
 ): Promise<void> {
+  const { target, index, lossPercent } = o;
   const table = nftTableName(index);
   const where = describe(target);
   const nft = ["ip", "netns", "exec", target.nsName, "nft"];
@@ -356,12 +367,11 @@ async function addCountingTable(
   stack.defer(() =>
     undo(
       [...nft, "delete", "table", "inet", table],
-      target.nsName,
-      `Cannot delete table "${table}" of ${where}`,
+      { nsName: target.nsName, action: `Cannot delete table "${table}" of ${where}` },
     )
   );
   await run([...nft, "-f", "-"], {
-    stdin: nftScript(index, target.ifname, lossPercent),
+    stdin: nftScript(target.ifname, { index, lossPercent }),
     action: `Cannot add the loss and counting table "${table}" for ${where}`,
   });
 }
@@ -369,14 +379,15 @@ async function addCountingTable(
 /** netem (with a tbf child for a rate), or tbf alone for a rate. */
 async function addQdiscs(
   stack: AsyncDisposableStack,
-  target: ShapeTarget,
   o: {
+    target: ShapeTarget;
     mechanism: ShapeMechanism | "none";
     shape: NormalizedShape;
     queueLimit: number;
     mtu: number;
   },
 ): Promise<void> {
+  const { target } = o;
   const where = describe(target);
   const commands = o.mechanism === "netem"
     ? netemCommands(target, o.shape, { queueLimit: o.queueLimit, mtu: o.mtu })
@@ -387,8 +398,7 @@ async function addQdiscs(
   stack.defer(() =>
     undo(
       ["tc", "-n", target.nsName, "qdisc", "del", "dev", target.ifname, "root"],
-      target.nsName,
-      `Cannot remove the qdiscs of ${where}`,
+      { nsName: target.nsName, action: `Cannot remove the qdiscs of ${where}` },
     )
   );
   for (const argv of commands) await run(argv, { action: `Cannot shape ${where} with tc` });
@@ -397,20 +407,22 @@ async function addQdiscs(
 /** The IPv4 and IPv6 rules that queue the interface's packets to the delayer. */
 async function addQueueRules(
   stack: AsyncDisposableStack,
-  target: ShapeTarget,
-  queue: number,
+  o: { target: ShapeTarget; queue: number },
 ): Promise<void> {
+  const { target, queue } = o;
   const where = describe(target);
   for (const family of [4, 6] as const) {
-    await run(nfqueueRule(target, family, queue, "-A"), {
+    await run(nfqueueRule(target, { family, queue, op: "-A" }), {
       action:
         `Cannot queue the IPv${family} packets of ${where} to the delayer (the kernel needs the iptables NFQUEUE target, CONFIG_NETFILTER_XT_TARGET_NFQUEUE, or sch_netem)`,
     });
     stack.defer(() =>
       undo(
-        nfqueueRule(target, family, queue, "-D"),
-        target.nsName,
-        `Cannot remove the IPv${family} NFQUEUE rule of ${where}`,
+        nfqueueRule(target, { family, queue, op: "-D" }),
+        {
+          nsName: target.nsName,
+          action: `Cannot remove the IPv${family} NFQUEUE rule of ${where}`,
+        },
       )
     );
   }
@@ -475,13 +487,14 @@ export class ShapedLink implements AsyncDisposable {
     const { nsName, ifname } = this.#target;
     const where = describe(this.#target);
     const table = nftTableName(this.index);
-    const [nft, tc, delayer] = await Promise.all([
+    const [nft, tc, queued, delayer] = await Promise.all([
       run(["ip", "netns", "exec", nsName, "nft", "-j", "list", "table", "inet", table], {
         action: `Cannot read the counters of ${where}`,
       }),
       run(["tc", "-n", nsName, "-s", "-j", "qdisc", "show", "dev", ifname], {
         action: `Cannot read the qdiscs of ${where}`,
       }),
+      this.#delayer ? this.#queuedByRules() : undefined,
       this.#delayer?.stats(),
     ]);
     const qdiscs = parseQdiscCounts(tc.stdout);
@@ -505,12 +518,40 @@ export class ShapedLink implements AsyncDisposable {
       stats.delayed = delayer.released;
       stats.held = delayer.held;
       stats.queueDropped = this.#queueDrops();
+      stats.queued = queued ?? 0;
       stats.lateness = delayer.lateness;
       stats.peakHeld = delayer.peakHeld;
       stats.cpuMs = Math.round((delayer.cpuUserMs + delayer.cpuSystemMs) * 10) / 10;
       stats.delayer = delayer;
     }
     return stats;
+  }
+
+  /** Packets the IPv4 and IPv6 NFQUEUE rules matched (their counters). */
+  async #queuedByRules(): Promise<number> {
+    let total = 0;
+    for (const cmd of ["iptables", "ip6tables"]) {
+      const out = await run(
+        [
+          "ip",
+          "netns",
+          "exec",
+          this.nsName,
+          cmd,
+          "-w",
+          "-t",
+          "mangle",
+          "-L",
+          "POSTROUTING",
+          "-v",
+          "-x",
+          "-n",
+        ],
+        { action: `Cannot read the NFQUEUE rule counters of ${describe(this.#target)}` },
+      );
+      total += parseNfqueueRuleCount(out.stdout, this.index) ?? 0;
+    }
+    return total;
   }
 
   /** `queue_dropped + queue_user_dropped` of this link's queue, from the namespace's /proc. */

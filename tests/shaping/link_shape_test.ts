@@ -60,7 +60,7 @@ Deno.test("normalizeShape() names the field, the value and the fix", () => {
 
 Deno.test("nftScript() counts every packet, then drops numgen mod 1000000 below the threshold", () => {
   equal(
-    nftScript(3, "veth1", 1.25),
+    nftScript("veth1", { index: 3, lossPercent: 1.25 }),
     [
       "table inet bl_shape_3 {",
       "  counter offered {}",
@@ -74,15 +74,24 @@ Deno.test("nftScript() counts every packet, then drops numgen mod 1000000 below 
       "",
     ].join("\n"),
   );
-  equal(nftScript(0, "c0", 0).includes("numgen"), false);
-  equal(nftScript(0, "c0", 100).includes("< 1000000 "), true);
-  throws(() => nftScript(0, 'x" drop; #', 1), /an interface name has 1 to 15 letters/);
+  equal(nftScript("c0", { index: 0, lossPercent: 0 }).includes("numgen"), false);
+  equal(nftScript("c0", { index: 0, lossPercent: 100 }).includes("< 1000000 "), true);
+  throws(
+    () => nftScript('x" drop; #', { index: 0, lossPercent: 1 }),
+    /an interface name has 1 to 15 letters/,
+  );
 });
 
 Deno.test("tbfParams(): a one-frame bucket (or 1 ms at the rate) and rateQueueMs of queue", () => {
-  deepEqual(tbfParams(1000, 100, 1500), { burst: 1514, limit: 12_500 });
-  deepEqual(tbfParams(100, 100, 1500), { burst: 1514, limit: 1514 + 2 * 1514 });
-  deepEqual(tbfParams(1_000_000, 10, 1500), { burst: 125_000, limit: 1_250_000 });
+  deepEqual(tbfParams(1000, { rateQueueMs: 100, mtu: 1500 }), { burst: 1514, limit: 12_500 });
+  deepEqual(tbfParams(100, { rateQueueMs: 100, mtu: 1500 }), {
+    burst: 1514,
+    limit: 1514 + 2 * 1514,
+  });
+  deepEqual(tbfParams(1_000_000, { rateQueueMs: 10, mtu: 1500 }), {
+    burst: 125_000,
+    limit: 1_250_000,
+  });
 });
 
 Deno.test("netemCommands(): netem root with delay in µs; jitter adds rate 100gbit; a rate adds a tbf child", () => {
@@ -107,11 +116,17 @@ Deno.test("netemCommands(): netem root with delay in µs; jitter adds rate 100gb
 
 Deno.test("nfqueueRule(): mangle POSTROUTING, out of the interface, to the queue, without bypass", () => {
   deepEqual(
-    nfqueueRule(TARGET, 4, 2, "-A"),
+    nfqueueRule(TARGET, { family: 4, queue: 2, op: "-A" }),
     "ip netns exec bl-1-ab-server iptables -w -t mangle -A POSTROUTING -o veth1 -j NFQUEUE --queue-num 2"
       .split(" "),
   );
-  deepEqual(nfqueueRule(TARGET, 6, 0, "-D").slice(4, 9), ["ip6tables", "-w", "-t", "mangle", "-D"]);
+  deepEqual(nfqueueRule(TARGET, { family: 6, queue: 0, op: "-D" }).slice(4, 9), [
+    "ip6tables",
+    "-w",
+    "-t",
+    "mangle",
+    "-D",
+  ]);
 });
 
 Deno.test("parse functions read iptables, tc and nft output", () => {
