@@ -23,7 +23,10 @@ import { shapeLink } from "./shape_link.ts";
 export interface BenchRow {
   rate: number;
   sent: number;
-  delivered: number;
+  /** Packets the delayer released. */
+  released: number;
+  /** Of those, seen by the capture after the link (tcpdump itself may drop some at high rates). */
+  captured: number;
   /** End-to-end lateness (ms) from the captures: median, p99, max; NaN without captures. */
   e2eMedianMs: number;
   e2eP99Ms: number;
@@ -32,8 +35,9 @@ export interface BenchRow {
   verdictMedianMs: number;
   verdictP99Ms: number;
   verdictMaxMs: number;
-  /** Delayer CPU, % of one core, over the traffic. */
+  /** Delayer CPU, % of one core, over the traffic: user + system, and the user part. */
   cpuPercent: number;
+  cpuUserPercent: number;
   /** Packets per verdict message. */
   packetsPerVerdict: number;
   queueDropped: number;
@@ -83,13 +87,15 @@ async function main(): Promise<void> {
       after = await shaped.stats();
     }
     const cpuMs = (after.cpuMs ?? 0) - (before.cpuMs ?? 0);
+    const userMs = (after.delayer?.cpuUserMs ?? 0) - (before.delayer?.cpuUserMs ?? 0);
     const trafficMs = pacer.endMs - pacer.startMs + delayMs + jitterMs;
     const packets = after.delayed - before.delayed;
     const verdicts = (after.delayer?.verdicts ?? 0) - (before.delayer?.verdicts ?? 0);
     const row: BenchRow = {
       rate,
       sent: pacer.sent,
-      delivered: packets,
+      released: packets,
+      captured: NaN,
       e2eMedianMs: NaN,
       e2eP99Ms: NaN,
       e2eMaxMs: NaN,
@@ -97,6 +103,7 @@ async function main(): Promise<void> {
       verdictP99Ms: after.lateness?.p99Ms ?? NaN,
       verdictMaxMs: after.lateness?.maxMs ?? NaN,
       cpuPercent: Math.round((cpuMs / trafficMs) * 1000) / 10,
+      cpuUserPercent: Math.round((userMs / trafficMs) * 1000) / 10,
       packetsPerVerdict: Math.round((packets / Math.max(1, verdicts)) * 10) / 10,
       queueDropped: after.queueDropped,
       pacerBehindMs: pacer.maxBehindMs,
@@ -105,7 +112,7 @@ async function main(): Promise<void> {
       const { before: b, after: a } = await captures.stop();
       const ow = oneWay(b, a, { sport, flows });
       const late = ow.delaysMs.map((d) => d - delayMs);
-      row.delivered = ow.arrived;
+      row.captured = ow.arrived;
       row.e2eMedianMs = round(quantile(late, 0.5));
       row.e2eP99Ms = round(quantile(late, 0.99));
       row.e2eMaxMs = round(quantile(late, 1));
@@ -122,15 +129,17 @@ async function main(): Promise<void> {
   console.log(
     `delay ${delayMs} ms, jitter ${jitterMs} ms, ${flows} flows, ${seconds} s per rate, ${
       values.normal ? "normal scheduling" : "SCHED_FIFO"
-    }; lateness in ms (end-to-end from captures; verdict from the delayer)`,
+    }; lateness in ms (end-to-end: observed delay minus ${delayMs} ms, from captures${
+      jitterMs > 0 ? `, so it spans ±${jitterMs} ms of jitter` : ""
+    }; verdict: from the delayer)`,
   );
   console.log(
-    "| pkts/s | sent | delivered | e2e median | e2e p99 | e2e max | verdict median | verdict p99 | verdict max | CPU % | pkts/verdict | queue drops | pacer behind |",
+    "| pkts/s | sent | released | captured | e2e median | e2e p99 | e2e max | verdict median | verdict p99 | verdict max | CPU % (user) | pkts/verdict | queue drops | pacer behind |",
   );
-  console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of rows) {
     console.log(
-      `| ${r.rate} | ${r.sent} | ${r.delivered} | ${r.e2eMedianMs} | ${r.e2eP99Ms} | ${r.e2eMaxMs} | ${r.verdictMedianMs} | ${r.verdictP99Ms} | ${r.verdictMaxMs} | ${r.cpuPercent} | ${r.packetsPerVerdict} | ${r.queueDropped} | ${r.pacerBehindMs} |`,
+      `| ${r.rate} | ${r.sent} | ${r.released} | ${r.captured} | ${r.e2eMedianMs} | ${r.e2eP99Ms} | ${r.e2eMaxMs} | ${r.verdictMedianMs} | ${r.verdictP99Ms} | ${r.verdictMaxMs} | ${r.cpuPercent} (${r.cpuUserPercent}) | ${r.packetsPerVerdict} | ${r.queueDropped} | ${r.pacerBehindMs} |`,
     );
   }
 }
