@@ -74,25 +74,33 @@ export class DelayerProcess implements AsyncDisposable {
    * @throws {WaitTimeoutError} when it does not answer within 5 s.
    */
   async stats(): Promise<DelayerStats> {
-    const { event: _e, reply: _r, receivedAt: _t, ...rest } = await this.#request(
-      "stats",
-      "stats",
-      "read the counters of",
-    );
+    const { event: _e, reply: _r, receivedAt: _t, ...rest } = await this.#request("stats", {
+      answer: "stats",
+      verb: "read the counters of",
+    });
     return rest as unknown as DelayerStats;
   }
 
-  /** Resolves once it holds nothing (its rule must be gone, or it fills again). */
-  async drained(): Promise<void> {
-    await this.#request("drain", "drained", "drain");
+  /**
+   * Resolves once it holds nothing (its rule must be gone, or it fills
+   * again). Packets keep their release times, so give it the delay and the
+   * jitter; `timeoutMs` is added to the 5 s any request gets.
+   */
+  async drained(timeoutMs = 0): Promise<void> {
+    await this.#request("drain", { answer: "drained", verb: "drain", extraMs: timeoutMs });
   }
 
-  async #request(cmd: string, answer: string, verb: string): Promise<Record<string, unknown>> {
+  async #request(
+    cmd: string,
+    o: { answer: string; verb: string; extraMs?: number },
+  ): Promise<Record<string, unknown>> {
+    const { answer, verb, extraMs = 0 } = o;
     const p = this.#process;
     const reply = ++this.#replies;
     const label = `${p.label} (pid ${p.pid})`;
     await p.send({ cmd, reply });
-    const deadline = performance.now() + REQUEST_TIMEOUT_MS;
+    const timeoutMs = REQUEST_TIMEOUT_MS + extraMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const ev = p.events.find((e) =>
         (e.event === answer && e.reply === reply) || e.event === "error"
@@ -105,7 +113,7 @@ export class DelayerProcess implements AsyncDisposable {
       const left = deadline - performance.now();
       if (left <= 0) {
         throw new WaitTimeoutError(
-          `Timed out after ${REQUEST_TIMEOUT_MS} ms waiting for ${label} to answer "${cmd}": last event ${
+          `Timed out after ${timeoutMs} ms waiting for ${label} to answer "${cmd}": last event ${
             JSON.stringify(p.events.at(-1) ?? null)
           }`,
         );

@@ -295,7 +295,9 @@ export async function shapeLink(
       // Disposed before the process itself: it releases what it still holds, at the due times.
       const d = delayer;
       stack.defer(() =>
-        namespaceExists(ns.name) && !d.exited ? d.drained().catch(() => {}) : undefined
+        namespaceExists(ns.name) && !d.exited
+          ? d.drained(normalized.delayMs + normalized.jitterMs).catch(() => {})
+          : undefined
       );
       await addQueueRules(stack, { target, queue: index });
     }
