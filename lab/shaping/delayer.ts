@@ -116,6 +116,7 @@ const EINTR = 4;
 const EAGAIN = 11;
 const ENOBUFS = 105;
 const EBUSY = 16;
+const EPERM = 1;
 const PR_SET_TIMERSLACK = 29;
 const RUSAGE_SELF = 0;
 const SCHED_FIFO = 1;
@@ -212,7 +213,8 @@ function openQueue(queue: number, maxLen: number, copyRange: number): number {
         },
       });
       if (answer === undefined) continue;
-      if (answer === EBUSY) {
+      // The kernel answers EPERM (older ones EBUSY) when another socket has bound the queue.
+      if (answer === EPERM || answer === EBUSY) {
         fail(`${action}: another process has bound queue ${queue} in this namespace`);
       }
       if (answer !== 0) fail(`${action}: the kernel refused ${what}: ${errnoText(answer)}`);

@@ -149,6 +149,23 @@ export const IPTABLES: ToolNeed = {
 /** `tc`, for netem and tbf. */
 const TC: ToolNeed = { command: "tc", debianPackage: "iproute2", why: "link shaping (tc)" };
 
+/** The tools each kind of shaping needs, checked (and installed) once per process. */
+const toolChecks = new Map<string, Promise<unknown>>();
+
+function toolsFor(mechanism: ShapeMechanism | "none"): Promise<unknown> {
+  const needs = mechanism === "nfqueue" ? [NFT, TC, IPTABLES] : [NFT, TC];
+  const key = needs.map((n) => n.command).join(" ");
+  let check = toolChecks.get(key);
+  if (!check) {
+    check = ensureTools(needs).catch((err) => {
+      toolChecks.delete(key);
+      throw err;
+    });
+    toolChecks.set(key, check);
+  }
+  return check;
+}
+
 /** Link numbers (queue and table) in use, per namespace, in this process. */
 const inUse = new Map<string, Set<number>>();
 
@@ -264,7 +281,7 @@ export async function shapeLink(
   signal?.throwIfAborted();
 
   const mechanism = await chooseMechanism(normalized, wanted, where);
-  await ensureTools(mechanism === "nfqueue" ? [NFT, TC, IPTABLES] : [NFT, TC]);
+  await toolsFor(mechanism);
   signal?.throwIfAborted();
   const target: ShapeTarget = { nsName: ns.name, ifname };
   const mtu = await interfaceMtu(target, where);
