@@ -73,13 +73,15 @@ export interface DelayerStats {
   lateness: LatenessSummary;
   /** Times the socket buffer overflowed (ENOBUFS): the kernel dropped packets (counted as `queue_user_dropped`). */
   overruns: number;
-  /** Verdicts the kernel refused, and the last errno. */
+  /** Verdicts the kernel refused. */
   verdictErrors: number;
+  /** The errno of the last verdict refused, 0 when none was. */
   lastVerdictErrno: number;
   /** Packets released at exit before their time. */
   releasedEarly: number;
-  /** User and system CPU time used so far, in ms. */
+  /** User CPU time used so far, ms. */
   cpuUserMs: number;
+  /** System CPU time used so far, ms (it includes the kernel work its verdicts start). */
   cpuSystemMs: number;
   /** Returns from ppoll(). */
   wakeups: number;

@@ -25,10 +25,15 @@ export interface LinkShape {
 
 /** A {@linkcode LinkShape} with every default filled in. */
 export interface NormalizedShape {
+  /** One-way delay, ms. */
   delayMs: number;
+  /** Half-width of the uniform jitter, ms. */
   jitterMs: number;
+  /** Random loss, percent. */
   lossPercent: number;
+  /** Rate limit in kbit/s, or undefined for none. */
   rateKbit: number | undefined;
+  /** The rate limiter's queue, in ms at the rate. */
   rateQueueMs: number;
 }
 

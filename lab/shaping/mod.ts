@@ -16,7 +16,6 @@
  * @module
  */
 export {
-  IPTABLES,
   type LinkEndpoint,
   ShapedLink,
   shapeLink,
