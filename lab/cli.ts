@@ -67,7 +67,7 @@ Options:
 Exit status: 0 all expectations held; 1 one failed; 2 bad usage or a bad
 experiment definition; 3 the machine cannot run the lab; 130/143 interrupted.`;
 
-const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments/", import.meta.url));
+const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments", import.meta.url));
 
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {

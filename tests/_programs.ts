@@ -4,7 +4,7 @@
  * @module
  */
 import { type ClientProcess, programArgv, type ServerProcess } from "../lab/act/launch.ts";
-import { ManagedProcess } from "../lab/act/process.ts";
+import { ManagedProcess } from "../lab/base/process.ts";
 import type {
   ClientCommand,
   ClientEvent,

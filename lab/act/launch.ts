@@ -12,7 +12,7 @@ import { disposeAll } from "../base/resources.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import type { AcceptPolicy } from "../describe/types.ts";
 import type { Topology } from "../topology/topology.ts";
-import { ManagedProcess } from "./process.ts";
+import { ManagedProcess } from "../base/process.ts";
 import type {
   ClientCommand,
   ClientEvent,

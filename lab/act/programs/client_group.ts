@@ -66,7 +66,7 @@ import {
   openLibc,
   type Transport,
 } from "./client_transport.ts";
-import { drainLines, emit, emitSoon, readLines } from "./lines.ts";
+import { drainLines, emit, emitSoon, readLines } from "../../base/lines.ts";
 import type { ClientEvent, ClientGroupSpec } from "./protocol.ts";
 
 /** Prints one event (typed by the protocol). */

@@ -6,7 +6,7 @@
  * @module
  */
 import type { NetConnectOpts, Socket } from "node:net";
-import { drainLines, emitSoon } from "./lines.ts";
+import { drainLines, emitSoon } from "../../base/lines.ts";
 import type { ClientEvent, ClientGroupSpec } from "./protocol.ts";
 import {
   AF_INET,

@@ -54,7 +54,7 @@
  * @module
  */
 import { isObject } from "../../base/values.ts";
-import { emit, readLines } from "./lines.ts";
+import { emit, readLines } from "../../base/lines.ts";
 import type { ServerCommand, ServerEvent, ServerPolicy, ServerSpec } from "./protocol.ts";
 import {
   AF_INET,

@@ -5,8 +5,8 @@
  * qdisc also loads the module on kernels that build netem as one.
  * @module
  */
-import { run } from "../command.ts";
-import { CommandError } from "../errors.ts";
+import { run } from "../../base/command.ts";
+import { CommandError } from "../../base/errors.ts";
 import { Netns, newRunPrefix } from "../netns.ts";
 
 let probe: Promise<boolean> | undefined;

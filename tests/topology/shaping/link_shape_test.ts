@@ -9,7 +9,7 @@ import {
   parseQdiscCounts,
   tbfCommand,
   tbfParams,
-} from "../../lab/shaping/link_shape.ts";
+} from "../../../lab/topology/shaping/link_shape.ts";
 
 const WHERE = 'link "veth1" in namespace "bl-1-ab-server"';
 const TARGET = { nsName: "bl-1-ab-server", ifname: "veth1" };

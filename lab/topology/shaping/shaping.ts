@@ -5,7 +5,7 @@
  *
  * @example Clients 25 ms away with 1 % loss
  * ```ts ignore
- * import { shapeLink } from "./lab/shaping/mod.ts";
+ * import { shapeLink } from "./shaping.ts";
  *
  * await using up = await shapeLink(
  *   { ns: clientNs, ifname: "veth0", direction: "egress" },

@@ -13,11 +13,11 @@
  * hook and qdisc (netem's too), so both see the delayed packet.
  * @module
  */
-import { run } from "../command.ts";
-import { Capture } from "../capture.ts";
-import { Link } from "../link.ts";
-import { Netns, newRunPrefix } from "../netns.ts";
-import type { Packet } from "../observe/pcap.ts";
+import { run } from "../../lab/base/command.ts";
+import { Capture } from "../../lab/observe/capture.ts";
+import { Link } from "../../lab/topology/link.ts";
+import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
+import type { Packet } from "../../lab/observe/pcap.ts";
 import type { PacerSpec } from "./segment_pacer.ts";
 import { fileURLToPath } from "node:url";
 

@@ -1,5 +1,5 @@
 import { strictEqual as equal } from "node:assert/strict";
-import { buildSegment, setSequence } from "../../lab/shaping/segment_pacer.ts";
+import { buildSegment, setSequence } from "../../../tools/shaping/segment_pacer.ts";
 
 Deno.test("setSequence() writes a checksum that verifies over the IPv4 pseudo-header", () => {
   const src = new Uint8Array([10, 213, 250, 1]);

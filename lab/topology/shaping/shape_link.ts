@@ -28,8 +28,8 @@
  * every other process inside it.
  * @module
  */
-import { run } from "../command.ts";
-import { CommandError } from "../errors.ts";
+import { run } from "../../base/command.ts";
+import { CommandError } from "../../base/errors.ts";
 import type { Netns } from "../netns.ts";
 import { ensureTools, NFT, type ToolNeed } from "../packages.ts";
 import { DelayerProcess } from "./_delayer_process.ts";

@@ -1,5 +1,5 @@
 import { notStrictEqual as notEqual, strictEqual as equal } from "node:assert/strict";
-import { flowKey } from "../../lab/shaping/flow_key.ts";
+import { flowKey } from "../../../lab/topology/shaping/flow_key.ts";
 
 /** An IPv4 packet's first bytes: header (20) + the first 8 transport bytes. */
 function ipv4(

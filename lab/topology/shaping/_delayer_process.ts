@@ -4,10 +4,19 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { WaitTimeoutError } from "../errors.ts";
+import { ManagedProcess } from "../../base/process.ts";
+import { until } from "../../base/wait.ts";
 import type { Netns } from "../netns.ts";
-import { ManagedProcess } from "../process.ts";
 import type { DelayerStats } from "./delayer.ts";
+
+/** A command to the delayer; `reply` is echoed in the answer. */
+type DelayerCommand = { cmd: "stats" | "drain"; reply: number } | { cmd: "exit" };
+
+/** An event of the delayer. */
+type DelayerEvent =
+  | { event: "ready" }
+  | { event: "stats" | "drained"; reply: number; [counter: string]: unknown }
+  | { event: "error"; message: string };
 
 /** A stats or drain request; the delayer answers within one wake-up. */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -28,10 +37,10 @@ export interface DelayerConfig {
 
 /** A running delayer; `AsyncDisposable` (disposal ends it, idempotently). */
 export class DelayerProcess implements AsyncDisposable {
-  readonly #process: ManagedProcess;
+  readonly #process: ManagedProcess<DelayerCommand, DelayerEvent>;
   #replies = 0;
 
-  private constructor(process: ManagedProcess) {
+  private constructor(process: ManagedProcess<DelayerCommand, DelayerEvent>) {
     this.#process = process;
   }
 
@@ -46,7 +55,10 @@ export class DelayerProcess implements AsyncDisposable {
     config: DelayerConfig,
     options: { label: string; timeoutMs: number; signal?: AbortSignal | undefined },
   ): Promise<DelayerProcess> {
-    const process = new ManagedProcess(options.label, ns.wrap(delayerArgv(config)));
+    const process = new ManagedProcess<DelayerCommand, DelayerEvent>(
+      options.label,
+      ns.wrap(delayerArgv(config)),
+    );
     const delayer = new DelayerProcess(process);
     try {
       await process.waitForEvent("ready", options.timeoutMs, options.signal);
@@ -91,40 +103,35 @@ export class DelayerProcess implements AsyncDisposable {
   }
 
   async #request(
-    cmd: string,
-    o: { answer: string; verb: string; extraMs?: number },
+    cmd: "stats" | "drain",
+    o: { answer: "stats" | "drained"; verb: string; extraMs?: number },
   ): Promise<Record<string, unknown>> {
     const { answer, verb, extraMs = 0 } = o;
     const p = this.#process;
     const reply = ++this.#replies;
     const label = `${p.label} (pid ${p.pid})`;
     await p.send({ cmd, reply });
-    const timeoutMs = REQUEST_TIMEOUT_MS + extraMs;
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const ev = p.events.find((e) =>
-        (e.event === answer && e.reply === reply) || e.event === "error"
-      );
-      if (ev?.event === "error") throw new Error(`Cannot ${verb} ${label}: ${ev.message}`);
-      if (ev) return ev;
-      if (p.exited) {
-        throw new Error(`Cannot ${verb} ${label}: it exited with ${(await p.status).code}`);
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        throw new WaitTimeoutError(
-          `Timed out after ${timeoutMs} ms waiting for ${label} to answer "${cmd}": last event ${
-            JSON.stringify(p.events.at(-1) ?? null)
-          }`,
-        );
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        p.changed(),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, Math.min(left, 250))),
-      ]);
-      clearTimeout(timer);
+    const ev = await until(
+      `${label} to answer "${cmd}"`,
+      () =>
+        p.events.find((e) =>
+          (e.event === answer && "reply" in e && e.reply === reply) || e.event === "error"
+        ) ?? (p.exited ? "exited" as const : undefined),
+      (v) => v !== undefined,
+      {
+        timeoutMs: REQUEST_TIMEOUT_MS + extraMs,
+        intervalMs: 250,
+        wake: () => p.changed(),
+        show: () => JSON.stringify(p.events.at(-1) ?? null),
+      },
+    );
+    if (ev === "exited" || ev === undefined) {
+      throw new Error(`Cannot ${verb} ${label}: it exited with ${(await p.status).code}`);
     }
+    if (ev.event === "error") {
+      throw new Error(`Cannot ${verb} ${label}: ${(ev as { message?: string }).message}`);
+    }
+    return ev as Record<string, unknown>;
   }
 
   /** Asks it to exit (it releases anything still held), kills it by PID after 1 s, reaps it. */

@@ -12,7 +12,7 @@ import {
   strictEqual as equal,
 } from "node:assert/strict";
 import { WaitTimeoutError } from "../../lab/base/errors.ts";
-import { ManagedProcess } from "../../lab/act/process.ts";
+import { ManagedProcess } from "../../lab/base/process.ts";
 
 type Cmd = { cmd: "echo"; text: string } | { cmd: "exit" };
 type Ev = { event: "ready"; pid: number } | { event: "echo"; text: string } | {

@@ -4,7 +4,7 @@
  * with `--loss` % loss, each connection sending a 100-byte request and
  * reading a 100-byte reply. Root only; asserts nothing, leaves nothing.
  *
- *   deno run -A lab/shaping/bench_tcp_load.ts [--rate 400] [--seconds 20] [--delay 25]
+ *   deno run -A tools/shaping/bench_tcp_load.ts [--rate 400] [--seconds 20] [--delay 25]
  *       [--loss 1] [--mechanism auto|nfqueue|netem] [--json]
  *
  * A client namespace and a server namespace joined by one veth; each end's
@@ -14,10 +14,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { run } from "../command.ts";
-import { Link } from "../link.ts";
-import { Netns, newRunPrefix } from "../netns.ts";
-import { shapeLink, type ShapeMechanism, type ShapeStats } from "./shape_link.ts";
+import { run } from "../../lab/base/command.ts";
+import { Link } from "../../lab/topology/link.ts";
+import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
+import {
+  shapeLink,
+  type ShapeMechanism,
+  type ShapeStats,
+} from "../../lab/topology/shaping/shape_link.ts";
 
 const SERVER = `
 const [host, port] = Deno.args;

@@ -9,7 +9,7 @@ import {
   type QueuedPacket,
   VERDICT_LEN,
   writeVerdict,
-} from "../../lab/shaping/nfqueue_messages.ts";
+} from "../../../lab/topology/shaping/nfqueue_messages.ts";
 
 /** Hex of bytes, for golden comparisons. */
 function hex(bytes: Uint8Array): string {

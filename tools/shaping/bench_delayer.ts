@@ -2,11 +2,11 @@
  * How many packets a second the NFQUEUE delayer carries on time, and at what
  * CPU cost. Root only; it asserts nothing and leaves nothing behind.
  *
- *   deno run -A lab/shaping/bench_delayer.ts [--seconds 3] [--delay 25] [--jitter 0]
+ *   deno run -A tools/shaping/bench_delayer.ts [--seconds 3] [--delay 25] [--jitter 0]
  *       [--flows 100] [--rates 1000,2000,5000,10000,20000,40000] [--normal] [--no-capture] [--json]
  *
  * For each rate it shapes the middle of a three-namespace line (see
- * `_line.ts`) with the delay (NFQUEUE forced), sends numbered TCP segments
+ * `line.ts`) with the delay (NFQUEUE forced), sends numbered TCP segments
  * from the source over `--flows` flows at that rate for `--seconds`, and
  * reports: end-to-end lateness (capture after the link minus capture before
  * it, minus the delay), the delayer's own verdict lateness, packets not
@@ -16,8 +16,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { buildLine, captureLine, LINE, oneWay, quantile, sendSegments } from "./_line.ts";
-import { shapeLink } from "./shape_link.ts";
+import { buildLine, captureLine, LINE, oneWay, quantile, sendSegments } from "./line.ts";
+import { shapeLink } from "../../lab/topology/shaping/shape_link.ts";
 
 /** One rate's results. */
 export interface BenchRow {

@@ -1,5 +1,5 @@
 import { deepStrictEqual as deepEqual, ok, strictEqual as equal, throws } from "node:assert/strict";
-import { DelayLine, LatenessHistogram } from "../../lab/shaping/delay_line.ts";
+import { DelayLine, LatenessHistogram } from "../../../lab/topology/shaping/delay_line.ts";
 
 /** A seeded PRNG (mulberry32), so the property tests are reproducible. */
 function prng(seed: number): () => number {

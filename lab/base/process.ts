@@ -4,8 +4,8 @@
  * then kills it by PID, and always reaps it.
  * @module
  */
-import { until } from "../base/wait.ts";
-import { readLines } from "./programs/lines.ts";
+import { until } from "./wait.ts";
+import { readLines } from "./lines.ts";
 
 /** A line the program printed that is not JSON. */
 export interface OutputLine {

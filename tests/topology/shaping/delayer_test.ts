@@ -1,9 +1,9 @@
 import { deepStrictEqual as deepEqual, ok, strictEqual as equal } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { Netns, newRunPrefix } from "../../lab/netns.ts";
-import { rootTest } from "../_helpers.ts";
+import { Netns, newRunPrefix } from "../../../lab/topology/netns.ts";
+import { rootTest } from "../../_helpers.ts";
 
-const DELAYER = fileURLToPath(new URL("../../lab/shaping/delayer.ts", import.meta.url));
+const DELAYER = fileURLToPath(new URL("../../../lab/topology/shaping/delayer.ts", import.meta.url));
 
 /** Runs the delayer with `args` (inside `ns` when given), stdin piped. */
 function spawn(args: string[], ns?: Netns): Deno.ChildProcess {

@@ -35,15 +35,15 @@ import {
   oneWay,
   quantile,
   sendSegments,
-} from "../../lab/shaping/_line.ts";
-import { netemAvailable } from "../../lab/shaping/netem_probe.ts";
+} from "../../../tools/shaping/line.ts";
+import { netemAvailable } from "../../../lab/topology/shaping/netem_probe.ts";
 import {
   type LinkShape,
   shapeLink,
   type ShapeMechanism,
   type ShapeStats,
-} from "../../lab/shaping/mod.ts";
-import { rootTest, until } from "../_helpers.ts";
+} from "../../../lab/topology/shaping/shaping.ts";
+import { rootTest, until } from "../../_helpers.ts";
 
 const EARLY_MS = 0.01;
 const MEDIAN_LATE_MS = 1;

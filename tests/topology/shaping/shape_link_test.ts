@@ -1,14 +1,14 @@
 import { ok, rejects, strictEqual as equal } from "node:assert/strict";
-import { Capture } from "../../lab/capture.ts";
-import { run } from "../../lab/command.ts";
-import { WaitTimeoutError } from "../../lab/errors.ts";
-import { Link } from "../../lab/link.ts";
-import { Netns, newRunPrefix } from "../../lab/netns.ts";
-import { packetTimelines } from "../../lab/observe/packet_timeline.ts";
-import { buildLine, LINE, sendSegments } from "../../lab/shaping/_line.ts";
-import { netemAvailable } from "../../lab/shaping/netem_probe.ts";
-import { type ShapedLink, shapeLink } from "../../lab/shaping/shape_link.ts";
-import { rootTest, until } from "../_helpers.ts";
+import { Capture } from "../../../lab/observe/capture.ts";
+import { run } from "../../../lab/base/command.ts";
+import { WaitTimeoutError } from "../../../lab/base/errors.ts";
+import { Link } from "../../../lab/topology/link.ts";
+import { Netns, newRunPrefix } from "../../../lab/topology/netns.ts";
+import { packetTimelines } from "../../../lab/observe/packet_timeline.ts";
+import { buildLine, LINE, sendSegments } from "../../../tools/shaping/line.ts";
+import { netemAvailable } from "../../../lab/topology/shaping/netem_probe.ts";
+import { type ShapedLink, shapeLink } from "../../../lab/topology/shaping/shape_link.ts";
+import { rootTest, until } from "../../_helpers.ts";
 
 /** What a namespace holds of the shaping: nft tables, qdisc kinds, NFQUEUE rules, processes. */
 async function inside(ns: Netns) {
