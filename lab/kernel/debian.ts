@@ -72,7 +72,7 @@ export interface DebianKernel {
   upstream: string;
   /** The suite it came from, e.g. `bullseye-security`. */
   suite: string;
-  /** The image package first; the modules package second when the suite splits them. */
+  /** The image package first; when the suite splits them (sid), then `linux-modules-…` and `linux-base-…`. */
   packages: DebianFile[];
 }
 
@@ -108,7 +108,8 @@ const OTHER_FLAVOUR = /-(cloud|rt)-amd64$/;
 
 /** Whether a raw stanza may be a kernel package (cheap filter before parsing). */
 export function mayBeKernelStanza(raw: string): boolean {
-  return /^Package: linux-(image|binary-unsigned|modules)-\d/.test(raw) && raw.includes("amd64");
+  return /^Package: linux-(image|binary-unsigned|modules|base)-\d/.test(raw) &&
+    raw.includes("amd64");
 }
 
 /**
@@ -141,7 +142,9 @@ export function kernelsFromIndex(text: string, suite: DebianSuite): DebianKernel
   const modules = new Map<string, DebianFile>();
   for (const s of stanzas) {
     const f = file(s);
-    if (f && f.package.startsWith("linux-modules-")) modules.set(`${f.package}=${f.version}`, f);
+    if (f && /^linux-(modules|base)-\d/.test(f.package)) {
+      modules.set(`${f.package}=${f.version}`, f);
+    }
   }
   const kernels: DebianKernel[] = [];
   for (const s of stanzas) {
@@ -153,9 +156,11 @@ export function kernelsFromIndex(text: string, suite: DebianSuite): DebianKernel
     if (release === undefined || OTHER_FLAVOUR.test(release)) continue;
     const packages = [f];
     if (binary) {
+      // A split image needs its modules, and linux-base for modules.builtin and modules.order.
       const mods = modules.get(`linux-modules-${release}=${f.version}`);
-      if (!mods) continue; // a split image without its modules cannot boot the lab
-      packages.push(mods);
+      const base = modules.get(`linux-base-${release}=${f.version}`);
+      if (!mods || !base) continue;
+      packages.push(mods, base);
     }
     kernels.push({
       release,
@@ -423,7 +428,12 @@ async function resolveLocal(spec: string): Promise<KernelRef> {
   );
 }
 
-/** A directory laid out like an unpacked kernel: `vmlinuz` or `boot/vmlinuz-<r>`, and `lib/modules/<r>`. */
+/**
+ * A directory laid out like an unpacked kernel: `lib/modules/<r>` (or
+ * `usr/lib/modules/<r>`) with `modules.order`, and an image at `vmlinuz`,
+ * `boot/vmlinuz-<r>`, or in the modules directory (`vmlinuz`, sid's
+ * `vmlinuz.unsigned`).
+ */
 export async function findLocalKernel(
   dir: string,
 ): Promise<{ vmlinuz: string; modulesDir: string; release: string } | undefined> {
@@ -440,8 +450,9 @@ export async function findLocalKernel(
       const release = e.name;
       const modulesDir = join(dir, modRoot, release);
       if (!(await Deno.stat(join(modulesDir, "modules.order")).catch(() => undefined))) continue;
-      for (const v of ["vmlinuz", `boot/vmlinuz-${release}`]) {
-        const vmlinuz = join(dir, v);
+      const images = ["vmlinuz", `boot/vmlinuz-${release}`];
+      const inModules = ["vmlinuz", "vmlinuz.unsigned"].map((n) => join(modulesDir, n));
+      for (const vmlinuz of [...images.map((v) => join(dir, v)), ...inModules]) {
         if ((await Deno.stat(vmlinuz).catch(() => undefined))?.isFile) {
           return { vmlinuz, modulesDir, release };
         }
