@@ -1,0 +1,89 @@
+/**
+ * Measures the lab on other kernels, one guest at a time: for each kernel
+ * spec, boots it and runs one `deno task lab …` command inside, writing the
+ * lab's JSON and the VM's facts into `<out>/<name>/`.
+ *
+ *   deno run -A tools/kernel_measure.ts --out /work/kernel-results \
+ *     --lab-args "--filter somaxconn-clamps --json" --file somaxconn.json \
+ *     5.10-main=5.10@bullseye 5.10-security=5.10 6.1 6.12 sid
+ *
+ * Runs as root. Nothing here is part of the library; part B replaces it
+ * with `deno task lab --kernel SPEC`.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fetchKernel, resolveKernel } from "../lab/kernel/mod.ts";
+import { bootAndRun, stopAllVms } from "../lab/kernel/vm.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    out: { type: "string", default: "/work/kernel-results" },
+    "lab-args": { type: "string", default: "--filter somaxconn-clamps --json" },
+    file: { type: "string", default: "somaxconn.json" },
+    "timeout-min": { type: "string", default: "25" },
+    memory: { type: "string", default: "4096" },
+  },
+});
+const project = fileURLToPath(new URL("../", import.meta.url));
+const ac = new AbortController();
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  Deno.addSignalListener(sig, () => {
+    ac.abort();
+    stopAllVms().finally(() => Deno.exit(130));
+  });
+}
+for (const item of positionals) {
+  const [name, spec] = item.includes("=") ? item.split("=", 2) as [string, string] : [item, item];
+  const dir = join(values.out, name);
+  await Deno.mkdir(dir, { recursive: true });
+  const t0 = performance.now();
+  const kernel = await fetchKernel(await resolveKernel(spec));
+  const fetchMs = Math.round(performance.now() - t0);
+  const base = values.file.replace(/\.json$/, "");
+  const cmd = `deno task lab ${
+    values["lab-args"]
+  } > /results/${values.file} 2> /results/${base}.stderr`;
+  console.error(`[${name}] ${kernel.release}: ${cmd}`);
+  try {
+    const r = await bootAndRun({
+      kernel,
+      command: ["sh", "-c", cmd],
+      cwd: project,
+      env: { NO_COLOR: "1" },
+      shareDir: dir,
+      memoryMiB: Number(values.memory),
+      timeoutMs: Number(values["timeout-min"]) * 60_000,
+      signal: ac.signal,
+    });
+    const facts = {
+      name,
+      spec,
+      release: r.guest.release,
+      ref: kernel.ref,
+      fetchMs,
+      accel: r.accel,
+      bootMs: r.bootMs,
+      runMs: r.runMs,
+      attempts: r.attempts,
+      exitCode: r.exitCode,
+      guest: r.guest,
+      memoryMiB: r.memoryMiB,
+      cpus: r.cpus,
+      kernelCmdline: r.kernelCmdline,
+      modules: r.modules,
+      consoleLog: r.consoleLog,
+      command: cmd,
+    };
+    await Deno.writeTextFile(join(dir, `${base}.vm.json`), JSON.stringify(facts, null, 2) + "\n");
+    console.error(
+      `[${name}] exit ${r.exitCode}, ${r.accel}, boot ${r.bootMs} ms, run ${r.runMs} ms, attempts ${r.attempts}`,
+    );
+  } catch (err) {
+    await Deno.writeTextFile(join(dir, `${base}.error.txt`), String(err) + "\n");
+    console.error(`[${name}] ${err}`);
+  }
+}
