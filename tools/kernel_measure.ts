@@ -4,7 +4,7 @@
  * lab's JSON and the VM's facts into `<out>/<name>/`.
  *
  *   deno run -A tools/kernel_measure.ts --out /work/kernel-results \
- *     --lab-args "--filter somaxconn-clamps --json" --file somaxconn.json \
+ *     --lab-args="--filter somaxconn-clamps --json" --file somaxconn.json \
  *     5.10-main=5.10@bullseye 5.10-security=5.10 6.1 6.12 sid
  *
  * Runs as root. Nothing here is part of the library; part B replaces it
@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fetchKernel, resolveKernel } from "../lab/kernel/mod.ts";
-import { bootAndRun, stopAllVms } from "../lab/kernel/vm.ts";
+import { bootAndRun } from "../lab/kernel/vm.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -31,10 +31,7 @@ const { values, positionals } = parseArgs({
 const project = fileURLToPath(new URL("../", import.meta.url));
 const ac = new AbortController();
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  Deno.addSignalListener(sig, () => {
-    ac.abort();
-    stopAllVms().finally(() => Deno.exit(130));
-  });
+  Deno.addSignalListener(sig, () => ac.abort());
 }
 for (const item of positionals) {
   const [name, spec] = item.includes("=") ? item.split("=", 2) as [string, string] : [item, item];
@@ -86,4 +83,5 @@ for (const item of positionals) {
     await Deno.writeTextFile(join(dir, `${base}.error.txt`), String(err) + "\n");
     console.error(`[${name}] ${err}`);
   }
+  if (ac.signal.aborted) Deno.exit(130);
 }

@@ -39,6 +39,8 @@ export const GUEST_MODULES: readonly GuestModule[] = [
   { name: "virtio_rng", required: false, why: "entropy early in boot" },
   { name: "ipv6", required: false, why: "the lab's IPv6 subnet" },
   { name: "af_packet", required: false, why: "tcpdump captures" },
+  { name: "inet_diag", required: false, why: "socket dumps over netlink (ss, the lab's sampler)" },
+  { name: "tcp_diag", required: false, why: "TCP socket dumps over netlink" },
   // libcrc32c (nf_tables, nf_conntrack) asks the crypto API for "crc32c" when loaded; with no
   // modprobe in the initramfs that request fails unless the algorithm is loaded first.
   { name: "crc32c_generic", required: false, why: "crc32c for libcrc32c (until 6.12)" },
@@ -194,6 +196,9 @@ mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run || fail "cannot mount /run in the root"
 mkdir -p /newroot/run/backlog-lab-vm /newroot/run/netns
 mount --bind /ctl /newroot/run/backlog-lab-vm || fail "cannot bind the control directory"
+# The kernel runs its module loader with PID 1's root (this initramfs): hand requests to the
+# modprobe of the root the command sees, which finds this kernel's modules through the bind below.
+echo /bin/bl-modprobe > /proc/sys/kernel/modprobe
 mods=/newroot${q(options.hostModulesDir)}
 if [ -d "$mods" ]; then
   mkdir -p /newroot/lib/modules/${q(options.release)} &&
@@ -217,6 +222,11 @@ reboot -f
 sleep 10
 `;
 }
+
+/** The module loader the kernel calls (`/proc/sys/kernel/modprobe`): the root's own modprobe. */
+export const MODPROBE_SCRIPT = `#!/bin/busybox sh
+exec /bin/busybox chroot /newroot /sbin/modprobe "$@"
+`;
 
 /** Single-quotes a string for sh. */
 export function shellQuote(s: string): string {
@@ -267,6 +277,7 @@ export async function buildInitramfs(
     { name: "dev/console", mode: S_IFCHR | 0o600, rdev: { major: 5, minor: 1 } },
     { name: "dev/null", mode: S_IFCHR | 0o666, rdev: { major: 1, minor: 3 } },
     { name: "bin/busybox", mode: S_IFREG | 0o755, data: await Deno.readFile(busybox) },
+    { name: "bin/bl-modprobe", mode: S_IFREG | 0o755, data: enc.encode(MODPROBE_SCRIPT) },
     {
       name: "init",
       mode: S_IFREG | 0o755,

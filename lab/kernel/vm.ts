@@ -158,16 +158,34 @@ export async function ensureVmTools(options: { log?: (line: string) => void } = 
   }
 }
 
-/** The running VMs of this process, for {@linkcode stopAllVms}. */
-const active = new Set<() => Promise<void>>();
+/** The VMs of this process being booted or run, for {@linkcode stopAllVms}. */
+const running = new Set<{ stop: () => void; done: Promise<void> }>();
 
 /**
- * Kills every VM this process started and waits for them (for SIGINT,
- * SIGTERM and SIGHUP handlers). Each pending {@linkcode bootAndRun} then
- * rejects with a {@linkcode VmError} `aborted` after its cleanup.
+ * Stops every VM this process started (QEMU killed) and waits until each
+ * has cleaned up (its temporary directory and run record removed): what a
+ * SIGINT, SIGTERM or SIGHUP handler calls before exiting. Each pending
+ * {@linkcode bootAndRun} rejects with a {@linkcode VmError} `aborted`.
  */
 export async function stopAllVms(): Promise<void> {
-  await Promise.all([...active].map((stop) => stop()));
+  const all = [...running];
+  for (const r of all) r.stop();
+  await Promise.all(all.map((r) => r.done));
+}
+
+/** Registers a VM for {@linkcode stopAllVms}: its signal, and a function to call when cleaned up. */
+function register(signal: AbortSignal | undefined): { signal: AbortSignal; finished: () => void } {
+  const stopper = new AbortController();
+  let finished: () => void = () => {};
+  const entry = { stop: () => stopper.abort(), done: new Promise<void>((r) => finished = r) };
+  running.add(entry);
+  return {
+    signal: signal ? AbortSignal.any([signal, stopper.signal]) : stopper.signal,
+    finished: () => {
+      running.delete(entry);
+      finished();
+    },
+  };
 }
 
 /** The host TSC frequency in kHz (the TCG guest's TSC runs at it), or `undefined`. */
@@ -347,7 +365,6 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
     }
     await status;
   };
-  active.add(kill);
   let readyAt: number | undefined;
   let crashed: string | undefined;
   let failed: string | undefined;
@@ -434,7 +451,6 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
     clearTimeout(timer);
     o.signal?.removeEventListener("abort", onAbort);
     await kill();
-    active.delete(kill);
     await reading;
     log.close();
   }
@@ -483,6 +499,7 @@ async function probeKvm(
   options: DetectAccelOptions,
 ): Promise<boolean> {
   const tag = `probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const reg = register(options.signal);
   const dir = await Deno.makeTempDir({ prefix: `${RUN_DIR_PREFIX}${tag}-` });
   const recordDir = defaultRecordDir();
   try {
@@ -503,7 +520,7 @@ async function probeKvm(
       consoleLog,
       bootTimeoutMs: options.timeoutMs ?? 20_000,
       runTimeoutMs: 5_000,
-      signal: options.signal,
+      signal: reg.signal,
       onConsoleLine: undefined,
       probe: true,
       onStart: (pid) => writeRecordFor(recordDir, tag, dir, pid).then(() => {}),
@@ -514,6 +531,7 @@ async function probeKvm(
   } finally {
     await removeRecord(recordDir, tag);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    reg.finished();
   }
 }
 
@@ -607,7 +625,13 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
   const memoryMiB = options.memoryMiB ?? 4096;
   const cpus = options.cpus ?? 2;
   const tag = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const runDir = await Deno.makeTempDir({ dir: tmpdir(), prefix: `${RUN_DIR_PREFIX}${tag}-` });
+  const reg = register(options.signal);
+  const signal = reg.signal;
+  const runDir = await Deno.makeTempDir({ dir: tmpdir(), prefix: `${RUN_DIR_PREFIX}${tag}-` })
+    .catch((err) => {
+      reg.finished();
+      throw err;
+    });
   const logDir = options.logDir ?? defaultVmLogDir();
   let recorded = false;
   try {
@@ -623,7 +647,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     await writeControl(ctlDir, { ...options, cwd, shareMount });
     const accel = options.accel === "kvm" || options.accel === "tcg"
       ? options.accel
-      : await detectAccel(kernel, options.signal ? { signal: options.signal } : {});
+      : await detectAccel(kernel, { signal });
     const thash = options.thashEntries ?? "host";
     const thashEntries = thash === "host"
       ? hostThashEntries()
@@ -656,7 +680,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
           consoleLog: log,
           bootTimeoutMs: options.bootTimeoutMs ?? (accel === "kvm" ? 60_000 : 180_000),
           runTimeoutMs: options.timeoutMs ?? 30 * 60_000,
-          signal: options.signal,
+          signal,
           onConsoleLine: options.onConsoleLine,
           onStart: (pid) => writeRecordFor(recordDir, tag, runDir, pid).then(() => {}),
         });
@@ -728,6 +752,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
   } finally {
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
     if (recorded) await removeRecord(recordDir, tag);
+    reg.finished();
   }
 }
 
