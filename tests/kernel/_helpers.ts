@@ -1,0 +1,87 @@
+/**
+ * Helpers of the kernel/VM tests: test data, temporary directories, and
+ * the gate of slow tests (real guests: root, and `BACKLOG_LAB_SLOW=1`).
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+
+/** `tests/kernel/testdata/`. */
+export const TESTDATA = fileURLToPath(new URL("./testdata/", import.meta.url));
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "bl-kernel-test-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** xz-compresses bytes with the system's xz. */
+export async function xzCompress(bytes: Uint8Array): Promise<Uint8Array> {
+  const child = new Deno.Command("xz", { args: ["-c"], stdin: "piped", stdout: "piped" }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(bytes);
+  await w.close();
+  const out = await child.output();
+  if (!out.success) throw new Error("Cannot run xz -c");
+  return out.stdout;
+}
+
+const SLOW = Deno.env.get("BACKLOG_LAB_SLOW") === "1";
+const ROOT = Deno.build.os === "linux" && Deno.uid() === 0;
+const REQUIRE_ROOT = Deno.env.get("BACKLOG_LAB_REQUIRE_ROOT") === "1";
+let warned = false;
+
+/**
+ * A slow test that boots real guests: named `[slow] <name>` (select them
+ * with `--filter "[slow]"`), run only as root with `BACKLOG_LAB_SLOW=1`,
+ * otherwise ignored with one warning. With `BACKLOG_LAB_SLOW=1` and
+ * `BACKLOG_LAB_REQUIRE_ROOT=1` but no root, it fails instead. Resource and
+ * op sanitizers are on: a leaked process or file is a failure. Deno's
+ * reporter prints each test's duration.
+ */
+export function slowTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
+  const full = `[slow] ${name}`;
+  if (SLOW && !ROOT && REQUIRE_ROOT) {
+    Deno.test(full, () => {
+      throw new Error("This test boots guests and needs root: run the tests as root");
+    });
+    return;
+  }
+  if (!(SLOW && ROOT) && !warned) {
+    warned = true;
+    console.warn(
+      `\n*** SKIPPING the [slow] kernel/VM tests: they need root and BACKLOG_LAB_SLOW=1 ***\n`,
+    );
+  }
+  Deno.test({
+    name: full,
+    ignore: !(SLOW && ROOT),
+    sanitizeOps: true,
+    sanitizeResources: true,
+    fn,
+  });
+}
+
+/** Polls `pred` every 50 ms until true; throws after `timeoutMs` naming `what` and the last value. */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T> | T,
+  pred: (v: T) => boolean,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last = await probe();
+  while (!pred(last)) {
+    if (performance.now() > deadline) {
+      throw new Error(
+        `Timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(last)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    last = await probe();
+  }
+  return last;
+}
