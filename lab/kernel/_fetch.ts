@@ -54,6 +54,7 @@ async function boundedGet(url: string, options: BoundedFetchOptions) {
   const ac = new AbortController();
   const onAbort = () => ac.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
   const done = () => options.signal?.removeEventListener("abort", onAbort);
   let why = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -82,6 +83,7 @@ async function boundedGet(url: string, options: BoundedFetchOptions) {
   arm(headersMs, `no response within ${headersMs} ms`);
   let res: Response;
   try {
+    if (ac.signal.aborted) throw ac.signal.reason;
     res = await (options.fetch ?? fetch)(url, { signal: ac.signal });
   } catch (err) {
     return fail(err);
