@@ -335,11 +335,18 @@ export function isStaticElf(bytes: Uint8Array): boolean {
 /**
  * The path of a statically linked busybox (Debian's `busybox-static`).
  *
+ * @param candidates the paths to try, in order.
  * @throws {PreflightError} with the install command when there is none.
  */
-export async function findStaticBusybox(): Promise<string> {
+export async function findStaticBusybox(
+  candidates: readonly string[] = [
+    "/bin/busybox",
+    "/usr/bin/busybox",
+    "/usr/lib/initramfs-tools/bin/busybox",
+  ],
+): Promise<string> {
   const seen: string[] = [];
-  for (const p of ["/bin/busybox", "/usr/bin/busybox", "/usr/lib/initramfs-tools/bin/busybox"]) {
+  for (const p of candidates) {
     const bytes = await Deno.readFile(p).catch(() => undefined);
     if (!bytes) continue;
     if (isStaticElf(bytes)) return p;
