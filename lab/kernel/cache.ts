@@ -30,6 +30,8 @@ import {
 } from "./debian.ts";
 import { KernelSpecError } from "./errors.ts";
 import { hasCommand } from "../command.ts";
+import { ensureTools } from "../packages.ts";
+import { DEPMOD } from "./_tools.ts";
 
 /** A kernel ready to boot. */
 export interface UnpackedKernel {
@@ -67,6 +69,8 @@ function unpackedDir(cacheDir: string, ref: KernelRef): string {
  * @returns the kernel's image and modules.
  * @throws {DownloadError} naming the URL of a package that failed.
  * @throws {CommandError} when unpacking or depmod fails, naming the tool.
+ * @throws {PreflightError} when depmod is missing and cannot be installed
+ *   (as root on Debian/Ubuntu it is installed with apt-get, package `kmod`).
  *
  * @example Fetch the newest 6.1
  * ```ts ignore
@@ -163,6 +167,7 @@ async function unpack(debs: readonly string[], dir: string, ref: KernelRef): Pro
     await Deno.mkdir(join(tmp, "lib", "modules"), { recursive: true });
     await Deno.rename(found.modulesDir, join(tmp, "lib", "modules", found.release));
     await Deno.remove(join(tmp, "x"), { recursive: true });
+    await ensureTools([DEPMOD]);
     await exec(["depmod", "-b", tmp, found.release], {
       action: `Cannot index the modules of kernel "${found.release}"`,
       timeoutMs: 300_000,

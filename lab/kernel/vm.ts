@@ -27,10 +27,12 @@ import {
   type RunRecord,
   writeRecord,
 } from "./_run_record.ts";
-import { ensureTools, type ToolNeed } from "../packages.ts";
+import { ensureTools } from "../packages.ts";
+import { DEPMOD, QEMU, XZ } from "./_tools.ts";
 import { PreflightError } from "../errors.ts";
 
 export { reapStaleVms } from "./_run_record.ts";
+export { DEPMOD, QEMU, XZ } from "./_tools.ts";
 
 /** How the guest's CPU runs: hardware virtualization, or QEMU's emulator. */
 export type Accel = "kvm" | "tcg";
@@ -124,17 +126,6 @@ export interface BootAndRunResult {
   /** The VM's unique tag (its QEMU `-name` is `backlog-lab-vm-<tag>`). */
   tag: string;
 }
-
-/** QEMU, for the guests. */
-export const QEMU: ToolNeed = {
-  command: "qemu-system-x86_64",
-  debianPackage: "qemu-system-x86",
-  why: "booting other kernels",
-};
-/** depmod, to index an unpacked kernel's modules. */
-export const DEPMOD: ToolNeed = { command: "depmod", debianPackage: "kmod", why: "kernel modules" };
-/** xz, for Debian's indexes and compressed modules. */
-export const XZ: ToolNeed = { command: "xz", debianPackage: "xz-utils", why: "decompressing" };
 
 /**
  * Ensures QEMU, depmod, xz and a static busybox are installed (installing
