@@ -28,7 +28,7 @@ import {
   writeRecord,
 } from "./_run_record.ts";
 import { ensureTools } from "../packages.ts";
-import { DEPMOD, QEMU, XZ } from "./_tools.ts";
+import { QEMU, XZ } from "./_tools.ts";
 import { PreflightError } from "../errors.ts";
 
 export { reapStaleVms } from "./_run_record.ts";
@@ -92,6 +92,10 @@ export interface BootAndRunOptions {
   recordDir?: string;
   /** Boot attempts after a guest crash or hang before the command starts (TCG's rare oops); default 1. */
   bootRetries?: number;
+  /** The QEMU executable; default `qemu-system-x86_64` on PATH (tests give a stand-in). */
+  qemu?: string;
+  /** A statically linked busybox for the initramfs; default: the system's (`busybox-static`). */
+  busybox?: string;
 }
 
 /** What {@linkcode bootAndRun} returns. */
@@ -128,13 +132,16 @@ export interface BootAndRunResult {
 }
 
 /**
- * Ensures QEMU, depmod, xz and a static busybox are installed (installing
- * them with apt-get as root on Debian/Ubuntu, like `ensureTools`).
+ * Ensures QEMU (unless `qemu: false`), xz and a static busybox are
+ * installed (with apt-get as root on Debian/Ubuntu, like `ensureTools`).
+ * depmod is ensured where it is needed, when a kernel is unpacked.
  *
  * @throws {PreflightError} naming each missing tool and the command that installs it.
  */
-export async function ensureVmTools(options: { log?: (line: string) => void } = {}): Promise<void> {
-  await ensureTools([QEMU, DEPMOD, XZ], options);
+export async function ensureVmTools(
+  options: { log?: (line: string) => void; qemu?: boolean } = {},
+): Promise<void> {
+  await ensureTools(options.qemu === false ? [XZ] : [QEMU, XZ], options);
   try {
     await findStaticBusybox();
   } catch (err) {
@@ -248,6 +255,8 @@ export interface QemuArgvOptions {
   shareDir?: string;
   /** Whether to export the host's `/` (9p tag `blroot`); default true when `ctlDir` is set. */
   root?: boolean;
+  /** The QEMU executable; default `qemu-system-x86_64`. */
+  binary?: string;
 }
 
 /** QEMU's argv: a microvm with no network device, the console on stdio, 9p shares. */
@@ -262,7 +271,7 @@ export function qemuArgv(o: QemuArgvOptions): string[] {
     `virtio-9p-device,fsdev=${id},mount_tag=${id}`,
   ];
   return [
-    "qemu-system-x86_64",
+    o.binary ?? "qemu-system-x86_64",
     "-name",
     qemuName(o.tag),
     "-nodefaults",
@@ -610,6 +619,9 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
       `Cannot mount the share directory at "${shareMount}": give an absolute path other than "/"`,
     );
   }
+  if (options.qemu === undefined || options.busybox === undefined) {
+    await ensureVmTools({ qemu: options.qemu === undefined });
+  }
   const recordDir = options.recordDir ?? defaultRecordDir();
   await reapStaleVms(recordDir);
   const kernel = options.kernel;
@@ -630,7 +642,10 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     recorded = true;
     await Deno.mkdir(logDir, { recursive: true });
     await pruneLogs(logDir, 40).catch(() => {});
-    const initramfs = await buildInitramfs(kernel);
+    const initramfs = await buildInitramfs(
+      kernel,
+      options.busybox ? { busybox: options.busybox } : {},
+    );
     const initrd = join(runDir, "initramfs.cpio.gz");
     await Deno.writeFile(initrd, initramfs.bytes);
     const ctlDir = join(runDir, "ctl");
@@ -655,6 +670,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
       memoryMiB,
       cpus,
       ctlDir,
+      ...(options.qemu ? { binary: options.qemu } : {}),
       ...(options.shareDir ? { shareDir: await Deno.realPath(options.shareDir) } : {}),
     });
     const consoleLog = join(logDir, `${tag}.console.log`);

@@ -4,6 +4,9 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RUN_DIR_PREFIX } from "../../lab/kernel/_run_record.ts";
 
 /** `tests/kernel/testdata/`. */
 export const TESTDATA = fileURLToPath(new URL("./testdata/", import.meta.url));
@@ -84,4 +87,62 @@ export async function waitUntil<T>(
     last = await probe();
   }
   return last;
+}
+
+/** PIDs of processes (QEMU or a stand-in) whose `-name` starts with `backlog-lab-vm-<ownerPid>-`. */
+export function qemusOf(ownerPid: number): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+      const i = argv.indexOf("-name");
+      if (i >= 0 && (argv[i + 1] ?? "").startsWith(`${RUN_DIR_PREFIX}${ownerPid}-`)) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* exited meanwhile */ }
+  }
+  return pids;
+}
+
+/** Temporary VM directories of an owner. */
+export function runDirsOf(ownerPid: number): string[] {
+  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
+    n.startsWith(`${RUN_DIR_PREFIX}${ownerPid}-`)
+  );
+}
+
+/** Run records (`*.json`) in a directory. */
+export async function recordsIn(dir: string): Promise<string[]> {
+  try {
+    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
+      n.endsWith(".json")
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A modules directory like a real kernel's, from the recorded 7.2 `modules.dep`
+ * and `modules.builtin` excerpts, each module a small xz-compressed stand-in.
+ */
+export async function fakeModulesDir(dir: string, release = "7.2.13+deb14-amd64"): Promise<string> {
+  const modulesDir = join(dir, "lib", "modules", release);
+  const dep = Deno.readTextFileSync(join(TESTDATA, "modules-7.2.dep"));
+  await Deno.mkdir(modulesDir, { recursive: true });
+  await Deno.writeTextFile(join(modulesDir, "modules.dep"), dep);
+  await Deno.copyFile(join(TESTDATA, "modules-7.2.builtin"), join(modulesDir, "modules.builtin"));
+  for (const line of dep.split("\n")) {
+    const path = line.split(":")[0];
+    if (!path) continue;
+    const file = join(modulesDir, path);
+    const name = path.slice(path.lastIndexOf("/") + 1).replace(/\.ko\.xz$/, "").replaceAll(
+      "-",
+      "_",
+    );
+    await Deno.mkdir(join(file, ".."), { recursive: true });
+    await Deno.writeFile(file, await xzCompress(new TextEncoder().encode(`ELF of ${name}`)));
+  }
+  return modulesDir;
 }

@@ -29,7 +29,7 @@ import {
   planModules,
 } from "../../lab/kernel/initramfs.ts";
 import { PreflightError } from "../../lab/errors.ts";
-import { TESTDATA, withTempDir, xzCompress } from "./_helpers.ts";
+import { fakeModulesDir, TESTDATA, withTempDir } from "./_helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -165,16 +165,7 @@ Deno.test("isStaticElf() tells a static busybox from a dynamic program", async (
 Deno.test("buildInitramfs() holds init, busybox, console, the planned modules in order, decompressed", async () => {
   await withTempDir(async (dir) => {
     const release = "7.2.13+deb14-amd64";
-    const modulesDir = join(dir, "lib", "modules", release);
-    const dep = Deno.readTextFileSync(join(TESTDATA, "modules-7.2.dep"));
-    await Deno.mkdir(modulesDir, { recursive: true });
-    await Deno.writeTextFile(join(modulesDir, "modules.dep"), dep);
-    await Deno.copyFile(join(TESTDATA, "modules-7.2.builtin"), join(modulesDir, "modules.builtin"));
-    for (const m of parseModulesDep(dep).values()) {
-      const file = join(modulesDir, m.path);
-      await Deno.mkdir(join(file, ".."), { recursive: true });
-      await Deno.writeFile(file, await xzCompress(enc.encode(`ELF of ${moduleName(m.path)}`)));
-    }
+    const modulesDir = await fakeModulesDir(dir, release);
     const busybox = join(dir, "busybox");
     await Deno.writeTextFile(busybox, "static busybox");
     const initramfs = await buildInitramfs({ release, modulesDir }, { busybox });

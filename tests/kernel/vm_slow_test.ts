@@ -7,7 +7,6 @@
  * @module
  */
 import { match, ok as assert, rejects, strictEqual as equal } from "node:assert/strict";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -18,8 +17,8 @@ import {
   type UnpackedKernel,
   VmError,
 } from "../../lab/kernel/mod.ts";
-import { RUN_DIR_PREFIX, type RunRecord } from "../../lab/kernel/_run_record.ts";
-import { slowTest, waitUntil, withTempDir } from "./_helpers.ts";
+import type { RunRecord } from "../../lab/kernel/_run_record.ts";
+import { qemusOf, recordsIn, runDirsOf, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
 
 const SPEC = Deno.env.get("BACKLOG_LAB_TEST_KERNEL") ?? "5.10@bullseye";
 const PROJECT = fileURLToPath(new URL("../../", import.meta.url));
@@ -27,35 +26,6 @@ let kernel: UnpackedKernel | undefined;
 async function testKernel(): Promise<UnpackedKernel> {
   kernel ??= await fetchKernel(await resolveKernel(SPEC));
   return kernel;
-}
-
-/** PIDs of QEMU processes whose -name tag starts with `backlog-lab-vm-<ownerPid>-`. */
-function qemusOf(ownerPid: number): number[] {
-  const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      const name = argv[argv.indexOf("-name") + 1] ?? "";
-      if (argv.includes("-name") && name.startsWith(`${RUN_DIR_PREFIX}${ownerPid}-`)) {
-        pids.push(Number(e.name));
-      }
-    } catch { /* exited meanwhile */ }
-  }
-  return pids;
-}
-
-/** Temporary VM directories of an owner. */
-function runDirsOf(ownerPid: number): string[] {
-  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
-    n.startsWith(`${RUN_DIR_PREFIX}${ownerPid}-`)
-  );
-}
-
-async function recordsIn(dir: string): Promise<string[]> {
-  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
-    n.endsWith(".json")
-  );
 }
 
 /** Nothing of this process's VMs is left: no QEMU, no directory, no record. */

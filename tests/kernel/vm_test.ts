@@ -1,5 +1,6 @@
 import {
   deepStrictEqual as deepEqual,
+  match,
   ok as assert,
   rejects,
   strictEqual as equal,
@@ -15,8 +16,9 @@ import {
   type RunRecord,
   writeRecord,
 } from "../../lab/kernel/_run_record.ts";
-import { bootAndRun } from "../../lab/kernel/vm.ts";
-import { withTempDir } from "./_helpers.ts";
+import { bootAndRun, stopAllVms } from "../../lab/kernel/vm.ts";
+import { VmError } from "../../lab/kernel/errors.ts";
+import { fakeModulesDir, qemusOf, recordsIn, runDirsOf, withTempDir } from "./_helpers.ts";
 
 Deno.test("kernelCmdline() gives TCG a reliable TSC at the host's frequency, and KVM nothing of it", () => {
   const tcg = kernelCmdline({ accel: "tcg", tag: "t1", tscKhz: 2596130, thashEntries: 262144 });
@@ -231,6 +233,8 @@ Deno.test("bootAndRun() removes its directory and record when it fails before QE
         recordDir,
         logDir: join(recordDir, "logs"),
         accel: "tcg",
+        qemu: "/nonexistent/qemu",
+        busybox: "/nonexistent/busybox",
       }),
       /modules\.dep|No such file/,
     );
@@ -243,5 +247,192 @@ Deno.test("bootAndRun() removes its directory and record when it fails before QE
       [],
     );
     equal(basename(recordDir).startsWith("bl-kernel-test-"), true);
+  });
+});
+
+/**
+ * A stand-in for QEMU: a shell script that speaks the guest's side of the
+ * protocol (console lines, files in the control directory) without
+ * booting anything, so the runner's paths (retry, deadlines, missing exit
+ * code) run in milliseconds. It records its argv, and `run.sh`/`vm.env`.
+ */
+async function standIn(dir: string, mode: string): Promise<string> {
+  const path = join(dir, `qemu-${mode}`);
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh
+ctl=
+for a in "$@"; do
+  case "$a" in local,id=blctl,path=*) ctl=\${a#local,id=blctl,path=}; ctl=\${ctl%%,*};; esac
+done
+n=$(( $(cat "$0.runs" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$0.runs"
+printf '%s\\n' "$@" > "$0.argv"
+cp "$ctl/run.sh" "$0.run.sh"; cp "$ctl/vm.env" "$0.vm.env"
+ready() {
+  echo "Linux version 9.9.9-fake"
+  echo '{"release":"9.9.9-fake","memTotalKiB":1000,"cpus":2,"tcpMaxSynBacklog":2048,"somaxconn":4096}' > "$ctl/guest.json"
+  echo "backlog-lab-init: READY"
+}
+case ${JSON.stringify(mode)} in
+  ok) ready; echo out > "$ctl/stdout"; echo err > "$ctl/stderr"; echo 5 > "$ctl/exit-code";;
+  crash-once)
+    if [ "$n" = 1 ]; then echo "[    1.0] Kernel panic - not syncing: Fatal exception"; exit 0; fi
+    ready; echo 0 > "$ctl/exit-code";;
+  crash) echo "Oops: 0000 [#1] SMP"; echo "Kernel panic - not syncing: Fatal exception";;
+  failed) echo "backlog-lab-init: FAILED: cannot mount the host root (9p tag blroot)";;
+  no-exit) ready;;
+  hang-boot) exec sleep 600;;
+  hang-run) ready; exec sleep 600;;
+esac
+`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+/** Runs bootAndRun with a stand-in QEMU; returns the result or the error, and what the stand-in saw. */
+async function withStandIn(
+  mode: string,
+  extra: Partial<Parameters<typeof bootAndRun>[0]>,
+  check: (
+    outcome: Awaited<ReturnType<typeof bootAndRun>> | unknown,
+    seen: { runs: number; argv: string[]; runSh: string; vmEnv: string },
+  ) => void | Promise<void>,
+): Promise<void> {
+  await withTempDir(async (dir) => {
+    const recordDir = join(dir, "records");
+    const busybox = join(dir, "busybox");
+    await Deno.writeTextFile(busybox, "stand-in");
+    const modulesDir = await fakeModulesDir(dir);
+    const qemu = await standIn(dir, mode);
+    const outcome = await bootAndRun({
+      kernel: { release: "7.2.13+deb14-amd64", vmlinuz: join(dir, "vmlinuz"), modulesDir },
+      command: ["echo", "it's a test", "$HOME"],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      shareDir: dir,
+      accel: "tcg",
+      qemu,
+      busybox,
+      recordDir,
+      logDir: join(dir, "logs"),
+      ...extra,
+    }).catch((e) => e);
+    const read = (f: string) => Deno.readTextFile(`${qemu}.${f}`).catch(() => "");
+    await check(outcome, {
+      runs: Number(await read("runs")),
+      argv: (await read("argv")).trimEnd().split("\n"),
+      runSh: await read("run.sh"),
+      vmEnv: await read("vm.env"),
+    });
+    equal(qemusOf(Deno.pid).length, 0, "no stand-in QEMU left running");
+    deepEqual(runDirsOf(Deno.pid), [], "no VM directory left");
+    deepEqual(await recordsIn(recordDir), [], "no run record left");
+  });
+}
+
+processTest(
+  "bootAndRun() returns the guest's exit code, output and facts (stand-in QEMU)",
+  async () => {
+    await withStandIn("ok", {}, async (r, seen) => {
+      assert(!(r instanceof Error), String(r));
+      const result = r as Awaited<ReturnType<typeof bootAndRun>>;
+      equal(result.exitCode, 5);
+      equal(result.stdout, "out\n");
+      equal(result.stderr, "err\n");
+      equal(result.guest.release, "9.9.9-fake");
+      equal(result.accel, "tcg");
+      equal(result.attempts, 1);
+      assert(result.bootMs >= 0 && result.runMs >= 0);
+      match(
+        await Deno.readTextFile(result.consoleLog),
+        /Linux version 9\.9\.9-fake\nbacklog-lab-init: READY\n/,
+      );
+      equal(await Deno.readTextFile(result.stdoutPath), "out\n");
+      equal(seen.runs, 1);
+      assert(seen.argv.includes("-nodefaults"));
+      match(seen.vmEnv, /^BL_SHARE='\/results'$/m);
+      // The command runs with exec, its argv quoted for sh, in the given directory.
+      match(seen.runSh, /^export NO_COLOR='1'$/m);
+      match(seen.runSh, /^cd '\/.*' \|\| exit 125$/m);
+      match(
+        seen.runSh,
+        /^exec 'echo' 'it'"'"'s a test' '\$HOME' <\/dev\/null >\/run\/backlog-lab-vm\/stdout 2>\/run\/backlog-lab-vm\/stderr$/m,
+      );
+    });
+  },
+);
+
+processTest(
+  "bootAndRun() retries once after a crash at boot, then gives up naming it",
+  async () => {
+    await withStandIn("crash-once", {}, (r, seen) => {
+      assert(!(r instanceof Error), String(r));
+      equal((r as Awaited<ReturnType<typeof bootAndRun>>).attempts, 2);
+      equal(seen.runs, 2);
+    });
+    await withStandIn("crash", {}, (e, seen) => {
+      assert(e instanceof VmError, String(e));
+      equal(e.failure, "boot-crash");
+      match(
+        e.message,
+        /^Cannot boot kernel "7\.2\.13\+deb14-amd64" \(tcg, 2 attempts\): the guest kernel crashed at boot \("Oops: 0000 \[#1\] SMP"\) \(console log: ".*\.console-2\.log"\)/,
+      );
+      match(e.message, /Kernel panic - not syncing/);
+      equal(seen.runs, 2);
+    });
+  },
+);
+
+processTest("bootAndRun() reports init's failure, without retrying", async () => {
+  await withStandIn("failed", {}, (e, seen) => {
+    assert(e instanceof VmError, String(e));
+    match(
+      e.message,
+      /\(tcg, 1 attempt\): backlog-lab-init: FAILED: cannot mount the host root \(9p tag blroot\)/,
+    );
+    equal(seen.runs, 1);
+  });
+});
+
+processTest("bootAndRun() says when the guest wrote no exit code", async () => {
+  await withStandIn("no-exit", {}, (e) => {
+    assert(e instanceof VmError, String(e));
+    equal(e.failure, "no-exit-code");
+    match(
+      e.message,
+      /^Cannot get the command's exit code from the guest of kernel "7\.2\.13\+deb14-amd64": it wrote none/,
+    );
+  });
+});
+
+processTest(
+  "bootAndRun() kills a guest past its run deadline, and one that does not boot in time",
+  async () => {
+    await withStandIn("hang-run", { timeoutMs: 300 }, (e, seen) => {
+      assert(e instanceof VmError, String(e));
+      equal(e.failure, "run-timeout");
+      match(e.message, /it ran longer than 300 ms/);
+      equal(seen.runs, 1, "a command that started is never run twice");
+    });
+    await withStandIn("hang-boot", { bootTimeoutMs: 300 }, (e, seen) => {
+      assert(e instanceof VmError, String(e));
+      equal(e.failure, "boot-timeout");
+      equal(seen.runs, 2, "a boot that hangs is retried once");
+    });
+  },
+);
+
+processTest("bootAndRun() stops a running guest on abort and on stopAllVms()", async () => {
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 300);
+  await withStandIn("hang-run", { signal: ac.signal }, (e) => {
+    assert(e instanceof VmError, String(e));
+    equal(e.failure, "aborted");
+  });
+  setTimeout(() => stopAllVms(), 300);
+  await withStandIn("hang-run", {}, (e) => {
+    assert(e instanceof VmError, String(e));
+    equal(e.failure, "aborted");
   });
 });
