@@ -7,6 +7,10 @@
  *     --lab-args="--filter somaxconn-clamps --json" --file somaxconn.json \
  *     5.10-main=5.10@bullseye 5.10-security=5.10 6.1 6.12 sid
  *
+ * With `--per-experiment`, the guest runs `deno task lab <lab-args> --filter
+ * '^<id>$'` once per experiment instead, into `<out>/<name>/per-experiment/`
+ * (for kernels where one experiment's definition stops the whole run).
+ *
  * Runs as root. Nothing here is part of the library; part B replaces it
  * with `deno task lab --kernel SPEC`.
  * @module
@@ -26,6 +30,7 @@ const { values, positionals } = parseArgs({
     file: { type: "string", default: "somaxconn.json" },
     "timeout-min": { type: "string", default: "25" },
     memory: { type: "string", default: "4096" },
+    "per-experiment": { type: "boolean", default: false },
   },
 });
 const project = fileURLToPath(new URL("../", import.meta.url));
