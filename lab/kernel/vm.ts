@@ -346,12 +346,21 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
   };
   const [cmd, ...args] = o.argv;
   const start = performance.now();
-  const child = new Deno.Command(cmd!, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd!, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (err) {
+    log.close();
+    const hint = err instanceof Deno.errors.NotFound
+      ? `"${cmd}" is not installed: install it with \`sudo apt-get install -y qemu-system-x86\``
+      : String(err);
+    throw new VmError("qemu", `Cannot start QEMU: ${hint}`, o.consoleLog, "", { cause: err });
+  }
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;

@@ -423,6 +423,17 @@ processTest(
   },
 );
 
+processTest("bootAndRun() names a QEMU that cannot start, and the package to install", async () => {
+  await withStandIn("ok", { qemu: "/nonexistent/qemu-system-x86_64" }, (e) => {
+    assert(e instanceof VmError, String(e));
+    equal(e.failure, "qemu");
+    match(
+      e.message,
+      /^Cannot start QEMU: "\/nonexistent\/qemu-system-x86_64" is not installed: install it with `sudo apt-get install -y qemu-system-x86`/,
+    );
+  });
+});
+
 processTest("bootAndRun() stops a running guest on abort and on stopAllVms()", async () => {
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 300);
