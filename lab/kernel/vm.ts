@@ -376,6 +376,11 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
   };
   let readyAt: number | undefined;
   let crashed: string | undefined;
+  let callbackError: { err: unknown } | undefined;
+  // A function, so the compiler does not narrow a value that the reader sets.
+  const rethrowCallbackError = () => {
+    if (callbackError) throw callbackError.err;
+  };
   let failed: string | undefined;
   let onReady: () => void = () => {};
   const ready = new Promise<void>((r) => onReady = r);
@@ -388,7 +393,13 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
         const line = prefix + buf.slice(0, nl).replace(/\r$/, "");
         buf = buf.slice(nl + 1);
         write(line);
-        o.onConsoleLine?.(line);
+        try {
+          o.onConsoleLine?.(line);
+        } catch (err) {
+          // The caller's callback failed: stop the VM and report its error.
+          callbackError ??= { err };
+          onAbort();
+        }
         if (line.includes(READY) && readyAt === undefined) {
           readyAt = performance.now();
           onReady();
@@ -425,6 +436,7 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
       timeout(o.bootTimeoutMs),
       aborted,
     ]);
+    rethrowCallbackError();
     if (boot === "aborted") fail("aborted", `Cannot boot kernel: aborted`);
     if (boot === "timeout") {
       fail(
@@ -438,6 +450,7 @@ async function attempt(o: AttemptOptions): Promise<Attempt> {
         timeout(o.runTimeoutMs),
         aborted,
       ]);
+      rethrowCallbackError();
       if (end === "aborted") fail("aborted", `Cannot finish the command in the guest: aborted`);
       if (end === "timeout") {
         fail(

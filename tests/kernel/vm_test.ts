@@ -434,6 +434,16 @@ processTest("bootAndRun() names a QEMU that cannot start, and the package to ins
   });
 });
 
+processTest("bootAndRun() stops the guest and rethrows when onConsoleLine throws", async () => {
+  await withStandIn("hang-run", {
+    onConsoleLine: (l) => {
+      if (l.includes("READY")) throw new Error("the caller's own failure");
+    },
+  }, (e) => {
+    assert(e instanceof Error && e.message === "the caller's own failure", String(e));
+  });
+});
+
 processTest("bootAndRun() stops a running guest on abort and on stopAllVms()", async () => {
   const ac = new AbortController();
   setTimeout(() => ac.abort(), 300);
