@@ -487,6 +487,8 @@ export interface DetectAccelOptions {
   timeoutMs?: number;
   /** Where the probe's console log goes; default a temporary file, removed. */
   logDir?: string;
+  /** Where the probe's run record goes; default `/run/backlog-lab/vms` (as root). */
+  recordDir?: string;
   signal?: AbortSignal;
 }
 
@@ -523,7 +525,7 @@ async function probeKvm(
   const tag = `probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const reg = register(options.signal);
   const dir = await Deno.makeTempDir({ prefix: `${RUN_DIR_PREFIX}${tag}-` });
-  const recordDir = defaultRecordDir();
+  const recordDir = options.recordDir ?? defaultRecordDir();
   try {
     const initrd = join(dir, "initramfs.cpio.gz");
     await Deno.writeFile(initrd, (await buildInitramfs(kernel, { modules: [] })).bytes);
@@ -675,7 +677,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     await writeControl(ctlDir, { ...options, cwd, shareMount });
     const accel = options.accel === "kvm" || options.accel === "tcg"
       ? options.accel
-      : await detectAccel(kernel, { signal });
+      : await detectAccel(kernel, { signal, recordDir });
     const thash = options.thashEntries ?? "host";
     const thashEntries = thash === "host"
       ? hostThashEntries()
