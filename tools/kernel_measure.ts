@@ -46,9 +46,26 @@ for (const item of positionals) {
   const kernel = await fetchKernel(await resolveKernel(spec));
   const fetchMs = Math.round(performance.now() - t0);
   const base = values.file.replace(/\.json$/, "");
-  const cmd = `deno task lab ${
-    values["lab-args"]
-  } > /results/${values.file} 2> /results/${base}.stderr`;
+  const labArgs = values["lab-args"];
+  let cmd = `deno task lab ${labArgs} > /results/${values.file} 2> /results/${base}.stderr`;
+  if (values["per-experiment"]) {
+    const list = await new Deno.Command("deno", {
+      args: ["task", "-q", "lab", "--list"],
+      cwd: project,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const ids = new TextDecoder().decode(list.stdout).split("\n")
+      .map((l) => /^(\S+)\s+\(experiments\//.exec(l)?.[1]).filter((id) => id !== undefined);
+    if (ids.length === 0) {
+      throw new Error("Cannot list the experiments: `deno task lab --list` named none");
+    }
+    await Deno.mkdir(join(dir, "per-experiment"), { recursive: true });
+    const out = "/results/per-experiment";
+    cmd = ids.map((id) =>
+      `deno task lab ${labArgs} --filter '^${id}$' > ${out}/${id}.json 2> ${out}/${id}.stderr; echo "${id} $?" >> ${out}/exit-codes.txt`
+    ).join("\n");
+  }
   console.error(`[${name}] ${kernel.release}: ${cmd}`);
   try {
     const r = await bootAndRun({
