@@ -12,7 +12,12 @@ export class KernelSpecError extends Error {
   /** The spec as the user wrote it. */
   readonly spec: string;
 
-  /** @param spec the spec; @param message the whole message. */
+  /**
+   * Builds the error for `spec`.
+   *
+   * @param spec the spec as written.
+   * @param message the whole message, naming the spec and what exists.
+   */
   constructor(spec: string, message: string) {
     super(message);
     this.spec = spec;
@@ -26,7 +31,13 @@ export class DownloadError extends Error {
   /** The URL that failed. */
   readonly url: string;
 
-  /** @param url the URL; @param message the whole message (it names the URL). */
+  /**
+   * Builds the error for `url`.
+   *
+   * @param url the URL that failed.
+   * @param message the whole message (it names the URL).
+   * @param options the cause.
+   */
   constructor(url: string, message: string, options?: ErrorOptions) {
     super(message, options);
     this.url = url;
@@ -53,7 +64,15 @@ export class VmError extends Error {
   /** The last console lines, for messages. */
   readonly consoleTail: string;
 
-  /** @param failure the kind; @param message the message; @param consoleLog its path; @param consoleTail last lines. */
+  /**
+   * Builds the message: `message`, the console log's path, its last lines.
+   *
+   * @param failure what went wrong.
+   * @param message what failed, e.g. `Cannot boot kernel "5.10.0-32-amd64" (tcg, 2 attempts): …`.
+   * @param consoleLog the console log's path.
+   * @param consoleTail its last lines.
+   * @param options the cause.
+   */
   constructor(
     failure: VmFailure,
     message: string,

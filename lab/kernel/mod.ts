@@ -50,6 +50,7 @@ export {
   type GuestModule,
   type Initramfs,
   initScript,
+  type InitScriptOptions,
   type ModulePlan,
   planModules,
 } from "./initramfs.ts";
@@ -60,10 +61,12 @@ export {
   type BootAndRunOptions,
   type BootAndRunResult,
   detectAccel,
+  type DetectAccelOptions,
   ensureVmTools,
   type GuestInfo,
   reapStaleVms,
   stopAllVms,
 } from "./vm.ts";
+export type { ReapResult } from "./_run_record.ts";
 export { DownloadError, KernelSpecError, VmError, type VmFailure } from "./errors.ts";
-export type { DownloadProgress } from "./_fetch.ts";
+export type { BoundedFetchOptions, DownloadProgress, FetchFn } from "./_fetch.ts";

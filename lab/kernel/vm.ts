@@ -112,16 +112,19 @@ export interface BootAndRunResult {
   attempts: number;
   /** The console log of the last attempt. */
   consoleLog: string;
-  /** The command's stdout and stderr, kept beside the console log. */
+  /** The command's stdout, kept beside the console log. */
   stdoutPath: string;
+  /** The command's stderr, kept beside the console log. */
   stderrPath: string;
-  /** Their contents. */
+  /** The command's stdout. */
   stdout: string;
+  /** The command's stderr. */
   stderr: string;
   /** What the guest reported. */
   guest: GuestInfo;
-  /** Guest memory and CPUs asked for. */
+  /** Guest memory asked for. */
   memoryMiB: number;
+  /** Guest CPUs asked for. */
   cpus: number;
   /** The guest kernel's command line. */
   kernelCmdline: string;
@@ -489,6 +492,7 @@ export interface DetectAccelOptions {
   logDir?: string;
   /** Where the probe's run record goes; default `/run/backlog-lab/vms` (as root). */
   recordDir?: string;
+  /** Aborts the probe (the answer is then `tcg`). */
   signal?: AbortSignal;
 }
 
