@@ -518,7 +518,7 @@ export async function detectAccel(
   } catch {
     accel = "tcg";
   }
-  accelCache.set(kernel.release, accel);
+  if (!options.signal?.aborted) accelCache.set(kernel.release, accel); // an aborted probe proves nothing
   return accel;
 }
 
