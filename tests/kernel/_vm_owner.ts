@@ -1,8 +1,8 @@
 /**
- * A process that owns one VM, for the SIGKILL test: boots the kernel given
- * in `BL_TEST_KERNEL_DIR` (an unpacked kernel directory) with the run
- * records in `BL_TEST_RECORD_DIR`, runs `sleep 600` inside, and prints
- * `READY` once the guest's command started. The test then kills it.
+ * A process that owns one VM, for the SIGKILL test: boots the kernel spec
+ * in `BL_TEST_KERNEL` (from the cache) with the run records in
+ * `BL_TEST_RECORD_DIR`, runs `sleep 600` inside, and prints `READY` once the
+ * guest's command started. The test then kills it with SIGKILL.
  * @module
  */
 import { fetchKernel, resolveKernel } from "../../lab/kernel/mod.ts";
