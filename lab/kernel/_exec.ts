@@ -3,7 +3,7 @@
  * in time; a missing tool is named with the package that installs it.
  * @module
  */
-import { CommandError } from "../errors.ts";
+import { CommandError } from "../base/errors.ts";
 
 /** Options of {@linkcode exec}. */
 export interface ExecOptions {

@@ -3,7 +3,7 @@
  * each command with the Debian package that installs it.
  * @module
  */
-import type { ToolNeed } from "../packages.ts";
+import type { ToolNeed } from "../topology/packages.ts";
 
 /** QEMU, for the guests. */
 export const QEMU: ToolNeed = {

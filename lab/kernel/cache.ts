@@ -29,8 +29,8 @@ import {
   type ResolveOptions,
 } from "./debian.ts";
 import { KernelSpecError } from "./errors.ts";
-import { hasCommand } from "../command.ts";
-import { ensureTools } from "../packages.ts";
+import { hasCommand } from "../base/command.ts";
+import { ensureTools } from "../topology/packages.ts";
 import { DEPMOD } from "./_tools.ts";
 
 /** A kernel ready to boot. */

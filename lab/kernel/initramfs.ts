@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { type CpioEntry, gunzip, gzip, S_IFCHR, S_IFDIR, S_IFREG, writeNewc } from "./cpio.ts";
 import { exec } from "./_exec.ts";
 import type { UnpackedKernel } from "./cache.ts";
-import { PreflightError } from "../errors.ts";
+import { PreflightError } from "../base/errors.ts";
 
 /** A module the guest wants. */
 export interface GuestModule {

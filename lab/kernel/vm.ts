@@ -27,9 +27,9 @@ import {
   type RunRecord,
   writeRecord,
 } from "./_run_record.ts";
-import { ensureTools } from "../packages.ts";
+import { ensureTools } from "../topology/packages.ts";
 import { QEMU, XZ } from "./_tools.ts";
-import { PreflightError } from "../errors.ts";
+import { PreflightError } from "../base/errors.ts";
 
 export { reapStaleVms } from "./_run_record.ts";
 export { DEPMOD, QEMU, XZ } from "./_tools.ts";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { RUN_DIR_PREFIX } from "../../lab/kernel/_run_record.ts";
 
 /** `tests/kernel/testdata/`. */
-export const TESTDATA = fileURLToPath(new URL("./testdata/", import.meta.url));
+export const TESTDATA = fileURLToPath(new URL("./testdata", import.meta.url));
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

@@ -12,7 +12,7 @@ import { fetchKernel, listKernels } from "../../lab/kernel/cache.ts";
 import { DEBIAN_SUITES, type KernelRef } from "../../lab/kernel/debian.ts";
 import { DownloadError } from "../../lab/kernel/errors.ts";
 import { TESTDATA, withTempDir, xzCompress } from "./_helpers.ts";
-import { hasCommand } from "../../lab/command.ts";
+import { hasCommand } from "../../lab/base/command.ts";
 
 const URL_ = "https://deb.example/pool/k.deb";
 

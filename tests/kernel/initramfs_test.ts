@@ -28,7 +28,7 @@ import {
   parseModulesDep,
   planModules,
 } from "../../lab/kernel/initramfs.ts";
-import { PreflightError } from "../../lab/errors.ts";
+import { PreflightError } from "../../lab/base/errors.ts";
 import { fakeModulesDir, TESTDATA, withTempDir } from "./_helpers.ts";
 
 const enc = new TextEncoder();

@@ -21,7 +21,7 @@ import type { RunRecord } from "../../lab/kernel/_run_record.ts";
 import { qemusOf, recordsIn, runDirsOf, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
 
 const SPEC = Deno.env.get("BACKLOG_LAB_TEST_KERNEL") ?? "5.10@bullseye";
-const PROJECT = fileURLToPath(new URL("../../", import.meta.url));
+const PROJECT = fileURLToPath(new URL("../..", import.meta.url));
 let kernel: UnpackedKernel | undefined;
 async function testKernel(): Promise<UnpackedKernel> {
   kernel ??= await fetchKernel(await resolveKernel(SPEC));
