@@ -28,6 +28,16 @@
  */
 export { defineExperiment } from "./lab/describe/validate.ts";
 export { defineHistoricalClaims, type HistoricalClaims } from "./lab/describe/historical.ts";
+export {
+  hasChange,
+  hasSysctl,
+  KERNEL_CHANGES,
+  type KernelBehaviour,
+  type KernelChange,
+  type KernelFacts,
+  type KernelMachine,
+  sysctlNumber,
+} from "./lab/describe/kernel.ts";
 export type {
   AcceptPolicy,
   ClaimRule,

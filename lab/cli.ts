@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
 import { paramsText, plural, seconds } from "./base/format.ts";
 import { CLAIMS } from "./describe/catalogue.ts";
@@ -29,18 +29,31 @@ import {
 } from "./report/text.ts";
 import type { LabEvent } from "./results.ts";
 import { shellCommand } from "./observe/machine.ts";
-import { Lab } from "./run/lab.ts";
+import { Lab, type LabRun } from "./run/lab.ts";
 import { defaultJobs } from "./run/scheduler.ts";
+import { kernelsCommand, parseKernelSpecs, runKernels } from "./kernel/command.ts";
+import { stopAllVms } from "./kernel/vm.ts";
 
 const HELP = `backlog-lab: settle claims about Linux listen() backlogs by experiment.
 
 Usage: deno task lab [options] [experiment files or directories]
+       deno task lab kernels [--offline]
 
 Runs every experiment in experiments/ (or those given), each in its own
 network namespaces, and prints what the kernel did next to what each
 experiment expected, then the claims ledger. Needs root.
 
+With --kernel, runs them on other Linux kernels too, each booted in a small
+QEMU VM (KVM when it works, else emulated), and prints the claims × kernels
+ledger. \`deno task lab kernels\` lists the kernels cached and offered.
+
 Options:
+  --kernel SPEC   run on this kernel (repeatable, or a comma list): host (this
+                  machine's, the default), a Debian series 5.10, 6.1, 6.12 or
+                  sid, 5.10@bullseye (one suite), an exact Debian kernel
+                  (5.10.0-32, 6.1.192-2), a linux-image .deb, or a directory
+                  with vmlinuz and lib/modules/<release>
+  --offline       with --kernel or kernels: use only the kernel cache
   --filter RE     run only experiments whose id, file or claim ids match RE
   --list          list the experiments and the claims they decide; run nothing
   --json          print one JSON document instead of the report
@@ -52,6 +65,7 @@ Options:
                   the experiments that decide them
   --report DIR    also write DIR/report.md, DIR/results.json, a chart (SVG
                   and PNG) per run and a pcap per captured run
+  --no-charts     with --report, draw no charts (faster)
   --compare A B   compare two results.json files (two kernels or machines):
                   which claims' verdicts and which numbers differ; runs nothing
   --markdown      with --compare, print Markdown instead of a table
@@ -90,6 +104,9 @@ export async function main(args: string[]): Promise<number> {
         subnet6: { type: "string" },
         jobs: { type: "string", short: "j" },
         repeat: { type: "string" },
+        kernel: { type: "string", multiple: true },
+        offline: { type: "boolean" },
+        "no-charts": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -103,6 +120,21 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (values.compare) return await compareCommand(positionals, values.markdown ?? false);
+  if (positionals[0] === "kernels") {
+    if (positionals.length > 1) {
+      console.error(`"kernels" takes no arguments, got ${positionals.slice(1).join(" ")}`);
+      return 2;
+    }
+    return await kernelsCommand({ offline: values.offline ?? false });
+  }
+  let kernels: string[];
+  try {
+    kernels = parseKernelSpecs(values.kernel ?? []);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    return 2;
+  }
+  const matrix = kernels.length > 0 && !(kernels.length === 1 && kernels[0] === "host");
   if (values.markdown) {
     console.error("--markdown goes with --compare A B; for a Markdown report use --report DIR");
     return 2;
@@ -183,16 +215,31 @@ export async function main(args: string[]): Promise<number> {
     stopSignal ??= sig;
     controller.abort(new Error(`Interrupted by ${sig}`));
   };
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const runFlags = { ...values, jobs, jobsGiven: values.jobs !== undefined, repeat, args };
   try {
-    return await runAll(experiments, { ...values, jobs, repeat, args }, controller.signal);
+    if (!matrix) return await runAll(experiments, runFlags, controller.signal);
+    return await runKernels({
+      kernels,
+      experiments,
+      flags: {
+        ...runFlags,
+        paths: positionals.map((p) => resolve(p)),
+        offline: values.offline ?? false,
+        noCharts: values["no-charts"] ?? false,
+      },
+      signal: controller.signal,
+      runHost: (opts) => runAll(experiments, { ...runFlags, ...opts }, controller.signal),
+      terminalWidth: terminalWidth(),
+    });
   } catch (err) {
     if (stopSignal) {
+      await stopAllVms();
       console.error(
-        `Interrupted by ${stopSignal}; every namespace and process of this run was removed.`,
+        `Interrupted by ${stopSignal}; every namespace, process and VM of this run was removed.`,
       );
-      return stopSignal === "SIGINT" ? 130 : 143;
+      return stopSignal === "SIGINT" ? 130 : stopSignal === "SIGHUP" ? 129 : 143;
     }
     if (err instanceof PreflightError || err instanceof ExperimentDefinitionError) {
       console.error(err.message);
@@ -204,7 +251,8 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-interface RunFlags {
+/** The flags a lab run takes. */
+export interface RunFlags {
   json?: boolean;
   verbose?: boolean;
   subnet?: string;
@@ -212,9 +260,18 @@ interface RunFlags {
   faithful?: boolean;
   ledger?: boolean;
   report?: string;
+  "no-charts"?: boolean;
   jobs: number;
+  /** Whether `--jobs` was given (a guest then takes it as is). */
+  jobsGiven: boolean;
   repeat: number;
   args: string[];
+  /**
+   * Within a `--kernel` run: called with the run before the lab is disposed
+   * (its captures removed); nothing else is printed or written after the
+   * experiments (the matrix does it).
+   */
+  onRun?: (run: LabRun) => Promise<void>;
 }
 
 async function runAll(
@@ -222,12 +279,15 @@ async function runAll(
   flags: RunFlags,
   signal: AbortSignal,
 ): Promise<number> {
-  const quiet = flags.json || flags.ledger;
+  const inMatrix = flags.onRun !== undefined;
+  const quiet = (flags.json || flags.ledger) && !inMatrix;
   let progress: Progress | undefined;
   const log = (s: string) => {
     if (quiet) return;
     progress?.clear();
-    console.log(s);
+    // In a --kernel run with --json, stdout holds only the matrix's document.
+    if (inMatrix && flags.json) console.error(s);
+    else console.log(s);
   };
   const onEvent = (e: LabEvent) => {
     switch (e.kind) {
@@ -268,20 +328,27 @@ async function runAll(
   try {
     run = await lab.run(experiments, {
       repeat: flags.repeat,
-      ledger: flags.json || flags.ledger || flags.report !== undefined ? "all" : "decided",
+      ledger: flags.json || flags.ledger || flags.report !== undefined || inMatrix
+        ? "all"
+        : "decided",
       command: shellCommand(["deno", "task", "lab", ...flags.args]),
     });
   } finally {
     progress?.stop();
   }
   const { report } = run;
+  if (flags.onRun) {
+    // The matrix prints, reports and disposes the lab's captures after it copied them.
+    await flags.onRun(run);
+    return report.passed ? 0 : 1;
+  }
   if (flags.repeat > 1) {
     log(`\nRepeats (${flags.repeat} of each experiment, ${flags.jobs} jobs at once):`);
     log(repeatTable(run.repeats, terminalWidth()));
   }
   let reportLine: string | undefined;
   if (flags.report !== undefined) {
-    const files = await writeReport(flags.report, run);
+    const files = await writeReport(flags.report, run, { charts: !flags["no-charts"] });
     reportLine = `Report: ${join(flags.report, files.markdown)} (${
       plural(files.charts.length / 2, "chart")
     }, ${plural(files.pcaps.length, "pcap")})`;

@@ -13,6 +13,8 @@ import type {
   ConnectionRecord,
   ExperimentResult,
   Flip,
+  KernelBehaviour,
+  KernelFacts,
   LabReport,
   LedgerEntry,
   MachineInfo,
@@ -89,6 +91,7 @@ type ClaimError = Exclude<ExperimentResult["claims"][string], ClaimDecision>;
 type MetricSummary = RunResult["observed"][string];
 type Charts = NonNullable<RunResult["charts"]>;
 type FlipOutcome = Flip["outcomes"][number];
+type SkippedRun = NonNullable<ExperimentResult["skippedRuns"]>[number];
 
 /** Each object of the schema (root and `$defs`) → the fields of its TypeScript type. */
 const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = {
@@ -104,15 +107,21 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
       "experiments",
       "ledger",
     ],
+    ["kernelFacts"],
+  ),
+  KernelFacts: fieldsOf<KernelFacts>()(
+    ["release", "sysctls", "behaviour", "machine", "timeScale", "probed"],
     [],
   ),
+  KernelBehaviour: fieldsOf<KernelBehaviour>()(["synQueueExtra"], []),
+  SkippedRun: fieldsOf<SkippedRun>()(["params", "reason"], []),
   MachineInfo: fieldsOf<MachineInfo>()(
     ["hostname", "arch", "cpu", "cores", "memoryMiB", "os", "deno"],
     [],
   ),
   ExperimentResult: fieldsOf<ExperimentResult>()(
     ["id", "title", "hypothesis", "passed", "mode", "durationMs", "runs", "claims"],
-    ["file", "skipped", "repeats", "flips", "repeatDurationsMs"],
+    ["file", "skipped", "skippedRuns", "kernelChanges", "repeats", "flips", "repeatDurationsMs"],
   ),
   Flip: fieldsOf<Flip>()(["kind", "outcomes"], ["claim", "run", "check"]),
   FlipOutcome: fieldsOf<FlipOutcome>()(["value", "repeats"], []),

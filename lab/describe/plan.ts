@@ -7,6 +7,7 @@
  * @module
  */
 import { ExperimentDefinitionError } from "../base/errors.ts";
+import { didYouMean } from "../base/suggest.ts";
 import type { RunMode } from "../vocabulary.ts";
 import {
   type BOUND_FIELDS,
@@ -29,8 +30,10 @@ import type {
   PlannedRule,
   PlannedStep,
   RunPlan,
+  SkippedPoint,
 } from "./run_plan.ts";
 import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
+import { hasSysctl, type KernelFacts, unprobedKernel } from "./kernel.ts";
 import type {
   ExperimentDefinition,
   FollowUp,
@@ -45,6 +48,11 @@ import type {
 export interface PlanOptions {
   /** Plan the faithful matrix (the kernel's default timers) where the experiment has one. */
   faithful?: boolean;
+  /**
+   * The kernel the runs are for (probed by `Lab.run()`); default
+   * {@linkcode unprobedKernel}, which assumes every sysctl exists.
+   */
+  kernel?: KernelFacts;
 }
 
 /** Every combination of a matrix's values, in declaration order. */
@@ -62,16 +70,24 @@ export function modeOf(def: ExperimentDefinition, options: PlanOptions = {}): Ru
   return options.faithful ? "faithful" : "fast";
 }
 
-/** Plans an experiment for one mode: its definition, file, mode and one plan per matrix point. */
+/**
+ * Plans an experiment for one mode and one kernel: its definition, file,
+ * mode, one plan per matrix point the kernel can run, and the points it
+ * skips with the reason its `requires` gave.
+ */
 export function planExperiment<M extends Matrix>(
   def: ExperimentDefinition<M>,
   options: PlanOptions & { file?: string } = {},
 ): PlannedExperiment {
+  const kernel = options.kernel ?? unprobedKernel();
+  const skipped: SkippedPoint[] = [];
   return {
     definition: def as unknown as ExperimentDefinition,
     ...(options.file === undefined ? {} : { file: options.file }),
     mode: modeOf(def as unknown as ExperimentDefinition, options),
-    plans: planRuns(def, options),
+    plans: planRuns(def, { ...options, kernel }, skipped),
+    kernel,
+    skipped,
   };
 }
 
@@ -84,7 +100,9 @@ export function planExperiment<M extends Matrix>(
 export function planRuns<M extends Matrix>(
   def: ExperimentDefinition<M>,
   options: PlanOptions = {},
+  skipped: SkippedPoint[] = [],
 ): RunPlan[] {
+  const kernel = options.kernel ?? unprobedKernel();
   const mode = modeOf(def as unknown as ExperimentDefinition, options);
   const matrix = mode === "faithful"
     ? { ...def.matrix, ...def.faithfulMatrix } as Matrix
@@ -96,13 +114,37 @@ export function planRuns<M extends Matrix>(
     if (m === undefined) parsed.set(name, m = parseMetric(name));
     return m;
   };
-  return points.map((params, index) => {
-    const at = Object.keys(params).length ? ` (at ${JSON.stringify(params)})` : "";
+  const runnable = points.flatMap((params, index) => {
+    const reason = def.requires === undefined
+      ? undefined
+      : resolve(def.requires as unknown as Param<ParamsOf<M>, string | undefined>, {
+        params: params as ParamsOf<M>,
+        kernel,
+      }, "requires");
+    if (reason !== undefined && (typeof reason !== "string" || reason.trim() === "")) {
+      fail(
+        "requires",
+        `expected a reason (a non-empty string) or undefined, got ${describe(reason)}`,
+      );
+    }
+    if (reason !== undefined) {
+      skipped.push({ params, index, reason });
+      return [];
+    }
+    return [{ params, index }];
+  });
+  return runnable.map(({ params, index }) => {
+    const where = Object.keys(params).length ? ` (at ${JSON.stringify(params)})` : "";
     try {
-      return planPoint(def, params as ParamsOf<M>, { mode, index, of: points.length, metric });
+      return planPoint(def, { params: params as ParamsOf<M>, kernel }, {
+        mode,
+        index,
+        of: points.length,
+        metric,
+      });
     } catch (err) {
-      if (err instanceof ExperimentDefinitionError && at) {
-        throw new ExperimentDefinitionError(err.field, err.detail + at);
+      if (err instanceof ExperimentDefinitionError && where) {
+        throw new ExperimentDefinitionError(err.field, err.detail + where);
       }
       throw err;
     }
@@ -111,22 +153,27 @@ export function planRuns<M extends Matrix>(
 
 function planPoint<M extends Matrix>(
   def: ExperimentDefinition<M>,
-  p: ParamsOf<M>,
+  at: At<ParamsOf<M>>,
   point: { mode: RunMode; index: number; of: number; metric: (name: string) => Metric },
 ): RunPlan {
+  const p = at.params;
   const serverHost = def.server.host;
   const hostOrder = [serverHost, ...Object.keys(def.hosts).filter((h) => h !== serverHost)];
   const hosts = hostOrder.map((name) => {
     const sysctls: Record<string, string> = {};
     for (const [k, v] of Object.entries(def.hosts[name]?.sysctls ?? {})) {
-      sysctls[k] = String(checked(v, p, `hosts.${name}.sysctls.${k}`, sysctlValue));
+      const field = `hosts.${name}.sysctls.${k}`;
+      const value = checked(v, at, field, optionalSysctlValue);
+      if (value === undefined) continue;
+      requireSysctl(at.kernel, k, field);
+      sysctls[k] = String(value);
     }
     return { name, sysctls };
   });
   const groups = def.clients.map((g, i): PlannedGroup => ({
     name: g.name,
     host: g.host,
-    count: checked(g.count, p, `clients[${i}].count`, int(0, MAX_COUNT)),
+    count: checked(g.count, at, `clients[${i}].count`, int(0, MAX_COUNT)),
     intervalMs: g.start === undefined || g.start === "together"
       ? 0
       : "perSecond" in g.start
@@ -137,7 +184,7 @@ function planPoint<M extends Matrix>(
     ...(g.startWhen === undefined ? {} : {
       startWhen: {
         metric: g.startWhen.metric,
-        ...resolveBounds(g.startWhen, p, `clients[${i}].startWhen`),
+        ...resolveBounds(g.startWhen, at, `clients[${i}].startWhen`),
       },
     }),
   }));
@@ -145,13 +192,13 @@ function planPoint<M extends Matrix>(
     name: e.name,
     metric: e.metric,
     over: e.over ?? "settled",
-    ...resolveBounds(e, p, `expect[${i}]`),
+    ...resolveBounds(e, at, `expect[${i}]`),
     stableMs: e.stableMs ?? 3 * def.observe.intervalMs,
   }));
-  const timeline = planTimeline(def, p, groups);
+  const timeline = planTimeline(def, at, groups);
   const acceptAfterMs = checked(
     def.server.acceptAfterMs ?? 0,
-    p,
+    at,
     "server.acceptAfterMs",
     int(0, MAX_WINDOW_MS),
   );
@@ -166,7 +213,7 @@ function planPoint<M extends Matrix>(
   }
   const maxOpenFiles = def.server.maxOpenFiles === undefined
     ? undefined
-    : checked(def.server.maxOpenFiles, p, "server.maxOpenFiles", int(8, 1 << 20));
+    : checked(def.server.maxOpenFiles, at, "server.maxOpenFiles", int(8, 1 << 20));
   const rules = Object.entries(def.rules ?? {}).map(([name, r]): PlannedRule => ({
     name,
     host: r.host,
@@ -191,13 +238,16 @@ function planPoint<M extends Matrix>(
     server: {
       host: serverHost,
       port: def.server.port ?? 8080,
-      backlog: checked(def.server.backlog, p, "server.backlog", requireBacklog),
+      backlog: checked(def.server.backlog, at, "server.backlog", requireBacklog),
       accept,
       acceptAfterMs,
       ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
     },
     groups,
-    observe: def.observe,
+    observe: {
+      intervalMs: def.observe.intervalMs,
+      windowMs: Math.round(def.observe.windowMs * Math.max(1, at.kernel.timeScale)),
+    },
     expectations,
     metrics: [...metricNames].map(point.metric),
     rules,
@@ -213,10 +263,10 @@ function planPoint<M extends Matrix>(
         toleranceMs: e.toleranceMs ?? 0,
       };
       if (e.group !== undefined) planned.group = e.group;
-      if (e.count !== undefined) planned.count = resolveBounds(e.count, p, `${f}.count`);
+      if (e.count !== undefined) planned.count = resolveBounds(e.count, at, `${f}.count`);
       if (e.intervalsMs !== undefined) {
         planned.intervalsMs = typeof e.intervalsMs === "function"
-          ? intervalList(resolve(e.intervalsMs, p, `${f}.intervalsMs`), `${f}.intervalsMs`)
+          ? intervalList(resolve(e.intervalsMs, at, `${f}.intervalsMs`), `${f}.intervalsMs`)
           : [...e.intervalsMs];
       }
       return planned;
@@ -229,13 +279,13 @@ function planPoint<M extends Matrix>(
 /** The definition's steps present at this point, then one per `startWhen`. */
 function planTimeline<P>(
   def: { timeline?: TimelineStep<P>[] },
-  p: P,
+  at: At<P>,
   groups: readonly PlannedGroup[],
 ): PlannedStep[] {
   const present = (def.timeline ?? []).flatMap((x, i) =>
-    x.only === undefined || resolve(x.only, p, `timeline[${i}].only`) ? [{ x, i }] : []
+    x.only === undefined || resolve(x.only, at, `timeline[${i}].only`) ? [{ x, i }] : []
   );
-  const timeline = present.map(({ x, i }) => planStep(x, p, `timeline[${i}]`));
+  const timeline = present.map(({ x, i }) => planStep(x, at, `timeline[${i}]`));
   for (const s of timeline) {
     if (s.afterStep !== undefined && !timeline.some((o) => o.name === s.afterStep)) {
       fail(
@@ -258,9 +308,9 @@ function planTimeline<P>(
   return timeline;
 }
 
-function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
+function planStep<P>(x: TimelineStep<P>, at: At<P>, f: string): PlannedStep {
   const ms = (v: Param<P, number> | undefined, field: string) =>
-    v === undefined ? 0 : checked(v, p, field, int(0, MAX_WINDOW_MS));
+    v === undefined ? 0 : checked(v, at, field, int(0, MAX_WINDOW_MS));
   const a = x.do;
   let action: PlannedAction;
   if ("startGroup" in a) action = { kind: "startGroup", group: a.startGroup };
@@ -268,17 +318,18 @@ function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
   else if ("addRule" in a) action = { kind: "addRule", rule: a.addRule };
   else if ("removeRule" in a) action = { kind: "removeRule", rule: a.removeRule };
   else if ("sysctl" in a) {
-    const value = checked(a.sysctl.value, p, `${f}.do.sysctl.value`, sysctlValue);
+    const value = checked(a.sysctl.value, at, `${f}.do.sysctl.value`, sysctlValue);
+    requireSysctl(at.kernel, a.sysctl.name, `${f}.do.sysctl.name`);
     action = { kind: "sysctl", host: a.sysctl.host, name: a.sysctl.name, value: String(value) };
   } else if ("accept" in a) {
-    action = { kind: "accept", n: checked(a.accept, p, `${f}.do.accept`, int(1, MAX_COUNT)) };
+    action = { kind: "accept", n: checked(a.accept, at, `${f}.do.accept`, int(1, MAX_COUNT)) };
   } else if ("acceptPolicy" in a) action = { kind: "acceptPolicy", policy: a.acceptPolicy };
   else action = { kind: "stopServer", how: a.stopServer };
   return {
     name: x.name,
     atMs: ms(x.at, `${f}.at`),
     ...(x.when === undefined ? {} : {
-      when: { metric: x.when.metric, ...resolveBounds(x.when, p, `${f}.when`) },
+      when: { metric: x.when.metric, ...resolveBounds(x.when, at, `${f}.when`) },
     }),
     ...(x.afterStep === undefined ? {} : { afterStep: x.afterStep }),
     delayMs: ms(x.delayMs, `${f}.delayMs`),
@@ -299,13 +350,13 @@ function followUpSpec(f: FollowUp | undefined): FollowUpSpec {
 /** Resolves equals / atLeast / atMost at a matrix point into [min, max]. */
 function resolveBounds<P>(
   x: { equals?: Param<P, number>; atLeast?: Param<P, number>; atMost?: Param<P, number> },
-  p: P,
+  at: At<P>,
   f: string,
 ): { min: number; max: number } {
   const num = (k: (typeof BOUND_FIELDS)[number]) => {
     const v = x[k];
     // A function may return ±Infinity for "no bound at this point".
-    return v === undefined ? undefined : checked(v, p, `${f}.${k}`, boundValue);
+    return v === undefined ? undefined : checked(v, at, `${f}.${k}`, boundValue);
   };
   const eq = num("equals");
   const min = eq ?? num("atLeast") ?? -Infinity;
@@ -320,21 +371,27 @@ function resolveBounds<P>(
  */
 function checked<P, T>(
   v: Param<P, T>,
-  p: P,
+  at: At<P>,
   field: string,
   check: (value: unknown, field: string) => T,
 ): T {
-  return typeof v === "function" ? check(resolve(v, p, field), field) : v;
+  return typeof v === "function" ? check(resolve(v, at, field), field) : v;
 }
 
-function resolve<P, T>(v: Param<P, T>, params: P, field: string): T {
+/** A matrix point and the kernel it is planned for: what function values are given. */
+interface At<P> {
+  params: P;
+  kernel: KernelFacts;
+}
+
+function resolve<P, T>(v: Param<P, T>, at: At<P>, field: string): T {
   if (typeof v !== "function") return v;
   try {
-    return (v as (p: P) => T)(params);
+    return (v as (p: P, k: KernelFacts) => T)(at.params, at.kernel);
   } catch (err) {
     fail(
       field,
-      `the function threw for ${JSON.stringify(params)}: ${
+      `the function threw for ${JSON.stringify(at.params)} on Linux ${at.kernel.release}: ${
         err instanceof Error ? err.message : err
       }`,
     );
@@ -350,6 +407,25 @@ function sysctlValue(v: unknown, field: string): number | string {
     fail(field, `expected a number or string, got ${describe(v)}`);
   }
   return v;
+}
+
+/**
+ * Fails for a sysctl the kernel's fresh namespace lacks (only when the
+ * facts were probed), saying how to set it only where it exists.
+ */
+function requireSysctl(kernel: KernelFacts, name: string, field: string): void {
+  if (hasSysctl(kernel, name)) return;
+  fail(
+    field,
+    `a network namespace of Linux ${kernel.release} has no sysctl "${name}"${
+      didYouMean(name, Object.keys(kernel.sysctls))
+    } (only per-namespace net.* sysctls can be set); to set it only where it exists, give a function: (p, k) => hasSysctl(k, "${name}") ? value : undefined, or skip the point with "requires"`,
+  );
+}
+
+/** A host sysctl's value: a number or string, or `undefined` (from a function) to leave it alone. */
+function optionalSysctlValue(v: unknown, field: string): number | string | undefined {
+  return v === undefined ? undefined : sysctlValue(v, field);
 }
 
 function boundValue(v: unknown, field: string): number {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { JudgedOver, PacketKind, RulePacketKind, RunMode } from "../vocabulary.ts";
+import type { KernelFacts } from "./kernel.ts";
 import type { Metric } from "./metric.ts";
 import type { AcceptPolicy, ExperimentDefinition, ObserveDefinition, ParamValue } from "./types.ts";
 
@@ -149,7 +150,10 @@ export interface RunPlan {
   packetExpectations: PlannedPacketExpectation[];
   /** Client groups with every value resolved, in definition order. */
   groups: PlannedGroup[];
-  /** Sampling interval and window, as defined. */
+  /**
+   * Sampling interval, as defined, and window: as defined, stretched by the
+   * kernel's `timeScale` (a slower machine needs longer to build the situation).
+   */
   observe: ObserveDefinition;
   /** Expectations with their bounds resolved, in definition order. */
   expectations: PlannedExpectation[];
@@ -167,6 +171,20 @@ export interface PlannedExperiment {
   file?: string;
   /** How its runs' timers are set (every plan has this mode). */
   mode: RunMode;
-  /** One plan per matrix point, in matrix order. */
+  /** One plan per matrix point the kernel can run, in matrix order. */
   plans: RunPlan[];
+  /** The kernel it was planned for. */
+  kernel: KernelFacts;
+  /** The matrix points its `requires` refused on this kernel, with why. */
+  skipped: SkippedPoint[];
+}
+
+/** A matrix point an experiment's `requires` refused on a kernel. */
+export interface SkippedPoint {
+  /** The point's parameters. */
+  params: Record<string, ParamValue>;
+  /** Its 0-based index in the matrix. */
+  index: number;
+  /** Why this kernel cannot run it. */
+  reason: string;
 }

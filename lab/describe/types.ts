@@ -6,6 +6,9 @@
  */
 import type { ClaimDecision, RunEvidence } from "../results.ts";
 import type { JudgedOver, PacketKind, RulePacketKind } from "../vocabulary.ts";
+import type { KernelFacts } from "./kernel.ts";
+
+export type { KernelFacts };
 
 /** A matrix parameter's value. */
 export type ParamValue = number | string | boolean;
@@ -13,13 +16,20 @@ export type ParamValue = number | string | boolean;
 export type Matrix = Record<string, readonly ParamValue[]>;
 /** One point of a matrix. */
 export type ParamsOf<M extends Matrix> = { -readonly [K in keyof M]: M[K][number] };
-/** A value, or a function of the matrix point that gives it. */
-export type Param<P, T> = T | ((params: P) => T);
+/**
+ * A value, or a function of the matrix point (and of the kernel the run is
+ * planned for, see {@linkcode KernelFacts}) that gives it.
+ */
+export type Param<P, T> = T | ((params: P, kernel: KernelFacts) => T);
 
 /** A network namespace of the experiment. */
 export interface HostDefinition<P> {
-  /** `net.*` sysctls written inside this host's namespace (never the host's own). */
-  sysctls?: Record<string, Param<P, number | string>>;
+  /**
+   * `net.*` sysctls written inside this host's namespace (never the host's
+   * own). A function may return `undefined` to leave the sysctl alone on a
+   * kernel (e.g. one that lacks it: `(p, k) => hasSysctl(k, name) ? v : undefined`).
+   */
+  sysctls?: Record<string, Param<P, number | string | undefined>>;
 }
 
 /**
@@ -99,8 +109,8 @@ export interface TimelineStep<P> {
   afterStep?: string;
   /** Once the other conditions hold, wait this long; default 0. */
   delayMs?: Param<P, number>;
-  /** The step exists only at matrix points where this returns true; default all. */
-  only?: (params: P) => boolean;
+  /** The step exists only at matrix points (and kernels) where this returns true; default all. */
+  only?: (params: P, kernel: KernelFacts) => boolean;
   /** The action. */
   do: StepAction<P>;
 }
@@ -254,6 +264,20 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   capture?: string[];
   /** What the captures must show; checked once the observation ends. */
   expectPackets?: PacketExpectation<ParamsOf<M>>[];
+  /**
+   * What a kernel must have for a matrix point to run: returns why this
+   * kernel (or this machine, e.g. an emulated one) cannot run the point, or
+   * `undefined` when it can. A point it refuses is skipped with the reason
+   * (never a failure); when it refuses every point, the experiment is
+   * `[SKIP]` and its claims are left to other experiments.
+   */
+  requires?: (params: ParamsOf<M>, kernel: KernelFacts) => string | undefined;
+  /**
+   * Commits of `KERNEL_CHANGES` (`lab/describe/kernel.ts`) whose effect this
+   * experiment's numbers depend on: where its claims' verdicts differ between
+   * kernels, reports name the change that splits them the same way.
+   */
+  kernelChanges?: string[];
   /**
    * Run each matrix point alone, with no other point beside it. For points
    * whose load (thousands of handshakes) would disturb other points' timing,

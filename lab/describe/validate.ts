@@ -28,6 +28,7 @@ import {
   SYSCTL_RE,
 } from "./_checks.ts";
 import { claimById, CLAIMS } from "./catalogue.ts";
+import { KERNEL_CHANGES } from "./kernel.ts";
 import type { MetricContext } from "./metric.ts";
 import type { ExperimentDefinition, Matrix } from "./types.ts";
 
@@ -49,6 +50,8 @@ const TOP_FIELDS = [
   "capture",
   "expectPackets",
   "exclusive",
+  "requires",
+  "kernelChanges",
 ];
 const HOST_FIELDS = ["sysctls"];
 const SERVER_FIELDS = ["host", "port", "backlog", "accept", "acceptAfterMs", "maxOpenFiles"];
@@ -125,6 +128,28 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   requireString(d.hypothesis, "hypothesis");
   if (d.family !== undefined && d.family !== 4 && d.family !== 6) {
     fail("family", `expected 4 or 6, got ${describe(d.family)}`);
+  }
+  if (d.kernelChanges !== undefined) {
+    if (!Array.isArray(d.kernelChanges)) {
+      fail("kernelChanges", `expected an array of commit ids, got ${describe(d.kernelChanges)}`);
+    }
+    const known = KERNEL_CHANGES.map((c) => c.commit);
+    for (const [i, c] of (d.kernelChanges as unknown[]).entries()) {
+      if (typeof c !== "string" || !known.includes(c)) {
+        fail(
+          `kernelChanges[${i}]`,
+          `${describe(c)} is not a commit of KERNEL_CHANGES${
+            typeof c === "string" ? didYouMean(c, known) : ""
+          } (known: ${known.join(", ")})`,
+        );
+      }
+    }
+  }
+  if (d.requires !== undefined && typeof d.requires !== "function") {
+    fail(
+      "requires",
+      `expected a function (params, kernel) => reason | undefined, got ${describe(d.requires)}`,
+    );
   }
 
   const claims = requireObject(d.claims, "claims", Object.keys(d.claims ?? {}));

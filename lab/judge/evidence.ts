@@ -6,7 +6,8 @@
  */
 import { parseMetric } from "../describe/metric.ts";
 import type { ClaimRule } from "../describe/types.ts";
-import type { ClaimDecision, RunEvidence, RunResult, Sample } from "../results.ts";
+import { unprobedKernel } from "../describe/kernel.ts";
+import type { ClaimDecision, KernelFacts, RunEvidence, RunResult, Sample } from "../results.ts";
 import { connectionsOf } from "./expect_packets.ts";
 
 /** Each metric's last and highest value over the samples. */
@@ -24,9 +25,16 @@ export function summarize(
   return out;
 }
 
-/** A claim rule's view of a run. */
-export function evidenceOf<P>(run: RunResult): RunEvidence<P> {
+/**
+ * A claim rule's view of a run on `kernel` (default: facts that were not
+ * probed, for reading a results document without its kernel's).
+ */
+export function evidenceOf<P>(
+  run: RunResult,
+  kernel: KernelFacts = unprobedKernel(),
+): RunEvidence<P> {
   return {
+    kernel,
     params: run.params as P,
     passed: run.passed,
     checks: run.checks,
@@ -85,8 +93,9 @@ function outcomeOf(metric: string): { group: string } | undefined {
 export function decideClaims(
   claims: Readonly<Record<string, ClaimRule<unknown>>>,
   runs: readonly RunResult[],
+  kernel: KernelFacts = unprobedKernel(),
 ): Record<string, ClaimDecision | { error: string }> {
-  const evidence = runs.map((r) => evidenceOf(r));
+  const evidence = runs.map((r) => evidenceOf(r, kernel));
   const out: Record<string, ClaimDecision | { error: string }> = {};
   for (const [id, rule] of Object.entries(claims)) {
     try {

@@ -77,6 +77,11 @@ export interface BootAndRunOptions {
   signal?: AbortSignal;
   /** Each console line of the guest (kernel and init messages), as it arrives. */
   onConsoleLine?: (line: string) => void;
+  /**
+   * Each line the command writes to stderr, while it runs (read from the
+   * control directory every 250 ms, and once more when the guest ends).
+   */
+  onStderrLine?: (line: string) => void;
   /** `kvm`, `tcg`, or `auto` (default: `$BACKLOG_LAB_VM_ACCEL`, else a bounded KVM boot probe). */
   accel?: Accel | "auto";
   /**
@@ -665,6 +670,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     });
   const logDir = options.logDir ?? defaultVmLogDir();
   let recorded = false;
+  let follower: { stop(): Promise<void> } | undefined;
   try {
     await writeRecordFor(recordDir, tag, runDir);
     recorded = true;
@@ -679,6 +685,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     const ctlDir = join(runDir, "ctl");
     await Deno.mkdir(ctlDir);
     await writeControl(ctlDir, { ...options, cwd, shareMount });
+    if (options.onStderrLine) follower = followFile(join(ctlDir, "stderr"), options.onStderrLine);
     const accel = options.accel === "kvm" || options.accel === "tcg"
       ? options.accel
       : await detectAccel(kernel, { signal, recordDir });
@@ -749,6 +756,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
         await tailOf(),
       );
     }
+    await follower?.stop();
     const stdoutPath = join(logDir, `${tag}.stdout`);
     const stderrPath = join(logDir, `${tag}.stderr`);
     await Deno.copyFile(join(ctlDir, "stdout"), stdoutPath).catch(() => {});
@@ -785,10 +793,72 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
       tag,
     };
   } finally {
+    await follower?.stop().catch(() => {});
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
     if (recorded) await removeRecord(recordDir, tag);
     reg.finished();
   }
+}
+
+/**
+ * Reads the lines appended to `path` (which may not exist yet) every 250 ms
+ * and hands each complete one to `onLine`; `stop()` reads what is left
+ * (the last line too, complete or not) and ends. Idempotent.
+ */
+export function followFile(
+  path: string,
+  onLine: (line: string) => void,
+): { stop(): Promise<void> } {
+  let offset = 0;
+  let partial = "";
+  let stopped = false;
+  const decoder = new TextDecoder();
+  const readMore = async (final: boolean) => {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch {
+      return; // not written yet
+    }
+    try {
+      await file.seek(offset, Deno.SeekMode.Start);
+      const buf = new Uint8Array(64 * 1024);
+      for (let i = 0; i < 1024; i++) { // at most 64 MiB a read
+        const n = await file.read(buf);
+        if (n === null || n === 0) break;
+        offset += n;
+        partial += decoder.decode(buf.subarray(0, n), { stream: true });
+      }
+    } finally {
+      file.close();
+    }
+    const lines = partial.split("\n");
+    partial = final ? "" : lines.pop()!;
+    for (const line of final ? lines.filter((l, i) => i < lines.length - 1 || l !== "") : lines) {
+      try {
+        onLine(line);
+      } catch { /* the caller's display failed: never the VM */ }
+    }
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let reading: Promise<void> = Promise.resolve();
+  const tick = () => {
+    reading = readMore(false).catch(() => {}).finally(() => {
+      if (!stopped) timer = setTimeout(tick, 250);
+    });
+  };
+  timer = setTimeout(tick, 250);
+  let done: Promise<void> | undefined;
+  return {
+    stop() {
+      return done ??= (async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await reading;
+        await readMore(true).catch(() => {});
+      })();
+    },
+  };
 }
 
 /** Writes `vm.env` (read by /init) and `run.sh` (the command, run chrooted in the guest). */

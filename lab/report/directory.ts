@@ -34,6 +34,8 @@ export interface ReportInput {
 export interface WriteReportOptions {
   /** Called before each chart is drawn, e.g. for progress. */
   onChart?: (done: number, of: number) => void;
+  /** Draw the charts (default true); without, `charts/` stays empty and runs name none. */
+  charts?: boolean;
 }
 
 /** The files a report consists of, relative to its directory. */
@@ -96,13 +98,15 @@ export async function writeReport(
     (run.pcaps ??= {})[c.host] = relative;
     pcaps.push(relative);
   }
-  const charted = report.experiments.flatMap((e) =>
-    e.runs.map((run, i) => ({ e, run, i })).filter(({ run }) => run.samples.length > 0)
-  );
-  // The chart libraries (vega, resvg) load only when a report is drawn.
-  const { chartSpec, renderSvg, svgToPng } = await import("./chart.ts");
+  const charted = options.charts === false
+    ? []
+    : report.experiments.flatMap((e) =>
+      e.runs.map((run, i) => ({ e, run, i })).filter(({ run }) => run.samples.length > 0)
+    );
   const charts: string[] = [];
   for (const [n, { e, run, i }] of charted.entries()) {
+    // The chart libraries (vega, resvg) load only when a report is drawn.
+    const { chartSpec, renderSvg, svgToPng } = await import("./chart.ts");
     options.onChart?.(n, charted.length);
     const stem = `charts/${e.id}/${runFileName(i, e.runs.length, run.params)}`;
     const svg = await renderSvg(chartSpec(run, {
@@ -123,7 +127,7 @@ export async function writeReport(
 }
 
 /** The files and folders a report consists of. */
-const REPORT_ENTRIES = ["charts", "pcaps", "report.md", "results.json"];
+const REPORT_ENTRIES = ["charts", "pcaps", "kernels", "report.md", "results.json"];
 
 /**
  * Checks that `dir` can hold a report: a new or empty directory, or one
@@ -173,8 +177,8 @@ export async function prepareReportDir(dir: string): Promise<string | undefined>
 async function isPreviousReport(path: string): Promise<boolean> {
   try {
     const doc = JSON.parse(await Deno.readTextFile(path));
-    return typeof doc?.version === "number" && Array.isArray(doc.experiments) &&
-      Array.isArray(doc.ledger);
+    return typeof doc?.version === "number" && Array.isArray(doc.ledger) &&
+      (Array.isArray(doc.experiments) || Array.isArray(doc.kernels));
   } catch {
     return false;
   }

@@ -18,6 +18,21 @@ export interface PreflightResult {
   reaped: string[];
   /** Every `net.*` sysctl a fresh namespace of this kernel has. */
   namespaceSysctls: ReadonlySet<string>;
+  /** The same sysctls with their values in a fresh namespace (`""` for one that cannot be read). */
+  namespaceSysctlValues: Readonly<Record<string, string>>;
+}
+
+/** Options of {@linkcode preflight}. */
+export interface PreflightOptions {
+  /** Optional tools the run needs (installed when missing, where possible). */
+  tools?: readonly ToolNeed[];
+  /** Where preflight says what it installs. */
+  log?: (line: string) => void;
+  /**
+   * Called with the probe namespace once its sysctls were read, before it is
+   * deleted: for probes of the kernel's behaviour (which may change it).
+   */
+  inProbe?: (ns: Netns) => Promise<void>;
 }
 
 const TOOLS: Record<string, string> = {
@@ -54,7 +69,7 @@ export function hasPrivileges(): boolean {
  */
 export async function preflight(
   prefix: string,
-  options: { tools?: readonly ToolNeed[]; log?: (line: string) => void } = {},
+  options: PreflightOptions = {},
 ): Promise<PreflightResult> {
   const problems: string[] = [];
   if (Deno.build.os !== "linux") {
@@ -78,16 +93,27 @@ export async function preflight(
   }
   const reaped = await reapStaleNamespaces();
   const kernel = Deno.osRelease();
-  let namespaceSysctls: Set<string>;
+  let namespaceSysctlValues: Record<string, string>;
+  let probe: Netns;
   try {
-    await using probe = await Netns.create(`${prefix}-probe`);
-    namespaceSysctls = new Set(await probe.listSysctls());
+    probe = await Netns.create(`${prefix}-probe`);
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     throw new PreflightError([
       `Cannot create a network namespace (${detail}): check that the kernel has CONFIG_NET_NS and that /run/netns is writable`,
     ]);
   }
+  {
+    await using _ = probe;
+    namespaceSysctlValues = await probe.readSysctls();
+    await options.inProbe?.(probe);
+  }
+  const namespaceSysctls = new Set(Object.keys(namespaceSysctlValues));
   const uname = await run(["uname", "-r"], { allowFailure: true });
-  return { kernel: uname.stdout.trim() || kernel, reaped, namespaceSysctls };
+  return {
+    kernel: uname.stdout.trim() || kernel,
+    reaped,
+    namespaceSysctls,
+    namespaceSysctlValues,
+  };
 }
