@@ -317,6 +317,9 @@ const KERNEL_COLORS = [
   "#17becf",
 ];
 
+/** Dash patterns of the kernels' lines, in kernel order. */
+const KERNEL_DASHES: readonly number[][] = [[1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [4, 4], [1, 3]];
+
 /**
  * The metric an experiment's chart across kernels shows: its first
  * expectation on a server-side metric (a queue, a state, a counter), else
@@ -324,7 +327,7 @@ const KERNEL_COLORS = [
  */
 export function kernelChartMetric(e: ExperimentResult): string | undefined {
   const checks = e.runs.flatMap((r) => r.checks).filter((c) => c.over !== "packets");
-  const server = e.runs[0]?.server.host ?? "server";
+  const server = e.runs[0]?.server?.host ?? "server";
   return (checks.find((c) => c.metric.startsWith(`${server}.`)) ?? checks[0])?.metric;
 }
 
@@ -379,7 +382,13 @@ export function kernelChartSpecs(report: KernelMatrixReport): KernelChart[] {
         config: {
           font: "DejaVu Sans",
           axis: { labelFontSize: 11, titleFontSize: 11 },
-          header: { labelFontSize: 11, labelAngle: 0, labelAlign: "left", labelAnchor: "start" },
+          header: {
+            labelFontSize: 12,
+            labelAngle: 0,
+            labelOrient: "top",
+            labelAnchor: "start",
+            labelAlign: "left",
+          },
           legend: {
             labelFontSize: 11,
             orient: "top",
@@ -416,9 +425,28 @@ export function kernelChartSpecs(report: KernelMatrixReport): KernelChart[] {
               sort: kernels,
               scale: { domain: kernels, range: KERNEL_COLORS.slice(0, kernels.length) },
             },
+            // Equal values would hide each other: the first kernel wide and solid, the next
+            // narrower and dashed, so every kernel's line shows where they coincide.
+            strokeWidth: {
+              field: "kernel",
+              type: "nominal",
+              sort: kernels,
+              scale: { domain: kernels, range: kernels.map((_, i) => Math.max(1.5, 5 - 1.2 * i)) },
+              title: null,
+            },
+            strokeDash: {
+              field: "kernel",
+              type: "nominal",
+              sort: kernels,
+              scale: {
+                domain: kernels,
+                range: kernels.map((_, i) => KERNEL_DASHES[i % KERNEL_DASHES.length]!),
+              },
+              title: null,
+            },
           },
         },
-        resolve: { scale: { x: "independent" } },
+        resolve: { scale: { x: "independent", y: "independent" } },
       },
     });
   }

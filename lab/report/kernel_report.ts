@@ -16,7 +16,7 @@ import { seconds } from "../base/format.ts";
 import { describeBehaviour } from "../describe/kernel.ts";
 import type { KernelLedgerRow, KernelMatrixReport, KernelRun } from "../results.ts";
 import { claimAnchor, experimentAnchor } from "./markdown.ts";
-import { kernelRunText, longDuration, shortVerdict } from "./kernel_text.ts";
+import { decidedRows, kernelRunText, longDuration, shortVerdict } from "./kernel_text.ts";
 import { markdownCell, markdownTable } from "./table.ts";
 
 /** Options of {@linkcode writeKernelReport}. */
@@ -169,11 +169,12 @@ export function kernelReportMarkdown(
     "",
     "## Claims × kernels",
     "",
-    "A row per claim, a column per kernel; each verdict links to its evidence. **Bold** rows differ.",
+    "A row per claim the experiments decided, a column per kernel; each verdict links to its " +
+      "evidence. **Bold** rows differ." + notDecided(report),
     "",
     markdownTable(
       ["claim", ...report.kernels.map((k) => k.label)],
-      report.ledger.map((row) => [
+      decidedRows(report).map((row) => [
         row.differs ? `**${row.claim}**` : row.claim,
         ...row.cells.map((cell, i) => {
           const link = evidenceLink(row, i, kernelDirs);
@@ -206,6 +207,12 @@ export function kernelReportMarkdown(
   }
   for (const [i, k] of report.kernels.entries()) out.push(...kernelSection(k, kernelDirs[i] ?? ""));
   return out.join("\n");
+}
+
+function notDecided(report: KernelMatrixReport): string {
+  const shown = new Set(decidedRows(report).map((r) => r.claim));
+  const rest = report.ledger.filter((r) => !shown.has(r.claim)).map((r) => r.claim);
+  return rest.length ? ` Not decided by the experiments of this run: ${rest.join(", ")}.` : "";
 }
 
 function kernelAnchor(k: KernelRun): string {

@@ -63,10 +63,21 @@ export function kernelSummaryLine(k: KernelRun): string {
   } ${kernelRunText(k)}`;
 }
 
-/** The claims × kernels table: a row per claim, a column per kernel; `*` marks claims that differ. */
+/**
+ * The rows worth showing: claims some kernel's experiments decided (with a
+ * filter, the others are only "not selected").
+ */
+export function decidedRows(report: KernelMatrixReport): KernelMatrixReport["ledger"] {
+  return report.ledger.filter((r) => r.cells.some((c) => c.experiments.length > 0));
+}
+
+/**
+ * The claims × kernels table: a row per claim some kernel's experiments
+ * decided, a column per kernel; `*` marks claims whose verdicts differ.
+ */
 export function kernelLedgerTable(report: KernelMatrixReport, width = 120): string {
   const head = ["claim", ...report.kernels.map((k) => k.label)];
-  const rows = report.ledger.map((r) => [
+  const rows = decidedRows(report).map((r) => [
     `${r.claim}${r.differs ? " *" : ""}`,
     ...r.cells.map((c) => shortVerdict(c.verdict)),
   ]);
