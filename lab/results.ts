@@ -130,6 +130,12 @@ export interface CheckResult {
   atMs: number | null;
   /** For packet checks: what the capture showed, in words. */
   detail?: string;
+  /**
+   * Set when the check's bound depends on the lab's speed (a `timing`
+   * expectation) and the machine is too slow for it (an emulated VM): it was
+   * recorded, and cannot fail the run.
+   */
+  timingLimited?: true;
 }
 
 /** Values of every observed metric at one instant. */

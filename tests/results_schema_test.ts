@@ -187,7 +187,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
   MetricSummary: fieldsOf<MetricSummary>()(["final", "peak"], []),
   CheckResult: fieldsOf<CheckResult>()(
     ["name", "metric", "over", "expected", "observed", "passed", "atMs"],
-    ["detail"],
+    ["detail", "timingLimited"],
   ),
   Sample: fieldsOf<Sample>()(["t", "values"], []),
   ConnectionRecord: fieldsOf<ConnectionRecord>()(

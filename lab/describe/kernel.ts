@@ -33,6 +33,20 @@ export function unprobedKernel(): KernelFacts {
 }
 
 /**
+ * The time scale above which the lab calls a machine timing-limited: an
+ * emulated VM (QEMU's TCG runs the lab 20 to 70 times slower than its host)
+ * builds a situation too slowly for bounds that count kernel timer firings
+ * before a step (see `timing` of an expectation). KVM guests and native
+ * machines stay below it.
+ */
+export const TIMING_LIMIT = 4;
+
+/** Whether the kernel's machine is too slow for `timing` expectations (see {@linkcode TIMING_LIMIT}). */
+export function isTimingLimited(kernel: KernelFacts): boolean {
+  return kernel.timeScale > TIMING_LIMIT;
+}
+
+/**
  * Whether a fresh namespace of the kernel has the sysctl. With facts that
  * were not probed, every sysctl is taken to exist (so a definition plans as
  * written).

@@ -33,7 +33,7 @@ import type {
   SkippedPoint,
 } from "./run_plan.ts";
 import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
-import { hasSysctl, type KernelFacts, unprobedKernel } from "./kernel.ts";
+import { hasSysctl, isTimingLimited, type KernelFacts, unprobedKernel } from "./kernel.ts";
 import type {
   ExperimentDefinition,
   FollowUp,
@@ -179,8 +179,10 @@ function planPoint<M extends Matrix>(
       : "perSecond" in g.start
       ? 1000 / g.start.perSecond
       : g.start.intervalMs,
-    then: followUpSpec(g.afterConnect),
-    deadlineMs: g.deadlineMs ?? 0,
+    then: followUpSpec(g.afterConnect, at, `clients[${i}].afterConnect`),
+    deadlineMs: g.deadlineMs === undefined
+      ? 0
+      : checked(g.deadlineMs, at, `clients[${i}].deadlineMs`, int(1, MAX_WINDOW_MS)),
     ...(g.startWhen === undefined ? {} : {
       startWhen: {
         metric: g.startWhen.metric,
@@ -194,6 +196,7 @@ function planPoint<M extends Matrix>(
     over: e.over ?? "settled",
     ...resolveBounds(e, at, `expect[${i}]`),
     stableMs: e.stableMs ?? 3 * def.observe.intervalMs,
+    ...(e.timing === true && isTimingLimited(at.kernel) ? { timingLimited: true } : {}),
   }));
   const timeline = planTimeline(def, at, groups);
   const acceptAfterMs = checked(
@@ -261,6 +264,7 @@ function planPoint<M extends Matrix>(
         kind: e.kind,
         from: e.from,
         toleranceMs: e.toleranceMs ?? 0,
+        ...(e.timing === true && isTimingLimited(at.kernel) ? { timingLimited: true } : {}),
       };
       if (e.group !== undefined) planned.group = e.group;
       if (e.count !== undefined) planned.count = resolveBounds(e.count, at, `${f}.count`);
@@ -337,11 +341,13 @@ function planStep<P>(x: TimelineStep<P>, at: At<P>, f: string): PlannedStep {
   };
 }
 
-/** The client program's form of a (validated) follow-up. */
-function followUpSpec(f: FollowUp | undefined): FollowUpSpec {
+/** The client program's form of a (validated) follow-up, its read timeout resolved. */
+function followUpSpec<P>(f: FollowUp<P> | undefined, at: At<P>, field: string): FollowUpSpec {
   if (f === undefined || f === "nothing") return { kind: "nothing" };
   const bytes = "send" in f ? f.send : undefined;
-  const timeoutMs = "read" in f ? f.read.timeoutMs : undefined;
+  const timeoutMs = "read" in f
+    ? checked(f.read.timeoutMs, at, `${field}.read.timeoutMs`, int(1, MAX_WINDOW_MS))
+    : undefined;
   if (bytes !== undefined && timeoutMs !== undefined) return { kind: "sendRead", bytes, timeoutMs };
   if (bytes !== undefined) return { kind: "send", bytes };
   return { kind: "read", timeoutMs: timeoutMs! };
@@ -391,9 +397,9 @@ function resolve<P, T>(v: Param<P, T>, at: At<P>, field: string): T {
   } catch (err) {
     fail(
       field,
-      `the function threw for ${JSON.stringify(at.params)} on Linux ${at.kernel.release}: ${
-        err instanceof Error ? err.message : err
-      }`,
+      `the function threw for ${JSON.stringify(at.params)}${
+        at.kernel.probed ? ` on Linux ${at.kernel.release}` : ""
+      }: ${err instanceof Error ? err.message : err}`,
     );
   }
 }

@@ -50,6 +50,8 @@ export interface PlannedExpectation {
   max: number;
   /** For `settled`: how long it must hold, in milliseconds (default 3 sampling intervals). */
   stableMs: number;
+  /** Recorded but unable to fail the run: a `timing` expectation on a timing-limited machine. */
+  timingLimited?: boolean;
 }
 
 /** A packet rule with its group resolved. */
@@ -113,6 +115,8 @@ export interface PlannedPacketExpectation {
   intervalsMs?: number[];
   /** Allowed deviation of each gap in ms. */
   toleranceMs: number;
+  /** Recorded but unable to fail the run: a `timing` expectation on a timing-limited machine. */
+  timingLimited?: boolean;
 }
 
 /** One matrix point, ready to run. */

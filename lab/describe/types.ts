@@ -7,6 +7,7 @@
 import type { ClaimDecision, RunEvidence } from "../results.ts";
 import type { JudgedOver, PacketKind, RulePacketKind } from "../vocabulary.ts";
 import type { KernelFacts } from "./kernel.ts";
+import type { TIMING_LIMIT } from "./kernel.ts";
 
 export type { KernelFacts };
 
@@ -136,14 +137,27 @@ export interface PacketExpectation<P> {
   intervalsMs?: Param<P, readonly number[]>;
   /** Allowed deviation of each gap, in ms (kernel timers fire a few ms late); required with `intervalsMs`. */
   toleranceMs?: number;
+  /**
+   * The bound depends on how fast the lab builds the situation (e.g. how many
+   * SYN-ACK timer firings pass before a step), not on the kernel alone. On a
+   * machine much slower than native (an emulated VM: the kernel's time scale
+   * above {@linkcode TIMING_LIMIT}) the check is still recorded, but cannot
+   * fail the run: it says it is timing-limited there.
+   */
+  timing?: boolean;
 }
 
-/** What a client does once `connect()` returns. */
-export type FollowUp =
+/**
+ * What a client does once `connect()` returns. A read's timeout may be a
+ * function of the matrix point and the kernel (e.g. stretched by its
+ * `timeScale` where it must outlast the lab's own steps).
+ */
+// deno-lint-ignore no-explicit-any
+export type FollowUp<P = any> =
   | "nothing"
   | { send: number }
-  | { read: { timeoutMs: number } }
-  | { send: number; read: { timeoutMs: number } };
+  | { read: { timeoutMs: Param<P, number> } }
+  | { send: number; read: { timeoutMs: Param<P, number> } };
 
 /** A group of concurrent client connections. */
 export interface ClientGroupDefinition<P> {
@@ -161,9 +175,9 @@ export interface ClientGroupDefinition<P> {
    */
   start?: "together" | { intervalMs: number } | { perSecond: number };
   /** Default `"nothing"`. */
-  afterConnect?: FollowUp;
+  afterConnect?: FollowUp<P>;
   /** Give up on a connection (close it) this long after its connect() began; default never. */
-  deadlineMs?: number;
+  deadlineMs?: Param<P, number>;
   /**
    * Start this group only once the kernel shows a condition, e.g.
    * `{ metric: "server.ESTABLISHED", atLeast: 3 }`: a full queue, whatever the
@@ -220,6 +234,14 @@ export interface Expectation<P> {
   over?: JudgedOver;
   /** For `settled`: how long it must stay held; default 3 sampling intervals. */
   stableMs?: number;
+  /**
+   * The bound depends on how fast the lab builds the situation (e.g. how many
+   * SYN-ACK timer firings pass before a step), not on the kernel alone. On a
+   * machine much slower than native (an emulated VM: the kernel's time scale
+   * above {@linkcode TIMING_LIMIT}) the check is still recorded, but cannot
+   * fail the run: it says it is timing-limited there.
+   */
+  timing?: boolean;
 }
 
 /** Turns an experiment's runs into a verdict on one claim. */

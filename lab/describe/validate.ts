@@ -76,10 +76,20 @@ const PACKET_EXPECT_FIELDS = [
   "count",
   "intervalsMs",
   "toleranceMs",
+  "timing",
 ];
 const GROUP_FIELDS = ["name", "host", "count", "start", "afterConnect", "deadlineMs", "startWhen"];
 const OBSERVE_FIELDS = ["intervalMs", "windowMs"];
-const EXPECT_FIELDS = ["name", "metric", "equals", "atLeast", "atMost", "over", "stableMs"];
+const EXPECT_FIELDS = [
+  "name",
+  "metric",
+  "equals",
+  "atLeast",
+  "atMost",
+  "over",
+  "stableMs",
+  "timing",
+];
 
 /** Definitions {@linkcode defineExperiment} has checked (a loader need not check them again). */
 const VALIDATED = new WeakSet<object>();
@@ -261,7 +271,7 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
       else requireInt(s.perSecond, `${f}.start.perSecond`, 1, 1_000_000);
     }
     if (group.afterConnect !== undefined) followUp(group.afterConnect, `${f}.afterConnect`);
-    if (group.deadlineMs !== undefined) {
+    if (group.deadlineMs !== undefined && typeof group.deadlineMs !== "function") {
       requireInt(group.deadlineMs, `${f}.deadlineMs`, 1, MAX_WINDOW_MS);
     }
   });
@@ -380,6 +390,9 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
       }
       requireInt(x.stableMs, `${f}.stableMs`, 0, MAX_WINDOW_MS);
     }
+    if (x.timing !== undefined && typeof x.timing !== "boolean") {
+      fail(`${f}.timing`, `expected true or false, got ${describe(x.timing)}`);
+    }
   });
   if (d.expectPackets !== undefined) {
     if (!Array.isArray(d.expectPackets)) fail("expectPackets", "expected an array");
@@ -423,6 +436,9 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
         }
       }
       if (x.toleranceMs !== undefined) requireInt(x.toleranceMs, `${f}.toleranceMs`, 0, 60_000);
+      if (x.timing !== undefined && typeof x.timing !== "boolean") {
+        fail(`${f}.timing`, `expected true or false, got ${describe(x.timing)}`);
+      }
       if (x.count === undefined && x.intervalsMs === undefined) {
         fail(f, "give count, intervalsMs or both");
       }
