@@ -39,7 +39,29 @@ export type {
   PlannedRule,
   PlannedStep,
   RunPlan,
+  SkippedPoint,
 } from "./lab/describe/run_plan.ts";
+export {
+  hasChange,
+  hasSysctl,
+  isTimingLimited,
+  KERNEL_CHANGES,
+  type KernelChange,
+  sysctlNumber,
+  TIMING_LIMIT,
+  unprobedKernel,
+} from "./lab/describe/kernel.ts";
+export {
+  kernelLedger,
+  kernelMatrixReport,
+  type KernelMatrixReportInput,
+} from "./lab/judge/kernel_ledger.ts";
+export {
+  type KernelChartFile,
+  kernelReportMarkdown,
+  type KernelReportOptions,
+  writeKernelReport,
+} from "./lab/report/kernel_report.ts";
 export {
   type ClientCount,
   type Metric,
@@ -55,7 +77,12 @@ export {
   type RunnableExperiment,
   type RunOptions,
 } from "./lab/run/lab.ts";
-export { preflight, type PreflightResult } from "./lab/topology/preflight.ts";
+export {
+  preflight,
+  type PreflightOptions,
+  type PreflightResult,
+  type ProbeNamespace,
+} from "./lab/topology/preflight.ts";
 export { NFT, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
 export { buildLedger } from "./lab/judge/ledger.ts";
@@ -76,7 +103,7 @@ export {
   type SysctlDifference,
   type VerdictDifference,
 } from "./lab/judge/compare.ts";
-export { CompareInputError, loadReport } from "./lab/judge/load_report.ts";
+export { CompareInputError, loadReport, loadResultsDocument } from "./lab/judge/load_report.ts";
 export { comparisonMarkdown, comparisonTable } from "./lab/report/compare_text.ts";
 export {
   type CaptureFile,
@@ -102,6 +129,13 @@ export type {
   ExperimentOutline,
   ExperimentResult,
   Flip,
+  KernelBehaviour,
+  KernelFacts,
+  KernelLedgerCell,
+  KernelLedgerRow,
+  KernelMachine,
+  KernelMatrixReport,
+  KernelRun,
   LabEvent,
   LabReport,
   LedgerEntry,
@@ -114,4 +148,5 @@ export type {
   Sample,
   ServerRecord,
   StepRecord,
+  VmRecord,
 } from "./lab/results.ts";

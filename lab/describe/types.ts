@@ -7,7 +7,6 @@
 import type { ClaimDecision, RunEvidence } from "../results.ts";
 import type { JudgedOver, PacketKind, RulePacketKind } from "../vocabulary.ts";
 import type { KernelFacts } from "./kernel.ts";
-import type { TIMING_LIMIT } from "./kernel.ts";
 
 export type { KernelFacts };
 
@@ -141,7 +140,7 @@ export interface PacketExpectation<P> {
    * The bound depends on how fast the lab builds the situation (e.g. how many
    * SYN-ACK timer firings pass before a step), not on the kernel alone. On a
    * machine much slower than native (an emulated VM: the kernel's time scale
-   * above {@linkcode TIMING_LIMIT}) the check is still recorded, but cannot
+   * above `TIMING_LIMIT` of `lab/describe/kernel.ts`) the check is still recorded, but cannot
    * fail the run: it says it is timing-limited there.
    */
   timing?: boolean;
@@ -238,7 +237,7 @@ export interface Expectation<P> {
    * The bound depends on how fast the lab builds the situation (e.g. how many
    * SYN-ACK timer firings pass before a step), not on the kernel alone. On a
    * machine much slower than native (an emulated VM: the kernel's time scale
-   * above {@linkcode TIMING_LIMIT}) the check is still recorded, but cannot
+   * above `TIMING_LIMIT` of `lab/describe/kernel.ts`) the check is still recorded, but cannot
    * fail the run: it says it is timing-limited there.
    */
   timing?: boolean;

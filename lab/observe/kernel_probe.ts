@@ -12,7 +12,7 @@ import { AF_INET, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from "../base/libc_
 import { scaled, timeScale } from "../base/time_scale.ts";
 import { until } from "../base/wait.ts";
 import type { KernelBehaviour, KernelFacts, KernelMachine } from "../results.ts";
-import type { Netns } from "../topology/netns.ts";
+import type { ProbeNamespace } from "../topology/preflight.ts";
 import { describeErrno, lastErrno, libc, withNetns } from "../topology/setns.ts";
 import { parseProcNetTcp } from "./socket_table.ts";
 
@@ -58,7 +58,10 @@ export function unknownBehaviour(): KernelBehaviour {
  *
  * @throws the signal's reason when it aborts; a `TypeError` (a bug of the probe).
  */
-export async function probeBehaviour(ns: Netns, signal?: AbortSignal): Promise<KernelBehaviour> {
+export async function probeBehaviour(
+  ns: ProbeNamespace,
+  signal?: AbortSignal,
+): Promise<KernelBehaviour> {
   const behaviour = unknownBehaviour();
   try {
     const kept = await probeSynQueue(ns, signal);
@@ -92,7 +95,7 @@ const PROBE_CLIENTS = 4;
  * @returns the number of request sockets kept.
  * @throws {Error} when the namespace, a socket call or the wait fails.
  */
-export async function probeSynQueue(ns: Netns, signal?: AbortSignal): Promise<number> {
+export async function probeSynQueue(ns: ProbeNamespace, signal?: AbortSignal): Promise<number> {
   await ns.sysctls({ "net.ipv4.tcp_syncookies": "0" });
   const lib = libc();
   const fds: number[] = [];

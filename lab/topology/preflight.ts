@@ -22,6 +22,16 @@ export interface PreflightResult {
   namespaceSysctlValues: Readonly<Record<string, string>>;
 }
 
+/** The probe namespace, as {@linkcode PreflightOptions.inProbe} sees it. */
+export interface ProbeNamespace {
+  /** Its name (`<prefix>-probe`). */
+  readonly name: string;
+  /** `/proc/<holder pid>/net`: its view of the network tables. */
+  readonly procNet: string;
+  /** Writes sysctls inside it (never the host's) and reads them back. */
+  sysctls(values: Record<string, string>): Promise<Record<string, string>>;
+}
+
 /** Options of {@linkcode preflight}. */
 export interface PreflightOptions {
   /** Optional tools the run needs (installed when missing, where possible). */
@@ -32,7 +42,7 @@ export interface PreflightOptions {
    * Called with the probe namespace once its sysctls were read, before it is
    * deleted: for probes of the kernel's behaviour (which may change it).
    */
-  inProbe?: (ns: Netns) => Promise<void>;
+  inProbe?: (ns: ProbeNamespace) => Promise<void>;
 }
 
 const TOOLS: Record<string, string> = {
