@@ -1,12 +1,20 @@
 /**
  * Real guests (root, `BACKLOG_LAB_SLOW=1`): one Debian kernel boots and runs
- * a command, then the lab itself; a VM whose owner is killed is reaped by
- * the next call; an aborted or timed-out boot leaves nothing behind. The
+ * a command, then `deno task lab --kernel` runs one experiment in it and
+ * writes its report; a VM whose owner is killed is reaped by the next call;
+ * an aborted or timed-out boot leaves nothing behind. The
  * kernel is `$BACKLOG_LAB_TEST_KERNEL` (default `5.10@bullseye`), fetched
  * into the cache on first use.
  * @module
  */
-import { match, ok as assert, rejects, strictEqual as equal } from "node:assert/strict";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  ok as assert,
+  rejects,
+  strictEqual as equal,
+} from "node:assert/strict";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -18,6 +26,10 @@ import {
   VmError,
 } from "../../lab/kernel/mod.ts";
 import type { RunRecord } from "../../lab/kernel/_run_record.ts";
+import { slug } from "../../lab/kernel/command.ts";
+import type { KernelMatrixReport, LabReport } from "../../lab/results.ts";
+import { runCli } from "../_helpers.ts";
+import { schemaErrors } from "../_schema.ts";
 import { qemusOf, recordsIn, runDirsOf, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
 
 const SPEC = Deno.env.get("BACKLOG_LAB_TEST_KERNEL") ?? "5.10@bullseye";
@@ -26,6 +38,13 @@ let kernel: UnpackedKernel | undefined;
 async function testKernel(): Promise<UnpackedKernel> {
   kernel ??= await fetchKernel(await resolveKernel(SPEC));
   return kernel;
+}
+
+/** The share directories of `--kernel` runs in the temporary directory. */
+function shareDirs(): string[] {
+  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
+    n.startsWith("backlog-lab-kernel-")
+  );
 }
 
 /** Nothing of this process's VMs is left: no QEMU, no directory, no record. */
@@ -74,38 +93,54 @@ slowTest(
 );
 
 slowTest(
-  "bootAndRun() runs `deno task lab --filter somaxconn-clamps --json` in the guest",
+  "deno task lab --kernel runs an experiment in a Debian kernel and writes the claims × kernels report",
   async () => {
     const k = await testKernel();
     await withTempDir(async (dir) => {
-      const share = join(dir, "share");
-      await Deno.mkdir(share);
-      const recordDir = join(dir, "records");
-      const r = await bootAndRun({
-        kernel: k,
-        command: [
-          "sh",
-          "-c",
-          "deno task lab --filter somaxconn-clamps --json > /results/results.json",
-        ],
-        cwd: PROJECT,
-        env: { NO_COLOR: "1" },
-        shareDir: share,
-        recordDir,
-        logDir: join(dir, "logs"),
-        timeoutMs: 600_000,
-      });
-      // 0: every check held; 1: a check failed (timing under TCG) — both are a lab run that finished.
-      assert(r.exitCode === 0 || r.exitCode === 1, `exit ${r.exitCode}: ${r.stderr.slice(-2000)}`);
-      const doc = JSON.parse(await Deno.readTextFile(join(share, "results.json")));
-      equal(doc.version, 1);
-      equal(doc.kernel, k.release, "the lab ran on the guest's kernel");
-      equal(doc.experiments.length, 1);
-      equal(doc.experiments[0].id, "somaxconn-clamps-backlog");
-      console.log(
-        `  exit ${r.exitCode}, boot ${r.bootMs} ms, lab ${r.runMs} ms, passed ${doc.passed}`,
+      const report = join(dir, "report");
+      const before = shareDirs();
+      // One experiment with a packet rule (nft: 5.10 echoes it differently) and a capture.
+      const r = await runCli([
+        "--kernel",
+        SPEC,
+        "--filter",
+        "^ss-queues-of-connected-sockets$",
+        "--report",
+        report,
+      ]);
+      const pid = Number(r.prefix.split("-")[1]);
+      equal(r.code, 0, `exit ${r.code}: ${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+      match(r.stdout, /\[ OK \] ss-queues-of-connected-sockets/);
+      match(r.stdout, /Claims × kernels/);
+      match(r.stdout, /│ A4\.3\s+│ \S+/);
+      match(r.stdout, / (TCG|KVM) guest, boot [\d.]+ s, run /);
+      const doc: KernelMatrixReport = JSON.parse(
+        await Deno.readTextFile(join(report, "results.json")),
       );
-      await assertNothingLeft(recordDir);
+      deepEqual(schemaErrors(doc), []);
+      equal(doc.kernels.length, 1);
+      const run = doc.kernels[0]!;
+      equal(run.report?.kernel, k.release, "the lab ran on the guest's kernel");
+      equal(run.report?.kernelFacts?.release, k.release);
+      equal(run.report?.kernelFacts?.probed, true);
+      assert(run.vm && run.vm.bootMs > 0 && (run.vm.accel === "kvm" || run.vm.accel === "tcg"));
+      equal(run.report?.experiments[0]?.passed, true);
+      const kernelDir = join(report, "kernels", slug(run.label));
+      assert((await Deno.stat(join(kernelDir, "report.md"))).isFile);
+      const pcaps = Object.values(run.report!.experiments[0]!.runs[0]!.pcaps ?? {});
+      equal(pcaps.length, 0, "the matrix document keeps no guest paths");
+      const kept: LabReport = JSON.parse(await Deno.readTextFile(join(kernelDir, "results.json")));
+      const files = Object.values(kept.experiments[0]!.runs[0]!.pcaps ?? {});
+      assert(files.length > 0, "the kernel's report has the run's pcap");
+      for (const f of files) assert((await Deno.stat(join(kernelDir, f))).size > 24);
+      console.log(
+        `  ${run.label}: ${run.vm!.accel}, boot ${run.vm!.bootMs} ms, run ${
+          run.vm!.runMs
+        } ms, all ${run.durationMs} ms`,
+      );
+      deepEqual(shareDirs(), before, "the share directory is removed");
+      equal(qemusOf(pid).length, 0, "no QEMU of the CLI is left");
+      equal(runDirsOf(pid).length, 0, "no VM directory of the CLI is left");
     });
   },
 );
