@@ -60,7 +60,7 @@ import {
   expectedGapsMs,
   GAP_TOLERANCE_MS,
   gapFits,
-  LATENCY_MS,
+  latencyMs,
   secs,
   synSchedule,
   TCP_RTO_MAX_MS,
@@ -245,10 +245,11 @@ function fits(r: Run): boolean {
   const s = schedule(r.params, r.kernel);
   const gapsOk = synTimes(r).every((ts) =>
     ts.length === s.sendsMs.length &&
-    ts.slice(1).every((t, i) => gapFits(t - ts[i]!, s.timersMs[i]!))
+    ts.slice(1).every((t, i) => gapFits(t - ts[i]!, s.timersMs[i]!, latencyMs(r.kernel)))
   );
   const { after, by } = giveUp(r);
-  return gapsOk && by >= s.giveUpMs && after <= s.giveUpMs + totalSlackMs(s) + LATENCY_MS;
+  return gapsOk && by >= s.giveUpMs &&
+    after <= s.giveUpMs + totalSlackMs(s) + latencyMs(r.kernel);
 }
 
 function describeRun(r: Run): string {

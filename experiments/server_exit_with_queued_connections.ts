@@ -96,15 +96,18 @@ export default defineExperiment({
     // A stopServer action is not a function of the parameters, so each way has its own step and
     // the other one follows 100 ms later, when the server has long exited: the runner sends
     // neither a signal nor a command to a process that has exited, so it does nothing.
+    // Once the client program saw all 3 queued connections established (and so the kernel has
+    // them queued): stopped any sooner, a slow machine's client program may learn of its
+    // connect() only from the RST, and count a connect error instead of a read reset.
     {
       name: "kill",
-      when: { metric: "server.recvQ", equals: 3 },
+      when: { metric: "clients.queued.connected", equals: 3 },
       delayMs: (p) => p.stop === "SIGKILL" ? 0 : NO_OP_DELAY_MS,
       do: { stopServer: "SIGKILL" },
     },
     {
       name: "close",
-      when: { metric: "server.recvQ", equals: 3 },
+      when: { metric: "clients.queued.connected", equals: 3 },
       delayMs: (p) => p.stop === "close" ? 0 : NO_OP_DELAY_MS,
       do: { stopServer: "close" },
     },

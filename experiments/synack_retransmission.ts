@@ -47,7 +47,7 @@ import {
   expectedGapsMs,
   GAP_TOLERANCE_MS,
   gapFits,
-  LATENCY_MS,
+  latencyMs,
   secs,
   synAckSchedule,
   totalSlackMs,
@@ -241,7 +241,8 @@ function gapsOf(r: Run): number[] {
 function gapsFit(r: Run): boolean {
   const timers = synAckSchedule(r.params.retries).timersMs;
   return synAckTimes(r).every((ts) =>
-    ts.length === timers.length && ts.slice(1).every((t, i) => gapFits(t - ts[i]!, timers[i]!))
+    ts.length === timers.length &&
+    ts.slice(1).every((t, i) => gapFits(t - ts[i]!, timers[i]!, latencyMs(r.kernel)))
   );
 }
 
@@ -276,12 +277,12 @@ function lifetimeMs(r: Run): number {
 
 /**
  * The expiry the samples bound can lie in [prediction, prediction + every
- * timer's wheel slack + LATENCY_MS (softirq and sampling latency)].
+ * timer's wheel slack + the machine's softirq and sampling latency (`latencyMs`)].
  */
 function lifetimeFits(r: Run): boolean {
   const s = synAckSchedule(r.params.retries);
   const { after, by } = expiry(r);
-  return by >= s.giveUpMs && after <= s.giveUpMs + totalSlackMs(s) + LATENCY_MS;
+  return by >= s.giveUpMs && after <= s.giveUpMs + totalSlackMs(s) + latencyMs(r.kernel);
 }
 
 /**
