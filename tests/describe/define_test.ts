@@ -84,7 +84,7 @@ function checkError(
 }
 
 const TOP_FIELDS =
-  "valid fields: id, title, hypothesis, claims, matrix, family, hosts, server, clients, observe, expect";
+  "valid fields: id, title, hypothesis, claims, claimsFiles, matrix, family, hosts, server, clients, observe, expect";
 
 /** Definitions defineExperiment rejects: the field and what its message must say. */
 const INVALID: { name: string; def: () => Loose; field: string; says: (string | RegExp)[] }[] = [
@@ -444,10 +444,31 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: ["value -1 is out of range: expected an integer from 0 to 600000"],
   },
   {
-    name: "no expectations",
-    def: () => ({ ...base(), expect: [] }),
+    name: "expectations that are not an array",
+    def: () => ({ ...base(), expect: { name: "queued" } }),
     field: "expect",
-    says: ["expected a non-empty array of expectations"],
+    says: ["expected an array of expectations"],
+  },
+  {
+    name: "no claims, no expectations and no metrics to show",
+    def: () => ({ ...base(), claims: undefined, expect: [] }),
+    field: "observe.metrics",
+    says: ["an experiment without claims shows what it observed", "or give expectations"],
+  },
+  {
+    name: "a metric to show with a typo",
+    def: () => ({
+      ...base(),
+      observe: { intervalMs: 20, windowMs: 1000, metrics: ["server.recvQ", "sever.SYN_RECV"] },
+    }),
+    field: "observe.metrics[1]",
+    says: [`unknown host "sever"`, `did you mean "server"?`],
+  },
+  {
+    name: "metrics to show that are not a list",
+    def: () => ({ ...base(), observe: { intervalMs: 20, windowMs: 1000, metrics: "x" } }),
+    field: "observe.metrics",
+    says: ["expected an array of metric names"],
   },
   // Observe.
   {
@@ -467,7 +488,11 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     name: "a claim id not in the catalogue (A9.9)",
     def: () => ({ ...base(), claims: { "A9.9": rule } }),
     field: "claims.A9.9",
-    says: [`"A9.9" is not in the claims catalogue`, "(ids run A0.1 … A4.10)"],
+    says: [
+      `"A9.9" is not in the claims catalogue`,
+      "(ids run A0.1 … A4.10;",
+      `a claim of your own is written "<prefix>:<name>"`,
+    ],
   },
   {
     name: "a claim id one digit off (A0.20)",
@@ -482,10 +507,22 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: [`expected a rule function, got "reproduced"`],
   },
   {
-    name: "no claims",
-    def: () => ({ ...base(), claims: {} }),
-    field: "claims",
-    says: ["name at least one claim id it decides"],
+    name: "a claim of your own without a name after the prefix",
+    def: () => ({ ...base(), claims: { "cf:": rule } }),
+    field: "claims.cf:",
+    says: [`"cf:" is not "<prefix>:<name>"`],
+  },
+  {
+    name: "a claim of your own whose prefix looks like a built-in article",
+    def: () => ({ ...base(), claims: { "a1:3": rule } }),
+    field: "claims.a1:3",
+    says: [`the prefix "a1" looks like a built-in article id`],
+  },
+  {
+    name: "a claims file that is neither Markdown nor TypeScript",
+    def: () => ({ ...base(), claimsFiles: ["./claims.txt"] }),
+    field: "claimsFiles[0]",
+    says: ["expected the path of a claims file (.md or .ts)", '"./claims.txt"'],
   },
   // Hosts and sysctls.
   {
@@ -922,7 +959,7 @@ Deno.test("matrixPoints() gives one empty point without a matrix and the cross p
 
 // --- the repository's experiments -------------------------------------------
 
-const EXPERIMENTS_DIR = new URL("../../experiments", import.meta.url);
+const EXPERIMENTS_DIR = new URL("../../experiments/", import.meta.url);
 const experimentFiles = [...Deno.readDirSync(EXPERIMENTS_DIR)]
   .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_"))
   .map((e) => e.name)
@@ -944,7 +981,7 @@ for (const name of experimentFiles) {
     equal(runs.length, points);
     for (const run of runs) {
       equal(run.hosts[0]!.name, def.server.host);
-      equal(run.expectations.length, def.expect.length);
+      equal(run.expectations.length, (def.expect ?? []).length);
       equal(run.groups.length, def.clients.length);
       for (const e of run.expectations) {
         assert(e.min <= e.max, `${e.name}: ${e.min} > ${e.max}`);
