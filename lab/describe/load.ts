@@ -201,11 +201,14 @@ export async function loadLab(
     }
   };
   const claimsFiles = new Map<string, Promise<UserClaim[] | undefined>>();
-  const claimsOf = (path: string) => {
+  let claimsFailed = false;
+  const claimsOf = async (path: string) => {
     const key = resolve(path);
     let p = claimsFiles.get(key);
     if (p === undefined) claimsFiles.set(key, p = attempt(() => loadClaimsFile(path)));
-    return p;
+    const claims = await p;
+    claimsFailed ||= claims === undefined;
+    return claims;
   };
 
   const given: UserClaim[][] = [];
@@ -266,22 +269,24 @@ export async function loadLab(
   const claims = mergeClaims([...given, ...own.values()], report);
   const everywhere = given.flat();
 
-  // Every claim of your own an experiment names is defined by a claims file it can see.
-  const resolved = selected.filter((e) => {
-    if (e.kind !== "experiment") return true;
+  // Every claim of your own an experiment names is defined by a claims file it can see. (When a
+  // claims file failed to load, its error is reported already and the claim may be in it.)
+  const unresolved = new Set<Imported>();
+  for (const e of selected) {
+    if (e.kind !== "experiment") continue;
     const visible = [...everywhere, ...(own.get(e) ?? [])];
-    let ok = true;
     for (const id of Object.keys(e.definition.claims ?? {})) {
       if (!isUserClaimId(id) || visible.some((c) => c.id === id)) continue;
-      ok = false;
+      unresolved.add(e);
+      if (claimsFailed) continue;
       report(
         new ExperimentDefinitionError(`claims.${id}`, undefinedClaim(id, visible), {
           file: e.file,
         }),
       );
     }
-    return ok;
-  });
+  }
+  const resolved = selected;
 
   const set = options.set ?? {};
   const experiments = resolved.filter((e) => e.kind === "experiment");
@@ -324,7 +329,7 @@ export async function loadLab(
     if (options.planBothModes && e.definition.faithfulMatrix !== undefined) {
       await plan(!(options.faithful ?? false));
     }
-    if (planned !== undefined) loaded.push({ ...planned, file: e.file });
+    if (planned !== undefined && !unresolved.has(e)) loaded.push({ ...planned, file: e.file });
   }
   return { experiments: loaded, claims };
 }

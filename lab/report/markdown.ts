@@ -119,32 +119,33 @@ export function reportMarkdown(report: LabReport): string {
     "",
   );
 
-  out.push(
-    '<a id="claims-ledger"></a>',
-    "",
-    "## Claims ledger",
-    "",
-    "Each verdict links to the evidence in the experiment that decided it.",
-    "",
-    markdownTable(
-      ["claim", "verdict", "evidence", "decided by"],
-      decided.map((l) => [
-        l.claim,
-        l.experiments.length
-          ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
-          : l.verdict,
-        l.evidence,
-        l.experiments.map((x) => `[${x}](#${experimentAnchor(x)})`).join(", ") || "–",
-      ]),
-    ),
-    "",
-    ...(undecided.length
-      ? [
-        `Not decided by the experiments of this run: ${undecided.map((l) => l.claim).join(", ")}.`,
-        "",
-      ]
-      : []),
-  );
+  out.push('<a id="claims-ledger"></a>', "", "## Claims ledger", "");
+  if (decided.length) {
+    out.push(
+      "Each verdict links to the evidence in the experiment that decided it.",
+      "",
+      markdownTable(
+        ["claim", "verdict", "evidence", "decided by"],
+        decided.map((l) => [
+          l.claim,
+          l.experiments.length
+            ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
+            : l.verdict,
+          l.evidence,
+          l.experiments.map((x) => `[${x}](#${experimentAnchor(x)})`).join(", ") || "–",
+        ]),
+      ),
+      "",
+    );
+  } else {
+    out.push("No experiment of this run decides a claim of the built-in catalogue.", "");
+  }
+  if (decided.length && undecided.length) {
+    out.push(
+      `Not decided by the experiments of this run: ${undecided.map((l) => l.claim).join(", ")}.`,
+      "",
+    );
+  }
   if (own.length) out.push(...ownClaimsSection(own));
 
   out.push(
@@ -235,7 +236,9 @@ function experimentSection(e: ExperimentResult, baseline: Map<string, string>): 
   if (e.overrides) {
     out.push(
       `**What-if.** Run with \`--set ${whatIf(e)}\`: these parameters took the values given ` +
-        "instead of the experiment's own matrix, and its verdicts say so.",
+        `instead of the experiment's own matrix${
+          Object.keys(e.claims).length ? ", and its verdicts say so" : ""
+        }.`,
       "",
     );
   }

@@ -12,7 +12,7 @@ import { isHistorical } from "../../lab/describe/historical.ts";
 import { defineExperiment } from "../../lab/describe/validate.ts";
 import { EXCLUSIVE_CONNECTIONS } from "../../lab/describe/run_plan.ts";
 import type { ExperimentDefinition } from "../../lab/describe/types.ts";
-import { matrixPoints, planRuns } from "../../lab/describe/plan.ts";
+import { matrixPoints, namedMetrics, planRuns, resolveOverrides } from "../../lab/describe/plan.ts";
 import { ExperimentDefinitionError } from "../../lab/base/errors.ts";
 
 type Loose = Record<string, unknown>;
@@ -2118,4 +2118,81 @@ Deno.test("planRuns() runs a point alone when the definition says exclusive or i
     "exclusive",
     ['expected true or false, got "yes"'],
   );
+});
+
+// --- exploratory experiments and what-ifs -----------------------------------
+
+Deno.test("defineExperiment() accepts an exploratory experiment: no claims, no expectations, metrics to show", () => {
+  const def = {
+    ...base(),
+    claims: undefined,
+    expect: undefined,
+    observe: { intervalMs: 20, windowMs: 1000, metrics: ["server.recvQ", "clients.seq.connected"] },
+  };
+  equal(defineExperiment(asDefinition(def)), def);
+  const [run] = planRuns(asDefinition(def));
+  deepEqual(run!.expectations, []);
+  const names = run!.metrics.map((m) => m.name);
+  assert(names.includes("server.recvQ") && names.includes("clients.seq.connected"), names.join());
+  deepEqual(namedMetrics(asDefinition({ ...def, expect: base().expect })), [
+    "server.recvQ",
+    "clients.seq.connected",
+    "server.ESTABLISHED",
+  ]);
+});
+
+Deno.test("planRuns() with set replaces a parameter's values, in the default and the faithful matrix", () => {
+  const def = asDefinition({
+    ...base(),
+    matrix: { backlog: [1, 2], cookies: [true], stop: ["close"] },
+    faithfulMatrix: { backlog: [9] },
+    server: { host: "server", backlog: (p: { backlog: number }) => p.backlog },
+  });
+  const points = (o: Parameters<typeof planRuns>[1]) => planRuns(def, o).map((r) => r.params);
+  deepEqual(points({ set: { backlog: ["0", "5"] } }).map((p) => p.backlog), [0, 5]);
+  deepEqual(points({ faithful: true, set: { backlog: [7] } }).map((p) => p.backlog), [7]);
+  deepEqual(points({ set: { cookies: ["false", "true"] } }).map((p) => p.cookies), [
+    false,
+    true,
+    false,
+    true,
+  ]);
+  deepEqual(points({ set: { stop: ["close"] } }).map((p) => p.stop), ["close", "close"]);
+  deepEqual(resolveOverrides(def, { backlog: ["1e3", " 2 "] }), { backlog: [1000, 2] });
+});
+
+Deno.test("resolveOverrides() refuses an unknown parameter and a value of the wrong type, naming matrix.<name>", () => {
+  const def = asDefinition({
+    ...base(),
+    matrix: { backlog: [1, 2], cookies: [true], stop: ["SIGKILL", "close"] },
+  });
+  const cases: [Record<string, string[]>, string, RegExp][] = [
+    [
+      { backlgo: ["1"] },
+      "matrix.backlgo",
+      /has no parameter "backlgo"; did you mean "backlog"\? \(parameters: backlog, cookies, stop\)/,
+    ],
+    [
+      { backlog: ["two"] },
+      "matrix.backlog",
+      /--set backlog=two: expected a number, like the matrix's values \(1, 2\)/,
+    ],
+    [{ backlog: ["0x10"] }, "matrix.backlog", /expected a number/],
+    [{ cookies: ["yes"] }, "matrix.cookies", /--set cookies=yes: expected true or false/],
+    [
+      { stop: ["SIGKIL"] },
+      "matrix.stop",
+      /expected one of the matrix's values \(SIGKILL, close\); did you mean "SIGKILL"\?/,
+    ],
+    [{ backlog: [] }, "matrix.backlog", /give at least one value/],
+  ];
+  for (const [set, field, says] of cases) {
+    const err = definitionError(() => resolveOverrides(def, set));
+    equal(err.field, field);
+    match(err.message, says);
+  }
+  const noMatrix = definitionError(() =>
+    resolveOverrides(asDefinition(base()), { backlog: ["1"] })
+  );
+  match(noMatrix.message, /it has no matrix/);
 });
