@@ -438,9 +438,9 @@ async function checkCommand(
   for (const p of r.problems) {
     console.error(p.source ? `${p.message}\n    ${p.source}` : p.message);
   }
-  const what = `${plural(r.files.length, "file")}: ${plural(r.experiments, "experiment")} (${
+  const what = `${plural(r.files.length, "file")}: ${plural(r.experiments, "experiment")}, ${
     plural(r.points, "matrix point")
-  }, default and faithful modes), ${plural(r.claims, "claim")} of your own`;
+  } planned (faithful matrices too), ${plural(r.claims, "claim")} of your own`;
   if (r.problems.length) {
     console.error(
       `\n${plural(r.problems.length, "problem")} in ${what}. Fix them and run --check again.`,

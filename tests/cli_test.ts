@@ -453,7 +453,7 @@ Deno.test("--check prints every problem at once (exit 2), and a summary when the
   equal(good.code, 0, good.stderr);
   match(
     good.stdout,
-    /^Checked \d+ files: \d+ experiments \(\d+ matrix points, default and faithful modes\), 0 claims of your own in [\d.]+ s: no problems\. Run them as root: sudo deno task lab$/m,
+    /^Checked \d+ files: \d+ experiments, \d+ matrix points planned \(faithful matrices too\), 0 claims of your own in [\d.]+ s: no problems\. Run them as root: sudo deno task lab$/m,
   );
   const dir = await Deno.makeTempDir({ prefix: "bl-check-" });
   try {
@@ -553,14 +553,14 @@ rootTest(
       match(made.stdout, /Wrote experiments\/my_question\.ts/);
       const checked = await asNobody(["task", "lab", "--check"], tree, home);
       equal(checked.code, 0, checked.stderr);
-      match(checked.stdout, /Checked \d+ files: \d+ experiments .* no problems/);
+      match(checked.stdout, /Checked \d+ files: \d+ experiments, .* no problems/);
       const one = await asNobody(
         ["task", "lab", "--check", "experiments/my_question.ts", "experiments/examples/"],
         tree,
         home,
       );
       equal(one.code, 0, one.stderr);
-      match(one.stdout, /2 experiments .* 2 claims of your own .* no problems/);
+      match(one.stdout, /2 experiments, .* 2 claims of your own .* no problems/);
       // Without root, a run says how to fix it.
       const denied = await asNobody(["task", "lab", "experiments/my_question.ts"], tree, home);
       equal(denied.code, 3, denied.stderr);

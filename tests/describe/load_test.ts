@@ -348,18 +348,24 @@ Deno.test("loadLab() with onError reports every problem of every file and loads 
     },
     async (dir) => {
       const errors: string[] = [];
-      const { experiments } = await loadLab([dir, join(dir, "e.md")], {
+      const { experiments } = await loadLab([dir], {
         onError: (e) => errors.push(e.message),
         planBothModes: true,
       });
       deepEqual(experiments.map((e) => e.definition.id), ["d"]);
-      equal(errors.length, 5, errors.join("\n"));
-      match(errors.join("\n"), /e\.md: Invalid claims field "claims": no claims found/);
+      equal(errors.length, 4, errors.join("\n"));
       match(errors.join("\n"), /a\.ts: Invalid experiment field "exclusive"/);
       match(errors.join("\n"), /b\.ts: Invalid experiment field "claims\.my:nope"/);
       // Both modes are planned: the default matrix's point and the faithful one's.
       match(errors.join("\n"), /c\.ts: .*clients\[0\]\.count.*\(at \{"backlog":1\}\)/);
       match(errors.join("\n"), /c\.ts: .*clients\[0\]\.count.*\(at \{"backlog":5\}\)/);
+
+      // A claims file that fails to load is reported; a claim it might define is not, as well.
+      const more: string[] = [];
+      await loadLab([dir, join(dir, "e.md")], { onError: (e) => more.push(e.message) });
+      match(more.join("\n"), /e\.md: Invalid claims field "claims": no claims found/);
+      ok(!more.join("\n").includes("my:nope"), more.join("\n"));
+      equal(more.length, 3, more.join("\n")); // a, e.md, c (no faithful plan without planBothModes)
     },
   );
 });
