@@ -336,15 +336,17 @@ export async function loadLab(
 
 /** Why a claim id an experiment names cannot be resolved, with the claims it could mean. */
 function undefinedClaim(id: string, visible: readonly UserClaim[]): string {
+  if (visible.length === 0) {
+    return `no claims file defines "${id}": the experiment sees none; declare one with ` +
+      `claimsFiles: ["./my_claims.md"] or pass --claims FILE`;
+  }
   const files = [...new Set(visible.map((c) => c.file ?? "(no file)"))];
-  const where = files.length
-    ? `; the claims files it can see define ${
-      files.map((f) =>
-        `${visible.filter((c) => (c.file ?? "(no file)") === f).map((c) => c.id).join(", ")} (${f})`
-      ).join("; ")
-    }`
-    : '; it sees no claims file: declare one with claimsFiles: ["./my_claims.md"] or pass --claims FILE';
-  return `no claims file defines "${id}"${didYouMean(id, visible.map((c) => c.id))}${where}`;
+  const seen = files.map((f) =>
+    `${visible.filter((c) => (c.file ?? "(no file)") === f).map((c) => c.id).join(", ")} in ${f}`
+  ).join("; ");
+  return `no claims file defines "${id}"${
+    didYouMean(id, visible.map((c) => c.id))
+  } (the claims it sees: ${seen})`;
 }
 
 /**

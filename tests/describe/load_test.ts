@@ -232,14 +232,14 @@ Deno.test("loadLab() names the file and the claim when an experiment names a cla
       ok(err instanceof ExperimentDefinitionError, String(err));
       match(
         err.message,
-        /one\.ts: Invalid experiment field "claims\.my:tow": no claims file defines "my:tow"; did you mean "my:two"\?; the claims files it can see define my:one, my:two \(.*claims\.md\)/,
+        /one\.ts: Invalid experiment field "claims\.my:tow": no claims file defines "my:tow"; did you mean "my:two"\? \(the claims it sees: my:one, my:two in .*claims\.md\)/,
       );
     },
   );
   await withDir({ "one.ts": deciding("one", ["my:one"]) }, async (dir) => {
     await rejects(
       loadLab([dir]),
-      /one\.ts: Invalid experiment field "claims\.my:one": no claims file defines "my:one"; it sees no claims file: declare one with claimsFiles: \["\.\/my_claims\.md"\] or pass --claims FILE/,
+      /one\.ts: Invalid experiment field "claims\.my:one": no claims file defines "my:one": the experiment sees none; declare one with claimsFiles: \["\.\/my_claims\.md"\] or pass --claims FILE/,
     );
   });
   await withDir(

@@ -19,6 +19,7 @@ import {
   scaffoldExperiment,
   writeScaffold,
 } from "../../lab/describe/scaffold.ts";
+import { parseClaimsMarkdown } from "../../lab/describe/user_claims.ts";
 import { ROOT } from "../_helpers.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>) {
@@ -104,4 +105,39 @@ Deno.test("writeScaffold() never overwrites a file and refuses an id that is not
     await rejects(writeScaffold("My_Question", { dir }), /"My_Question" is not kebab-case/);
     deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["taken.ts"]);
   });
+});
+
+Deno.test("docs/first-experiment.md: its claims file parses, its links resolve, its quoted output is the CLI's", async () => {
+  const doc = await Deno.readTextFile(join(ROOT, "docs/first-experiment.md"));
+  const claimsMd = /```md\n(# My claims\n[\s\S]*?)```/.exec(doc)?.[1];
+  ok(claimsMd, "the tutorial shows a claims file");
+  deepEqual(parseClaimsMarkdown(claimsMd, "my_claims.md").map((c) => [c.id, c.source.url]), [
+    ["man:backlog-is-the-maximum", "https://man7.org/linux/man-pages/man2/listen.2.html"],
+  ]);
+  const anchors = new Set(
+    [...doc.matchAll(/^## (.+)$/gm)].map((m) =>
+      m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, "").replaceAll(" ", "-")
+    ),
+  );
+  for (const [, target] of doc.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^https?:/.test(target!) || target!.startsWith("#claim-") || target!.startsWith("#exp-")) {
+      continue; // a source, or an anchor of the quoted report
+    }
+    if (target!.startsWith("#")) ok(anchors.has(target!.slice(1)), `anchor ${target}`);
+    else {
+      const path = join(ROOT, "docs", target!.replace(/#.*$/, ""));
+      ok(await Deno.stat(path).then(() => true, () => false), `file ${target}`);
+    }
+  }
+  // The scaffold it starts from says what the tutorial quotes.
+  const text = scaffoldExperiment("my-question", { dir: join(ROOT, "experiments") });
+  for (
+    const line of [
+      "matrix: { backlog: [2, 4] },",
+      'metrics: ["server.recvQ", "server.sendQ", "server.SYN_RECV", "client.SYN_SENT"],',
+    ]
+  ) {
+    ok(text.includes(line) && doc.includes(line), line);
+  }
+  match(doc, /Wrote experiments\/my_question\.ts: an exploratory experiment to make your own/);
 });
