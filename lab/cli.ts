@@ -449,7 +449,7 @@ async function checkCommand(
   }
   console.log(
     `Checked ${what} in ${seconds(performance.now() - t0)}: no problems. ` +
-      `Run ${r.files.length === 1 ? "it" : "them"} as root: ${
+      `Run ${r.experiments === 1 ? "it" : "them"} as root: ${
         shellCommand(["sudo", "deno", "task", "lab", ...paths, ...claimsArgs(options.claimsFiles)])
       }`,
   );

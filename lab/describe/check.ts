@@ -7,7 +7,7 @@
  * exists on this machine. Nothing runs, nothing is created.
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, relative, resolve } from "node:path";
 import { ExperimentDefinitionError } from "../base/errors.ts";
 import {
   checkSysctls,
@@ -101,15 +101,15 @@ export async function checkFiles(
     where: "this machine",
   });
 
-  // Claims modules an experiment declares are type-checked too.
-  const declared = loaded.experiments.flatMap((e) =>
-    isHistoricalEntry(e)
-      ? []
-      : (e.definition.claimsFiles ?? []).filter((f) => f.endsWith(".ts")).map((f) =>
-        resolve(dirname(resolve(e.file)), f)
-      )
-  );
-  const typed = [...new Set([...files.filter((f) => f.endsWith(".ts")), ...declared])];
+  // The claims files experiments declare were checked too (and a module of them type-checks).
+  for (const e of loaded.experiments) {
+    if (isHistoricalEntry(e)) continue;
+    for (const f of e.definition.claimsFiles ?? []) {
+      const path = relative(Deno.cwd(), resolve(dirname(resolve(e.file)), f));
+      if (!files.some((x) => resolve(x) === resolve(path))) files.push(path);
+    }
+  }
+  const typed = files.filter((f) => f.endsWith(".ts"));
   if (options.typeCheck ?? true) {
     const types = (await typeCheck(typed)).sort((a, b) =>
       (a.file ?? "").localeCompare(b.file ?? "") || (a.line ?? 0) - (b.line ?? 0)

@@ -200,23 +200,26 @@ export async function loadLab(
       return undefined;
     }
   };
+  // Each claims file is read once, however many experiments declare it; `undefined`: it failed.
   const claimsFiles = new Map<string, Promise<UserClaim[] | undefined>>();
-  let claimsFailed = false;
-  const claimsOf = async (path: string) => {
+  const claimsOf = (path: string) => {
     const key = resolve(path);
     let p = claimsFiles.get(key);
     if (p === undefined) claimsFiles.set(key, p = attempt(() => loadClaimsFile(path)));
-    const claims = await p;
-    claimsFailed ||= claims === undefined;
-    return claims;
+    return p;
   };
 
   const given: UserClaim[][] = [];
-  for (const path of options.claimsFiles ?? []) given.push(await claimsOf(path) ?? []);
+  let givenFailed = false;
+  const give = (claims: UserClaim[] | undefined) => {
+    givenFailed ||= claims === undefined;
+    given.push(claims ?? []);
+  };
+  for (const path of options.claimsFiles ?? []) give(await claimsOf(path));
   const entries: Exclude<Imported, { kind: "claims" }>[] = [];
   for (const path of await experimentFiles(paths)) {
     if (path.endsWith(".md")) {
-      given.push(await claimsOf(path) ?? []);
+      give(await claimsOf(path));
       continue;
     }
     const imported = await attempt(() => importFile(path));
@@ -244,6 +247,7 @@ export async function loadLab(
 
   // Claims: the given ones, then each selected experiment's own; an id defined twice is an error.
   const own = new Map<Imported, UserClaim[]>();
+  const ownFailed = new Set<Imported>();
   for (const e of selected) {
     if (e.kind !== "experiment") continue;
     const lists: UserClaim[][] = [];
@@ -262,7 +266,9 @@ export async function loadLab(
         );
         continue;
       }
-      lists.push(await claimsOf(path) ?? []);
+      const claims = await claimsOf(path);
+      if (claims === undefined) ownFailed.add(e);
+      lists.push(claims ?? []);
     }
     own.set(e, lists.flat());
   }
@@ -270,7 +276,7 @@ export async function loadLab(
   const everywhere = given.flat();
 
   // Every claim of your own an experiment names is defined by a claims file it can see. (When a
-  // claims file failed to load, its error is reported already and the claim may be in it.)
+  // file it can see failed to load, that error is reported already and the claim may be in it.)
   const unresolved = new Set<Imported>();
   for (const e of selected) {
     if (e.kind !== "experiment") continue;
@@ -278,7 +284,7 @@ export async function loadLab(
     for (const id of Object.keys(e.definition.claims ?? {})) {
       if (!isUserClaimId(id) || visible.some((c) => c.id === id)) continue;
       unresolved.add(e);
-      if (claimsFailed) continue;
+      if (givenFailed || ownFailed.has(e)) continue;
       report(
         new ExperimentDefinitionError(`claims.${id}`, undefinedClaim(id, visible), {
           file: e.file,
@@ -286,10 +292,8 @@ export async function loadLab(
       );
     }
   }
-  const resolved = selected;
-
   const set = options.set ?? {};
-  const experiments = resolved.filter((e) => e.kind === "experiment");
+  const experiments = selected.filter((e) => e.kind === "experiment");
   for (const [name, values] of Object.entries(experiments.length ? set : {})) {
     if (experiments.some((e) => name in (e.definition.matrix ?? {}))) continue;
     const params = [...new Set(experiments.flatMap((e) => Object.keys(e.definition.matrix ?? {})))];
@@ -306,7 +310,7 @@ export async function loadLab(
   }
 
   const loaded: LoadedExperiment[] = [];
-  for (const e of resolved) {
+  for (const e of selected) {
     if (e.kind === "historical") {
       loaded.push({ file: e.file, definition: e.definition });
       continue;
