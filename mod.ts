@@ -25,6 +25,7 @@ export * from "./define.ts";
 export {
   type HistoricalEntry,
   isHistoricalEntry,
+  loadClaimsFile,
   type LoadedExperiment,
   type LoadedLab,
   loadExperiments,
@@ -32,12 +33,7 @@ export {
   type LoadOptions,
 } from "./lab/describe/load.ts";
 export { planExperiment, type PlanOptions } from "./lab/describe/plan.ts";
-export {
-  loadClaimsFile,
-  parseClaimsMarkdown,
-  USER_CLAIM_ID,
-  type UserClaim,
-} from "./lab/describe/user_claims.ts";
+export { parseClaimsMarkdown, USER_CLAIM_ID, type UserClaim } from "./lab/describe/user_claims.ts";
 export {
   checkFiles,
   type CheckOptions,

@@ -21,8 +21,8 @@ import {
   defineClaims,
   isClaimsDefinition,
   isUserClaimId,
-  loadClaimsFile,
   mergeClaims,
+  parseClaimsMarkdown,
   type UserClaim,
 } from "./user_claims.ts";
 import { defineExperiment } from "./validate.ts";
@@ -167,6 +167,61 @@ async function importFile(path: string): Promise<Imported> {
     if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
     throw err;
   }
+}
+
+/**
+ * Loads one claims file: Markdown (`.md`) or a TypeScript module (`.ts`)
+ * whose default export is {@linkcode defineClaims}`([…])`.
+ *
+ * @param path The file.
+ * @returns Its claims, each with `file` relative to the working directory.
+ * @throws {ExperimentDefinitionError} naming the file (and line) and the fix.
+ */
+export async function loadClaimsFile(path: string): Promise<UserClaim[]> {
+  const file = fileName(path);
+  if (path.endsWith(".md")) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (err) {
+      claimsFail(
+        "(file)",
+        `cannot read it: ${
+          err instanceof Error ? err.message : err
+        }; give a claims file (.md or .ts)`,
+        file,
+      );
+    }
+    return parseClaimsMarkdown(text, file);
+  }
+  if (!path.endsWith(".ts")) {
+    claimsFail("(file)", `a claims file is Markdown (.md) or a TypeScript module (.ts)`, file);
+  }
+  let mod: { default?: unknown };
+  try {
+    mod = await import(new URL(`file://${resolve(path)}`).href);
+  } catch (err) {
+    if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
+    claimsFail("(module)", `cannot import it: ${err instanceof Error ? err.message : err}`, file);
+  }
+  if (!isClaimsDefinition(mod.default)) {
+    claimsFail(
+      "default",
+      "no claims: end the file with `export default defineClaims([{ id, statement, source }])`",
+      file,
+    );
+  }
+  try {
+    const def = defineClaims(mod.default.claims);
+    return def.claims.map((c) => ({ ...c, file }));
+  } catch (err) {
+    if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
+    throw err;
+  }
+}
+
+function claimsFail(field: string, detail: string, file: string): never {
+  throw new ExperimentDefinitionError(field, detail, { file, subject: "claims" });
 }
 
 /**

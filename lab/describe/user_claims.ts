@@ -24,7 +24,6 @@
  * ```
  * @module
  */
-import { relative, resolve } from "node:path";
 import { ExperimentDefinitionError } from "../base/errors.ts";
 import { didYouMean } from "../base/suggest.ts";
 import { describeValue as describe, isObject } from "../base/values.ts";
@@ -298,57 +297,6 @@ export function parseClaimsMarkdown(text: string, file = "claims.md"): UserClaim
     );
   }
   return claims;
-}
-
-/**
- * Loads one claims file: Markdown (`.md`) or a TypeScript module (`.ts`)
- * whose default export is {@linkcode defineClaims}`([…])`.
- *
- * @param path The file.
- * @returns Its claims, each with `file` relative to the working directory.
- * @throws {ExperimentDefinitionError} naming the file (and line) and the fix.
- */
-export async function loadClaimsFile(path: string): Promise<UserClaim[]> {
-  const file = relative(Deno.cwd(), resolve(path)) || path;
-  if (path.endsWith(".md")) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (err) {
-      fail(
-        "(file)",
-        `cannot read it: ${
-          err instanceof Error ? err.message : err
-        }; give a claims file (.md or .ts)`,
-        file,
-      );
-    }
-    return parseClaimsMarkdown(text, file);
-  }
-  if (!path.endsWith(".ts")) {
-    fail("(file)", `a claims file is Markdown (.md) or a TypeScript module (.ts)`, file);
-  }
-  let mod: { default?: unknown };
-  try {
-    mod = await import(new URL(`file://${resolve(path)}`).href);
-  } catch (err) {
-    if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
-    fail("(module)", `cannot import it: ${err instanceof Error ? err.message : err}`, file);
-  }
-  if (!isClaimsDefinition(mod.default)) {
-    fail(
-      "default",
-      "no claims: end the file with `export default defineClaims([{ id, statement, source }])`",
-      file,
-    );
-  }
-  try {
-    const def = defineClaims(mod.default.claims);
-    return def.claims.map((c) => ({ ...c, file }));
-  } catch (err) {
-    if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
-    throw err;
-  }
 }
 
 /** `file:line` of a user claim, or its file. */

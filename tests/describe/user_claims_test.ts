@@ -15,12 +15,12 @@ import { ExperimentDefinitionError } from "../../lab/base/errors.ts";
 import {
   defineClaims,
   isClaimsDefinition,
-  loadClaimsFile,
   mergeClaims,
   parseClaimsMarkdown,
   type UserClaim,
   userClaimIdProblem,
 } from "../../lab/describe/user_claims.ts";
+import { loadClaimsFile } from "../../lab/describe/load.ts";
 import { ROOT } from "../_helpers.ts";
 
 const SOURCE = { title: "A post", url: "https://example.org/post" };
