@@ -39,7 +39,15 @@ export async function readCounters(ns: Netns): Promise<Counters> {
         { cause: err },
       );
     });
-  const [netstat, snmp] = await Promise.all([read("netstat"), read("snmp")]);
+  // Both reads settle before either error is thrown: Promise.all would reject at the first and
+  // leave the other read running, which the test sanitizer reports as a leak under load.
+  const settled = await Promise.allSettled([read("netstat"), read("snmp")]);
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  const [netstat, snmp] = settled.map((r) => (r as PromiseFulfilledResult<string>).value) as [
+    string,
+    string,
+  ];
   try {
     return parseCounters(netstat, snmp);
   } catch (err) {
