@@ -55,7 +55,18 @@ export {
   type RunnableExperiment,
   type RunOptions,
 } from "./lab/run/lab.ts";
-export { preflight, type PreflightResult } from "./lab/topology/preflight.ts";
+export {
+  preflight,
+  type PreflightOptions,
+  type PreflightResult,
+} from "./lab/topology/preflight.ts";
+export { reapDeadRuns, type ReapResult } from "./lab/topology/reap.ts";
+export {
+  type RecordEntry,
+  RunRecord,
+  type RunRecordOptions,
+  RUNS_ROOT,
+} from "./lab/base/run_record.ts";
 export { NFT, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
 export { buildLedger } from "./lab/judge/ledger.ts";

@@ -2,8 +2,8 @@
  * `deno task lab`: a thin shell over the library. It parses flags, loads
  * (and plans) the experiments, runs them with {@linkcode Lab.run}, prints
  * what the lab reports as it goes and the ledger at the end, writes the
- * report directory, and turns SIGINT/SIGTERM into an abort that still removes
- * everything.
+ * report directory, and turns SIGINT, SIGTERM, SIGHUP and SIGQUIT into an
+ * abort that still removes everything.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -65,7 +65,8 @@ Options:
   -h, --help      this text
 
 Exit status: 0 all expectations held; 1 one failed; 2 bad usage or a bad
-experiment definition; 3 the machine cannot run the lab; 130/143 interrupted.`;
+experiment definition; 3 the machine cannot run the lab; 129/130/131/143
+interrupted by SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing everything).`;
 
 const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments", import.meta.url));
 
@@ -178,21 +179,22 @@ export async function main(args: string[]): Promise<number> {
   }
 
   const controller = new AbortController();
-  let stopSignal: Deno.Signal | undefined;
-  const onSignal = (sig: Deno.Signal) => () => {
+  let stopSignal: StopSignal | undefined;
+  const onSignal = (sig: StopSignal) => () => {
     stopSignal ??= sig;
     controller.abort(new Error(`Interrupted by ${sig}`));
   };
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  const handlers = STOP_SIGNALS.map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   try {
     return await runAll(experiments, { ...values, jobs, repeat, args }, controller.signal);
   } catch (err) {
     if (stopSignal) {
-      console.error(
+      // After SIGHUP the terminal may be gone: the exit status still says what happened.
+      tryWrite(
         `Interrupted by ${stopSignal}; every namespace and process of this run was removed.`,
       );
-      return stopSignal === "SIGINT" ? 130 : 143;
+      return 128 + SIGNAL_NUMBERS[stopSignal];
     }
     if (err instanceof PreflightError || err instanceof ExperimentDefinitionError) {
       console.error(err.message);
@@ -202,6 +204,27 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   }
+}
+
+/**
+ * The signals that stop a run, each like the others: the run is aborted,
+ * everything it made is removed, and the exit status is 128 + the signal's
+ * number. SIGHUP is a closed terminal or a dropped ssh session.
+ */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
+type StopSignal = (typeof STOP_SIGNALS)[number];
+const SIGNAL_NUMBERS: Record<StopSignal, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGTERM: 15,
+};
+
+/** Writes a line to stderr, or nothing when it is closed (a hung-up terminal). */
+function tryWrite(line: string): void {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+  } catch { /* nowhere to write */ }
 }
 
 interface RunFlags {
@@ -240,6 +263,7 @@ async function runAll(
         if (e.reaped.length) {
           log(`Removed ${e.reaped.length} namespaces left by a dead run: ${e.reaped.join(", ")}`);
         }
+        for (const line of e.leftAlone ?? []) log(`Left alone: ${line}`);
         progress = new Progress(e.outlines, {
           live: Deno.stderr.isTerminal() && !Deno.env.get("CI"),
           repeats: e.repeats,

@@ -419,6 +419,12 @@ export type LabEvent =
     kernel: string;
     /** Namespaces of dead runs that were removed. */
     reaped: string[];
+    /**
+     * What reaping left alone, each with why: entries of `/run/netns` named
+     * like the lab's that no run record names, and what a dead run's record
+     * names but could not be removed.
+     */
+    leftAlone?: string[];
     /** Matrix points that run at once. */
     jobs: number;
     /** How many times each experiment runs. */

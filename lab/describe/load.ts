@@ -148,3 +148,77 @@ export function checkSysctls(
     }
   }
 }
+
+/** Where a sysctl value is written: its definition field and matrix point. */
+interface SysctlUse {
+  entry: PlannedExperiment;
+  field: string;
+  params: Record<string, unknown>;
+  key: string;
+  value: string;
+}
+
+function sysctlUses(experiments: readonly (PlannedExperiment | HistoricalEntry)[]): SysctlUse[] {
+  const uses: SysctlUse[] = [];
+  for (const entry of experiments) {
+    if (isHistoricalEntry(entry)) continue;
+    const steps = entry.definition.timeline ?? [];
+    for (const plan of entry.plans) {
+      for (const h of plan.hosts) {
+        for (const [key, value] of Object.entries(h.sysctls)) {
+          uses.push({
+            entry,
+            field: `hosts.${h.name}.sysctls.${key}`,
+            params: plan.params,
+            key,
+            value,
+          });
+        }
+      }
+      for (const step of plan.timeline) {
+        if (step.action.kind !== "sysctl") continue;
+        const i = steps.findIndex((s) => s.name === step.name);
+        uses.push({
+          entry,
+          field: `timeline[${i}].do.sysctl.value`,
+          params: plan.params,
+          key: step.action.name,
+          value: step.action.value,
+        });
+      }
+    }
+  }
+  return uses;
+}
+
+/** Every sysctl value the experiments write, at every matrix point: `[key, value]`, once each. */
+export function sysctlValues(
+  experiments: readonly (PlannedExperiment | HistoricalEntry)[],
+): [string, string][] {
+  const pairs = new Map<string, [string, string]>();
+  for (const u of sysctlUses(experiments)) pairs.set(`${u.key}=${u.value}`, [u.key, u.value]);
+  return [...pairs.values()];
+}
+
+/**
+ * Checks the values against what a namespace of this kernel refused when
+ * they were tried (`problems`, keyed `<key>=<value>`, from preflight).
+ *
+ * @throws {ExperimentDefinitionError} for the first refused value, naming
+ *   the file, the field and the matrix point.
+ */
+export function checkSysctlValues(
+  experiments: readonly (PlannedExperiment | HistoricalEntry)[],
+  problems: ReadonlyMap<string, string>,
+): void {
+  for (const u of sysctlUses(experiments)) {
+    const problem = problems.get(`${u.key}=${u.value}`);
+    if (problem === undefined) continue;
+    const at = Object.keys(u.params).length ? ` (at ${JSON.stringify(u.params)})` : "";
+    throw new ExperimentDefinitionError(
+      u.field,
+      `value "${u.value}" cannot be set in a network namespace of this kernel: ${problem}${at}`,
+      u.entry.file === undefined ? {} : { file: u.entry.file },
+    );
+  }
+}

@@ -8,9 +8,13 @@
  * do not collide.
  * @module
  */
-import { tmpdir } from "node:os";
 import { isHistorical } from "../describe/historical.ts";
-import { checkSysctls, type HistoricalEntry } from "../describe/load.ts";
+import {
+  checkSysctls,
+  checkSysctlValues,
+  type HistoricalEntry,
+  sysctlValues,
+} from "../describe/load.ts";
 import { planExperiment } from "../describe/plan.ts";
 import type { PlannedExperiment } from "../describe/run_plan.ts";
 import type { ExperimentDefinition, Matrix } from "../describe/types.ts";
@@ -19,6 +23,7 @@ import { decideClaims } from "../judge/evidence.ts";
 import { buildLedger } from "../judge/ledger.ts";
 import { mergeRepeats, type RepeatSummary, summarizeRepeats } from "../judge/repeat.ts";
 import { machineInfo } from "../observe/machine.ts";
+import { PreflightError } from "../base/errors.ts";
 import type { CaptureFile } from "../report/directory.ts";
 import type {
   ExperimentOutline,
@@ -28,7 +33,9 @@ import type {
   RunResult,
 } from "../results.ts";
 import { DEFAULT_SUBNET4, DEFAULT_SUBNET6, parseSubnet } from "../topology/addressing.ts";
+import { RunRecord } from "../base/run_record.ts";
 import { newRunPrefix } from "../topology/netns.ts";
+import { reapDeadRuns } from "../topology/reap.ts";
 import { NFT, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
 import { preflight } from "../topology/preflight.ts";
 import { runPoint } from "./point.ts";
@@ -96,6 +103,7 @@ export class Lab implements AsyncDisposable {
   readonly #options: LabOptions;
   readonly #scheduler: Scheduler;
   #seq = 0;
+  #record: Promise<RunRecord> | undefined;
   #keptDir: Promise<string> | undefined;
 
   /**
@@ -133,8 +141,11 @@ export class Lab implements AsyncDisposable {
     const pre = await preflight(this.prefix, {
       tools: neededTools(experiments),
       ...(this.#options.log ? { log: this.#options.log } : {}),
+      record: () => this.#runRecord(),
+      sysctlValues: sysctlValues(experiments),
     });
     checkSysctls(experiments, pre.namespaceSysctls);
+    checkSysctlValues(experiments, pre.sysctlProblems);
     const timesPath = this.#options.timesCache === false
       ? undefined
       : this.#options.timesCache ?? timesCachePath();
@@ -143,6 +154,16 @@ export class Lab implements AsyncDisposable {
       kind: "start",
       kernel: pre.kernel,
       reaped: pre.reaped,
+      leftAlone: [
+        ...(pre.reap.unrecorded.length
+          ? [
+            `${pre.reap.unrecorded.length} entries of /run/netns named like the lab's that no run record names (${
+              pre.reap.unrecorded.join(", ")
+            })`,
+          ]
+          : []),
+        ...pre.reap.skipped.map((s) => `${s} (named by a dead run's record)`),
+      ],
       jobs: this.jobs,
       repeats,
       outlines: experiments.map((e) => outline(e, lastTimes)),
@@ -237,7 +258,8 @@ export class Lab implements AsyncDisposable {
     const { definition: def, plans } = e;
     const repeat = o.repeat === undefined ? {} : { repeat: o.repeat };
     const keepCaptures = (this.#options.keepCaptures ?? false) && o.keep !== undefined;
-    const captureDir = keepCaptures ? await this.#keptCapturesDir() : tmpdir();
+    const record = await this.#runRecord();
+    const captureDir = keepCaptures ? await this.#keptCapturesDir() : record.tempDir;
     let started: number | undefined;
     let ended = 0;
     // Every point is queued now; one that fails for good lets the others finish (and clean up).
@@ -256,6 +278,7 @@ export class Lab implements AsyncDisposable {
             subnet: family,
             captureDir,
             keepCaptures,
+            record,
             ...(o.signal ? { signal: o.signal } : {}),
           });
           for (const [host, file] of Object.entries(outcome.captures)) {
@@ -283,19 +306,57 @@ export class Lab implements AsyncDisposable {
     };
   }
 
+  /** This lab's run record (`/run/backlog-lab/<prefix>/`), made on first use, held until disposal. */
+  #runRecord(): Promise<RunRecord> {
+    return this.#record ??= createRecord(this.prefix).catch((err) => {
+      this.#record = undefined;
+      throw err;
+    });
+  }
+
+  /** The kept captures' directory, inside the run record's temporary files. */
   #keptCapturesDir(): Promise<string> {
-    return this.#keptDir ??= Deno.makeTempDir({ prefix: `${this.prefix}-captures-` });
+    return this.#keptDir ??= this.#runRecord().then(async (record) => {
+      const dir = record.tempPath("captures");
+      await Deno.mkdir(dir, { recursive: true });
+      return dir;
+    });
   }
 
   #emit(event: LabEvent): void {
     this.#options.onEvent?.(event);
   }
 
-  /** Removes the captures it kept. Idempotent. */
+  /** Removes its run record, with the captures it kept and every temporary file. Idempotent. */
   async [Symbol.asyncDispose](): Promise<void> {
-    const dir = this.#keptDir;
+    const record = this.#record;
+    this.#record = undefined;
     this.#keptDir = undefined;
-    if (dir !== undefined) await Deno.remove(await dir, { recursive: true }).catch(() => {});
+    if (record !== undefined) await (await record.catch(() => undefined))?.[Symbol.asyncDispose]();
+  }
+}
+
+/**
+ * The run record of a lab: its id is the lab's prefix. An id a dead run's
+ * record still holds (the same pid and tag, long ago) is freed by reaping.
+ *
+ * @throws {PreflightError} when `/run/backlog-lab` cannot be written.
+ */
+async function createRecord(id: string): Promise<RunRecord> {
+  try {
+    return await RunRecord.create({ id });
+  } catch (err) {
+    if (
+      err instanceof Deno.errors.PermissionDenied || (err as { code?: string }).code === "EROFS"
+    ) {
+      throw new PreflightError([
+        `Cannot write the run record under "/run/backlog-lab" (${
+          (err as Error).message
+        }): run the lab as root`,
+      ]);
+    }
+    await reapDeadRuns();
+    return await RunRecord.create({ id });
   }
 }
 

@@ -14,6 +14,7 @@ import { checkPackets } from "../judge/expect_packets.ts";
 import { summarize } from "../judge/evidence.ts";
 import { settleAll } from "../base/resources.ts";
 import type { ConnectionTimeline, Phases, RuleRecord, RunResult } from "../results.ts";
+import type { RunRecord } from "../base/run_record.ts";
 import { Topology } from "../topology/topology.ts";
 import { watch, type Watched } from "./watch.ts";
 
@@ -23,8 +24,10 @@ export interface PointContext {
   prefix: string;
   /** The lab subnet of the plan's family. */
   subnet: string;
-  /** A directory for the run's capture files. */
+  /** A directory for the run's capture files (inside the run record's temporary files). */
   captureDir: string;
+  /** The run record its namespaces are written into (default: the process's own). */
+  record?: RunRecord;
   /** Keep the capture files (for a report) instead of removing them with the run. */
   keepCaptures: boolean;
   /** Aborts the run; everything it built is still removed. */
@@ -54,7 +57,13 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
   try {
     await using stack = new AsyncDisposableStack();
     if (!ctx.keepCaptures) stack.defer(() => removeFiles(Object.values(captureFiles)));
-    topology = stack.use(await Topology.create(plan, { prefix: ctx.prefix, subnet: ctx.subnet }));
+    topology = stack.use(
+      await Topology.create(plan, {
+        prefix: ctx.prefix,
+        subnet: ctx.subnet,
+        ...(ctx.record ? { record: ctx.record } : {}),
+      }),
+    );
     const programs = stack.use(Programs.launch(topology, plan));
     const captures = new Map<string, Capture>();
     await settleAll([

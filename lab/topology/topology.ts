@@ -12,6 +12,7 @@
  * @module
  */
 import { disposeAll, settleAll } from "../base/resources.ts";
+import type { RunRecord } from "../base/run_record.ts";
 import type { PlannedRule, RunPlan } from "../describe/run_plan.ts";
 import type { RuleRecord } from "../results.ts";
 import { type AddressPlan, parseSubnet, planAddresses } from "./addressing.ts";
@@ -25,6 +26,8 @@ export interface TopologyOptions {
   prefix: string;
   /** The lab subnet of the plan's family (see `parseSubnet`). */
   subnet: string;
+  /** The run record the namespaces are written into (default: the process's own). */
+  record?: RunRecord;
 }
 
 /** A run's namespaces, links, sysctls and packet rules; `AsyncDisposable`. */
@@ -58,7 +61,12 @@ export class Topology implements AsyncDisposable {
   static async create(plan: RunPlan, options: TopologyOptions): Promise<Topology> {
     const layout = planAddresses(plan, parseSubnet(options.subnet, plan.family));
     const created = await Promise.allSettled(
-      plan.hosts.map((h) => Netns.create(`${options.prefix}-${h.name}`)),
+      plan.hosts.map((h) =>
+        Netns.create(
+          `${options.prefix}-${h.name}`,
+          options.record ? { record: options.record } : {},
+        )
+      ),
     );
     const made = created.flatMap((c) => c.status === "fulfilled" ? [c.value] : []);
     const failed = created.find((c) => c.status === "rejected");
