@@ -341,3 +341,100 @@ rootTest("--report replaces an earlier report's files and only those", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every deno.json task that starts deno turns Deno's update check off", async () => {
+  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  for (const [name, task] of Object.entries(config.tasks as Record<string, string>)) {
+    // `VAR=1 cmd` sets it for the first command only; `export VAR=1 && …` for all.
+    ok(
+      /^(export )?DENO_NO_UPDATE_CHECK=1 /.test(task) &&
+        (task.startsWith("export") || !task.includes("&&")),
+      `task "${name}": ${task}`,
+    );
+  }
+  equal(config.lock?.frozen, true, "experiments load with a frozen lockfile");
+});
+
+const STRACE = await new Deno.Command("sh", { args: ["-c", "command -v strace"] }).output()
+  .then((o) => o.code === 0, () => false);
+if (!STRACE) {
+  console.warn("*** strace is missing: the network-lookup test of `deno task lab` is skipped ***");
+}
+
+rootTest(
+  "deno task lab sends nothing off the machine: no DNS query (dl.deno.land), inet connects only to the lab subnets",
+  async () => {
+    if (!STRACE) return;
+    const trace = await Deno.makeTempFile({ prefix: "bl-strace-" });
+    try {
+      const out = await new Deno.Command("strace", {
+        args: [
+          "-f",
+          "-qq",
+          "-e",
+          "trace=connect,sendto,sendmmsg",
+          "-s",
+          "64",
+          "-o",
+          trace,
+          Deno.execPath(),
+          "task",
+          "lab",
+          "--filter",
+          "somaxconn-clamps",
+        ],
+        cwd: ROOT,
+        stdout: "null",
+        stderr: "piped",
+        // As a user's shell has it: nothing that would turn the check off already.
+        env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/" },
+        clearEnv: true,
+      }).output();
+      equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const lines = (await Deno.readTextFile(trace)).split("\n");
+      const dns = lines.filter((l) => /htons\(53\)|\\4deno\\4land/.test(l));
+      deepEqual(dns, [], "no DNS server contacted, no query for dl.deno.land");
+      const inet = lines.flatMap((l) => {
+        const m =
+          /connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\(\d+\), (?:sin_addr=inet_addr\("([^"]+)"\)|.*inet_pton\(AF_INET6, "([^"]+)")/
+            .exec(l);
+        return m ? [m[1] ?? m[2]!] : [];
+      });
+      ok(inet.length > 0, "the lab's own clients were traced");
+      const outside = inet.filter((a) => !a.startsWith("10.213.") && !a.startsWith("fd00:213:"));
+      deepEqual([...new Set(outside)], [], "every inet connect() went to the lab's subnets");
+    } finally {
+      await Deno.remove(trace);
+    }
+  },
+);
+
+Deno.test("an experiment importing a package deno.lock lacks is refused, and deno.lock is left as it is", async () => {
+  const lock = await Deno.readTextFile(join(ROOT, "deno.lock"));
+  const dir = await Deno.makeTempDir({ prefix: "bl-npm-import-" });
+  try {
+    const file = join(dir, "npm_experiment.ts");
+    await Deno.writeTextFile(
+      file,
+      `import isNumber from "npm:is-number@7.0.0";\nconsole.log(isNumber(1));\n` +
+        `import { defineExperiment } from "${ROOT}define.ts";\nexport default defineExperiment(${GOOD});\n`,
+    );
+    // `deno task lab`, as a user runs it: the task's flags and deno.json's lock setting apply.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "lab", "--list", file],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    equal(out.code, 2, stderr);
+    match(
+      stderr,
+      /npm_experiment\.ts: Invalid experiment field "\(module\)": cannot import it: it imports "npm:is-number@7\.0\.0", which deno\.lock does not have, and experiments load with a frozen lockfile/,
+    );
+    equal(await Deno.readTextFile(join(ROOT, "deno.lock")), lock, "deno.lock unchanged");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

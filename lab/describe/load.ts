@@ -69,13 +69,9 @@ export async function loadExperiments(
       mod = await import(new URL(`file://${resolve(path)}`).href);
     } catch (err) {
       if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
-      throw new ExperimentDefinitionError(
-        "(module)",
-        `cannot import it: ${err instanceof Error ? err.message : err}`,
-        {
-          file,
-        },
-      );
+      throw new ExperimentDefinitionError("(module)", `cannot import it: ${importProblem(err)}`, {
+        file,
+      });
     }
     if (mod.default === undefined) {
       throw new ExperimentDefinitionError(
@@ -106,6 +102,24 @@ export async function loadExperiments(
     }
   }
   return loaded;
+}
+
+/**
+ * Why an import failed, in one line. A package missing from `deno.lock` is
+ * refused rather than added (the lab's tasks run with a frozen lockfile), and
+ * Deno's message for it is a multi-line coloured diff: name the package instead.
+ */
+function importProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/lockfile is out of date/i.test(message)) {
+    // deno-lint-ignore no-control-regex
+    const plain = message.replace(/\x1b\[[0-9;]*m/g, "");
+    const added = [...plain.matchAll(/\+\s*"((?:npm|jsr):[^"]+)"/g)].map((m) => m[1]!);
+    return `it imports ${
+      added.length ? added.map((a) => `"${a}"`).join(", ") : "a package"
+    }, which deno.lock does not have, and experiments load with a frozen lockfile (deno.lock is left as it is): import only "define.ts", or add the package to deno.json and run \`deno install --frozen=false\` once`;
+  }
+  return message;
 }
 
 /**
