@@ -69,9 +69,14 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     await settleAll([
       topology.connect(),
       ...plan.capture.map(async (host) => {
+        // On the host's own link when it has one, so that a pcap names no interface of the
+        // machine that reads it (a host with several links is captured on "any", rewritten).
+        await topology!.linked(host);
+        const ifaces = topology!.interfaces(host);
         const capture = await Capture.start(topology!.ns(host), {
           port: plan.server.port,
           file: captureFiles[host]!,
+          iface: ifaces.length === 1 ? ifaces[0]! : "any",
           ...(ctx.signal ? { signal: ctx.signal } : {}),
         });
         captures.set(host, stack.use(capture));

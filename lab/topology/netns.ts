@@ -69,11 +69,29 @@ function wrapIn(name: string, argv: readonly string[]): string[] {
 export class Netns implements AsyncDisposable {
   readonly name: string;
   readonly #holder: Deno.ChildProcess;
+  #holderEnd: string | undefined;
   #disposed = false;
 
   private constructor(name: string, holder: Deno.ChildProcess) {
     this.name = name;
     this.#holder = holder;
+    holder.status.then((s) => {
+      this.#holderEnd = s.signal ? `was killed by ${s.signal}` : `exited with status ${s.code}`;
+    });
+  }
+
+  /**
+   * How the holder process ended, when it did before the namespace was
+   * disposed (`was killed by SIGKILL`, `exited with status 0`): its
+   * `/proc/<pid>/net` is then gone.
+   */
+  get holderEnded(): string | undefined {
+    return this.#disposed ? undefined : this.#holderEnd;
+  }
+
+  /** The holder process's pid. */
+  get holderPid(): number {
+    return this.#holder.pid;
   }
 
   /**
