@@ -301,7 +301,7 @@ export interface ExperimentResult {
   hypothesis: string;
   /** The experiment file it was loaded from, relative to the working directory. */
   file?: string;
-  /** Whether every run passed. */
+  /** Whether every run passed and every claim rule decided (a claim error fails the experiment). */
   passed: boolean;
   /** Why it was not run, if it was skipped; the ledger ignores a skipped experiment's claims. */
   skipped?: string;

@@ -438,3 +438,51 @@ Deno.test("an experiment importing a package deno.lock lacks is refused, and den
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+rootTest(
+  "a claim rule that throws or returns no decision fails its experiment (exit 1), naming file, claim and fix",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bl-bad-rule-" });
+    try {
+      const file = join(dir, "bad_rules.ts");
+      await Deno.writeTextFile(
+        file,
+        `import { defineExperiment } from "${ROOT}define.ts";\nexport default defineExperiment(${
+          GOOD.replace(
+            `claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "1" }) },`,
+            `claims: {
+              "A2.1": () => null,
+              "A2.2": () => ({ verdict: "maybe", evidence: "x" }),
+              "A2.3": (runs) => ({ verdict: "reproduced", evidence: String(runs[0].value("server.ESTABLISHD")) }),
+            },`,
+          )
+        });\n`,
+      );
+      const r = await runCli([file]);
+      equal(r.code, 1, r.stderr);
+      match(r.stdout, /\[FAIL\] x:/);
+      equal(r.stdout.match(/│ \(claim rule\) │ A2\.\d/g)?.length, 3, r.stdout);
+      const json = await runCli(["--json", file]);
+      equal(json.code, 1);
+      const doc: LabReport = JSON.parse(json.stdout);
+      const e = doc.experiments[0]!;
+      equal(e.passed, false);
+      const error = (id: string) => (e.claims[id] as { error: string }).error;
+      match(error("A2.1"), /bad_rules\.ts: claim "A2\.1": the rule returned null/);
+      match(
+        error("A2.2"),
+        /bad_rules\.ts: claim "A2\.2": the rule returned verdict "maybe", which is not a verdict/,
+      );
+      match(
+        error("A2.3"),
+        /bad_rules\.ts: claim "A2\.3": the rule threw: Metric "server\.ESTABLISHD" .*did you mean "ESTABLISHED"\?/,
+      );
+      for (const id of ["A2.1", "A2.2", "A2.3"]) {
+        equal(doc.ledger.find((l) => l.claim === id)!.verdict, "undecided", id);
+      }
+      deepEqual(labProcesses(r.prefix), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -23,7 +23,10 @@ export function experimentLine(e: ExperimentResult): string {
   return `${tag} ${e.id}: ${e.title} (${seconds(e.durationMs)}, ${n} run${n === 1 ? "" : "s"})`;
 }
 
-/** Observed vs expected for the runs of an experiment (failed ones only unless `all`). */
+/**
+ * Observed vs expected for the runs of an experiment (failed ones only
+ * unless `all`), then each claim rule that could not decide.
+ */
 export function checksTable(e: ExperimentResult, all: boolean, width?: number): string {
   const rows: string[][] = [];
   for (const run of e.runs) {
@@ -41,6 +44,9 @@ export function checksTable(e: ExperimentResult, all: boolean, width?: number): 
         c.passed ? "ok" : "FAIL",
       ]);
     }
+  }
+  for (const [id, d] of Object.entries(e.claims)) {
+    if ("error" in d) rows.push(["(claim rule)", id, "", "a decision", d.error, "FAIL"]);
   }
   const head = ["run", "check", "metric", "expected", "observed", ""];
   return rows.length ? textTable(head, rows, width === undefined ? {} : { width }) : "";

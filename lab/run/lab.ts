@@ -19,7 +19,7 @@ import { planExperiment } from "../describe/plan.ts";
 import type { PlannedExperiment } from "../describe/run_plan.ts";
 import type { ExperimentDefinition, Matrix } from "../describe/types.ts";
 import { historicalResult } from "../describe/historical.ts";
-import { decideClaims } from "../judge/evidence.ts";
+import { claimErrors, decideClaims } from "../judge/evidence.ts";
 import { buildLedger } from "../judge/ledger.ts";
 import { mergeRepeats, type RepeatSummary, summarizeRepeats } from "../judge/repeat.ts";
 import { machineInfo } from "../observe/machine.ts";
@@ -293,16 +293,22 @@ export class Lab implements AsyncDisposable {
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const runs = settled.map((s) => (s as PromiseFulfilledResult<RunResult>).value);
+    const claims = decideClaims(
+      def.claims as never,
+      runs,
+      e.file === undefined ? {} : { file: e.file },
+    );
     return {
       id: def.id,
       title: def.title,
       hypothesis: def.hypothesis,
       ...(e.file === undefined ? {} : { file: e.file }),
-      passed: runs.every((r) => r.passed),
+      // A claim rule that cannot decide fails the experiment: its ledger entry would say nothing.
+      passed: runs.every((r) => r.passed) && claimErrors(claims).length === 0,
       mode: e.mode,
       durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
-      claims: decideClaims(def.claims as never, runs),
+      claims,
     };
   }
 

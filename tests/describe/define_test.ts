@@ -2082,3 +2082,13 @@ Deno.test("planRuns() runs a point alone when the definition says exclusive or i
     ['expected true or false, got "yes"'],
   );
 });
+
+Deno.test("defineExperiment() refuses an async claim rule", () => {
+  const err = definitionError(() =>
+    defineExperiment(asDefinition({
+      ...base(),
+      claims: { "A2.1": async () => ({ verdict: "reproduced", evidence: "ok" }) },
+    }))
+  );
+  checkError(err, "claims.A2.1", ["the rule is async", "remove `async`"]);
+});
