@@ -2087,6 +2087,7 @@ Deno.test("defineExperiment() refuses an async claim rule", () => {
   const err = definitionError(() =>
     defineExperiment(asDefinition({
       ...base(),
+      // deno-lint-ignore require-await
       claims: { "A2.1": async () => ({ verdict: "reproduced", evidence: "ok" }) },
     }))
   );
