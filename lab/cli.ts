@@ -17,7 +17,8 @@ import { type LoadedExperiment, loadExperiments } from "./describe/load.ts";
 import { compareReports } from "./judge/compare.ts";
 import { CompareInputError, loadReport } from "./judge/load_report.ts";
 import { comparisonMarkdown, comparisonTable } from "./report/compare_text.ts";
-import { prepareReportDir, writeReport } from "./report/directory.ts";
+import { prepareReportDir, ReportWriteError, writeReport } from "./report/directory.ts";
+import { sudoOwner } from "./base/owner.ts";
 import { Progress } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";
 import {
@@ -65,8 +66,9 @@ Options:
   -h, --help      this text
 
 Exit status: 0 all expectations held; 1 one failed; 2 bad usage or a bad
-experiment definition; 3 the machine cannot run the lab; 129/130/131/143
-interrupted by SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing everything).`;
+experiment definition; 3 the machine cannot run the lab; 4 all held but the
+--report directory could not be written; 129/130/131/143 interrupted by
+SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing everything).`;
 
 const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments", import.meta.url));
 
@@ -303,20 +305,40 @@ async function runAll(
     log(`\nRepeats (${flags.repeat} of each experiment, ${flags.jobs} jobs at once):`);
     log(repeatTable(run.repeats, terminalWidth()));
   }
+  // The report is written once the results are shown, so that a report that cannot be written
+  // loses nothing; with --json before, so that the document printed is results.json (chart paths
+  // included).
   let reportLine: string | undefined;
-  if (flags.report !== undefined) {
-    const files = await writeReport(flags.report, run);
-    reportLine = `Report: ${join(flags.report, files.markdown)} (${
-      plural(files.charts.length / 2, "chart")
-    }, ${plural(files.pcaps.length, "pcap")})`;
-    if (flags.json) console.error(reportLine);
-  }
-  if (flags.json) console.log(JSON.stringify(report, null, 2));
-  else if (flags.ledger) {
+  let reportError: string | undefined;
+  const writeReportDir = async () => {
+    if (flags.report === undefined) return;
+    try {
+      const owner = sudoOwner();
+      const files = await writeReport(flags.report, run, {
+        registerTemp: (path) => lab.addTempPath(path),
+        ...(owner ? { owner } : {}),
+      });
+      reportLine = `Report: ${join(flags.report, files.markdown)} (${
+        plural(files.charts.length / 2, "chart")
+      }, ${plural(files.pcaps.length, "pcap")})`;
+    } catch (err) {
+      if (!(err instanceof ReportWriteError)) throw err;
+      reportError = err.message;
+    }
+  };
+  if (flags.json) {
+    await writeReportDir();
+    if (reportLine) console.error(reportLine);
+    console.log(JSON.stringify(report, null, 2));
+  } else if (flags.ledger) {
     console.log(`Claims ledger (Linux ${report.kernel}):`);
     console.log(ledgerTable(report.ledger, terminalWidth()));
-    const failed = report.experiments.filter((r) => !r.passed).map((r) => r.id);
-    if (failed.length) console.log(`Failed experiments: ${failed.join(", ")}`);
+    const failed = report.experiments.filter((r) => !r.passed);
+    if (failed.length) {
+      console.log(`\nFailed experiments (${failed.length}):`);
+      for (const e of failed) printExperiment(e, false, (s) => console.log(s));
+    }
+    await writeReportDir();
     if (reportLine) console.log(reportLine);
   } else {
     log(`\nClaims ledger (Linux ${report.kernel}):`);
@@ -327,10 +349,18 @@ async function runAll(
         seconds(report.durationMs)
       }`,
     );
+    await writeReportDir();
     if (reportLine) log(reportLine);
+  }
+  if (reportError !== undefined) {
+    console.error(reportError);
+    return report.passed ? EXIT_REPORT : 1;
   }
   return report.passed ? 0 : 1;
 }
+
+/** The exit status when every expectation held but the report could not be written. */
+const EXIT_REPORT = 4;
 
 /** An experiment's line, its failed checks (every check with `verbose`), phases and charts. */
 function printExperiment(

@@ -101,6 +101,14 @@ export async function hostVeths(): Promise<string[]> {
   return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
 }
 
+/**
+ * This deno's cache directory, passed on to the CLIs the tests start: a test
+ * that gives one its own XDG_CACHE_HOME (for the lab's times cache) would
+ * otherwise move deno's cache too, and compile everything again.
+ */
+const DENO_DIR = Deno.env.get("DENO_DIR") ||
+  `${Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME") ?? "/root"}/.cache`}/deno`;
+
 /** Starts the CLI as a child process. */
 export function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -109,7 +117,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Deno
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
+    env: { NO_COLOR: "1", DENO_DIR, ...env },
   }).spawn();
 }
 

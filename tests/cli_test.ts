@@ -1,6 +1,16 @@
 import { tmpdir } from "node:os";
 import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
-import { labProcesses, namespacesWith, ROOT, rootTest, runCli } from "./_helpers.ts";
+import {
+  cliPrefix,
+  isolated,
+  labProcesses,
+  namespacesWith,
+  ROOT,
+  rootTest,
+  runCli,
+  spawnCli,
+  until,
+} from "./_helpers.ts";
 import { CLAIMS } from "../lab/describe/catalogue.ts";
 import { join } from "node:path";
 import type { ExperimentResult, LabReport } from "../lab/results.ts";
@@ -483,6 +493,136 @@ rootTest(
       deepEqual(labProcesses(r.prefix), []);
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** A directory holding an earlier report (and a file of the user's): what must survive. */
+async function earlierReport(): Promise<{ dir: string; files: Record<string, string> }> {
+  const dir = await Deno.makeTempDir({ prefix: "bl-earlier-report-" });
+  const files = {
+    "results.json": JSON.stringify({ version: 1, experiments: [], ledger: [] }),
+    "report.md": "# the earlier report\n",
+    "charts/e/1.svg": "<svg/>",
+    "notes.txt": "mine",
+  };
+  for (const [f, text] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, f, ".."), { recursive: true });
+    await Deno.writeTextFile(join(dir, f), text);
+  }
+  return { dir, files };
+}
+
+async function assertUnchanged(r: { dir: string; files: Record<string, string> }): Promise<void> {
+  for (const [f, text] of Object.entries(r.files)) {
+    equal(await Deno.readTextFile(join(r.dir, f)), text, f);
+  }
+  const siblings = [...Deno.readDirSync(join(r.dir, ".."))].filter((e) =>
+    e.name.startsWith(`.${r.dir.split("/").at(-1)}.`)
+  );
+  deepEqual(siblings, [], "no partial report beside it");
+}
+
+Deno.test("--report keeps the earlier report when the run stops before it starts (bad --jobs, no match, broken file)", async () => {
+  const earlier = await earlierReport();
+  const broken = await experimentFile(GOOD.replace("backlog: 2", "backlgo: 2"));
+  try {
+    for (
+      const args of [
+        ["--jobs", "0"],
+        ["--filter", "no-such-experiment"],
+        [broken],
+      ]
+    ) {
+      const r = await runCli(["--report", earlier.dir, ...args]);
+      equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      await assertUnchanged(earlier);
+    }
+  } finally {
+    await Deno.remove(earlier.dir, { recursive: true });
+    await Deno.remove(join(broken, ".."), { recursive: true });
+  }
+});
+
+rootTest("--report keeps the earlier report when the run is interrupted (SIGINT)", async () => {
+  const earlier = await earlierReport();
+  try {
+    const child = spawnCli(["--report", earlier.dir, "--filter", "syn-dropped"]);
+    const prefix = cliPrefix(child.pid);
+    await until("its programs", () => labProcesses(prefix).length >= 4, (ok) => ok);
+    child.kill("SIGINT");
+    const out = await child.output();
+    equal(out.code, 130);
+    await assertUnchanged(earlier);
+  } finally {
+    await Deno.remove(earlier.dir, { recursive: true });
+  }
+});
+
+rootTest(
+  "--report on a full disk: one line naming the path, the ledger still printed, the earlier report intact (exit 4)",
+  async () => {
+    // A 64 KiB tmpfs, in a mount namespace of the test's own.
+    const r = await isolated(`
+      disk=$(mktemp -d /tmp/bl-full-disk-XXXXXX)
+      mount -t tmpfs -o size=64k bl-test "$disk"
+      mkdir "$disk/report"
+      printf '{"version":1,"experiments":[],"ledger":[]}' > "$disk/report/results.json"
+      set +e
+      "$DENO" run -A main.ts --report "$disk/report" --filter syn-queue-bound
+      echo "exit $?"
+      echo "left: $(cd "$disk" && find . | sort | tr '\\n' ' ')"
+      echo "earlier: $(cat "$disk/report/results.json")"
+      umount "$disk"; rmdir "$disk"
+    `);
+    match(r.stdout, /^exit 4$/m, r.stdout + r.stderr);
+    match(r.stdout, /Claims ledger \(Linux/);
+    match(r.stdout, /1 passed, 0 failed in/);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("Cannot write the report"));
+    equal(lines.length, 1, r.stderr);
+    match(
+      lines[0]!,
+      /^Cannot write the report to "\/tmp\/bl-full-disk-\w+\/report": No space left on device \(os error 28\) \(writing "(charts|pcaps)\/syn-queue-bound\/[^"]+"\); nothing was written there, and an earlier report in it is unchanged$/,
+    );
+    ok(!/at async|Uncaught/.test(r.stderr), r.stderr);
+    match(r.stdout, /^left: \. \.\/report \.\/report\/results\.json $/m, "no partial directory");
+    match(r.stdout, /^earlier: \{"version":1,"experiments":\[\],"ledger":\[\]\}$/m);
+  },
+);
+
+rootTest(
+  "run through sudo, the report and the times cache belong to the user, not root",
+  async () => {
+    const home = await Deno.makeTempDir({ prefix: "bl-sudo-home-" });
+    const nobody = 65534;
+    try {
+      await Deno.chown(home, nobody, nobody);
+      const report = join(home, "out", "report");
+      const r = await runCli(["--report", report, "--filter", "syn-dropped"], {
+        SUDO_UID: String(nobody),
+        SUDO_GID: String(nobody),
+        XDG_CACHE_HOME: join(home, ".cache"),
+      });
+      equal(r.code, 0, r.stderr);
+      const owners = async (dir: string) => {
+        const out: string[] = [];
+        const walk = async (d: string) => {
+          const info = await Deno.lstat(d);
+          if (info.uid !== nobody || info.gid !== nobody) out.push(`${d}: ${info.uid}:${info.gid}`);
+          if (info.isDirectory) {
+            for await (const e of Deno.readDir(d)) {
+              await walk(join(d, e.name));
+            }
+          }
+        };
+        await walk(dir);
+        return out;
+      };
+      ok((await Deno.stat(join(report, "results.json"))).isFile);
+      ok((await Deno.stat(join(home, ".cache", "backlog-lab", "times.json"))).isFile);
+      deepEqual(await owners(home), [], "everything the lab wrote is the user's");
+    } finally {
+      await Deno.remove(home, { recursive: true });
     }
   },
 );

@@ -312,6 +312,16 @@ export class Lab implements AsyncDisposable {
     };
   }
 
+  /**
+   * Records `path`, a temporary file or directory outside the lab's run
+   * directory (e.g. a partial report beside its target), in the lab's run
+   * record, so that a later run removes it if this process is killed. Call it
+   * before making the path; the caller removes it as usual.
+   */
+  async addTempPath(path: string): Promise<void> {
+    await (await this.#runRecord()).addPath(path);
+  }
+
   /** This lab's run record (`/run/backlog-lab/<prefix>/`), made on first use, held until disposal. */
   #runRecord(): Promise<RunRecord> {
     return this.#record ??= createRecord(this.prefix).catch((err) => {

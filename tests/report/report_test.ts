@@ -14,7 +14,7 @@ import {
   PACKET_TABLE_LIMITS,
   reportMarkdown,
 } from "../../lab/report/markdown.ts";
-import { writeReport } from "../../lab/report/directory.ts";
+import { ReportWriteError, writeReport } from "../../lab/report/directory.ts";
 import { markdownCell as cell } from "../../lab/report/table.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
@@ -743,4 +743,80 @@ Deno.test("experimentAnchor() and claimAnchor() make ids without dots", () => {
   assert.strictEqual(experimentAnchor("queue-fills"), "exp-queue-fills");
   assert.strictEqual(claimAnchor("queue-fills", "A2.1"), "claim-A2-1-queue-fills");
   assert.strictEqual(claimAnchor("x", "B10.2.3"), "claim-B10-2-3-x");
+});
+
+/** Every entry of `dir`, recursively, relative, sorted. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(r);
+      if (e.isDirectory) await walk(join(d, e.name), r);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+Deno.test("writeReport() replaces an earlier report only once the new one is complete, keeping the user's files", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "report_test_" });
+  try {
+    const dir = join(parent, "report");
+    await Deno.mkdir(join(dir, "charts", "gone"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "charts", "gone", "1.svg"), "<svg/>");
+    await Deno.writeTextFile(
+      join(dir, "results.json"),
+      '{"version":1,"experiments":[],"ledger":[]}',
+    );
+    await Deno.writeTextFile(join(dir, "notes.txt"), "mine");
+    const temps: string[] = [];
+    await writeReport(dir, { report: syntheticReport() }, {
+      registerTemp: (p) => Promise.resolve(void temps.push(p)),
+    });
+    const entries = await tree(dir);
+    assert.ok(!entries.includes("charts/gone"), "the earlier report's files are gone");
+    assert.ok(entries.includes("notes.txt"));
+    assert.deepStrictEqual(
+      JSON.parse(await Deno.readTextFile(join(dir, "results.json"))).experiments[0].id,
+      "queue-fills",
+    );
+    assert.deepStrictEqual(
+      await tree(parent).then((t) => t.filter((e) => !e.startsWith("report"))),
+      [],
+    );
+    assert.strictEqual(temps.length, 2, "the partial report and the earlier one set aside");
+    for (const t of temps) {
+      assert.match(t, new RegExp(`^${parent}/\\.report\\.(partial|old)-[0-9a-f]{8}$`));
+    }
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("writeReport() fails in one line naming the file when a name is too long, leaving the earlier report", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "report_test_" });
+  try {
+    const dir = join(parent, "report");
+    await Deno.mkdir(dir);
+    const earlier = '{"version":1,"experiments":[],"ledger":[]}';
+    await Deno.writeTextFile(join(dir, "results.json"), earlier);
+    const report = syntheticReport();
+    report.experiments[0]!.id = "x".repeat(300);
+    await assert.rejects(writeReport(dir, { report }), (err: Error) => {
+      assert.ok(err instanceof ReportWriteError, String(err));
+      assert.strictEqual(err.message.split("\n").length, 1);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^Cannot write the report to "${dir}": File name too long \\(os error 36\\) \\(writing "charts/x{300}/1-backlog-2-syncookies-1\\.svg"\\); nothing was written there, and an earlier report in it is unchanged$`,
+        ),
+      );
+      return true;
+    });
+    assert.deepStrictEqual(await tree(parent), ["report", "report/results.json"]);
+    assert.strictEqual(await Deno.readTextFile(join(dir, "results.json")), earlier);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
 });
