@@ -93,9 +93,11 @@ export {
   type CaptureFile,
   type ReportFiles,
   type ReportInput,
+  ReportWriteError,
   writeReport,
   type WriteReportOptions,
 } from "./lab/report/directory.ts";
+export { type Owner, sudoOwner } from "./lab/base/owner.ts";
 export { reportMarkdown } from "./lab/report/markdown.ts";
 export { type Counters, parseCounters } from "./lab/observe/counters.ts";
 export { parseProcNetTcp, parseSs, type SocketRow } from "./lab/observe/socket_table.ts";
