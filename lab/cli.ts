@@ -10,6 +10,8 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
+import { didYouMean } from "./base/suggest.ts";
+import { parseSubnet } from "./topology/addressing.ts";
 import { paramsText, plural, seconds } from "./base/format.ts";
 import { CLAIMS } from "./describe/catalogue.ts";
 import { isHistorical } from "./describe/historical.ts";
@@ -42,7 +44,8 @@ network namespaces, and prints what the kernel did next to what each
 experiment expected, then the claims ledger. Needs root.
 
 Options:
-  --filter RE     run only experiments whose id, file or claim ids match RE
+  --filter RE     run only experiments whose id or file matches RE, or one of
+                  whose claim ids RE matches whole (--filter A4.1: claim A4.1)
   --list          list the experiments and the claims they decide; run nothing
   --json          print one JSON document instead of the report
   --verbose       show every check, each run's phase times and a terminal
@@ -72,32 +75,54 @@ SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing everything).`;
 
 const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments", import.meta.url));
 
+/** The command line's options (`node:util` `parseArgs`). */
+const OPTIONS = {
+  filter: { type: "string" },
+  list: { type: "boolean" },
+  json: { type: "boolean" },
+  verbose: { type: "boolean" },
+  faithful: { type: "boolean" },
+  ledger: { type: "boolean" },
+  report: { type: "string" },
+  compare: { type: "boolean" },
+  markdown: { type: "boolean" },
+  subnet: { type: "string" },
+  subnet6: { type: "string" },
+  jobs: { type: "string", short: "j" },
+  repeat: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * A `parseArgs` error in the lab's words, with a did-you-mean for a
+ * misspelled option: Node's own message quotes the option unevenly and
+ * suggests nothing.
+ */
+export function usageProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+  if (unknown !== undefined) {
+    const name = unknown.replace(/^-+/, "").split("=")[0]!;
+    const hint = didYouMean(name, Object.keys(OPTIONS)).replace(/"([^"]+)"/, '"--$1"');
+    return `Unknown option "${unknown}"${hint}`;
+  }
+  const missing = /^Option '([^']+?)(?: <value>)?' argument missing/.exec(message)?.[1];
+  if (missing !== undefined) return `Option "${missing.split(",").at(-1)!.trim()}" needs a value`;
+  const positional = /^Option '([^']+)' does not take an argument/.exec(message)?.[1];
+  if (positional !== undefined) {
+    return `Option "${positional.split(",").at(-1)!.trim()}" takes no value`;
+  }
+  return message.split("\n")[0]!.replace(/\.$/, "");
+}
+
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   let flags;
   try {
-    flags = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        filter: { type: "string" },
-        list: { type: "boolean" },
-        json: { type: "boolean" },
-        verbose: { type: "boolean" },
-        faithful: { type: "boolean" },
-        ledger: { type: "boolean" },
-        report: { type: "string" },
-        compare: { type: "boolean" },
-        markdown: { type: "boolean" },
-        subnet: { type: "string" },
-        subnet6: { type: "string" },
-        jobs: { type: "string", short: "j" },
-        repeat: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    flags = parseArgs({ args, allowPositionals: true, options: OPTIONS });
   } catch (err) {
-    console.error(`${err instanceof Error ? err.message : err}\nSee --help.`);
+    const problem = usageProblem(err);
+    console.error(`${problem}${problem.endsWith("?") ? "" : "."} See --help.`);
     return 2;
   }
   const { values, positionals } = flags;
@@ -137,6 +162,25 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
   }
+  for (
+    const [flag, value, family] of [["--subnet", values.subnet, 4], [
+      "--subnet6",
+      values.subnet6,
+      6,
+    ]] as const
+  ) {
+    if (value === undefined) continue;
+    try {
+      parseSubnet(value, family);
+    } catch (err) {
+      console.error(
+        `Invalid ${flag} "${value}": ${
+          (err as Error).message.replace(/^Cannot use lab (subnet|prefix) "[^"]*": /, "")
+        }`,
+      );
+      return 2;
+    }
+  }
   let filter: RegExp | undefined;
   try {
     filter = values.filter === undefined ? undefined : new RegExp(values.filter);
@@ -160,9 +204,11 @@ export async function main(args: string[]): Promise<number> {
     throw err;
   }
   if (filter) {
+    // A claim id matches whole: --filter A4.1 is claim A4.1, not A4.10 too.
+    const claim = new RegExp(`^(?:${filter.source})$`);
     experiments = experiments.filter((e) =>
       filter.test(e.definition.id) || filter.test(e.file) ||
-      Object.keys(e.definition.claims).some((c) => filter.test(c))
+      Object.keys(e.definition.claims).some((c) => claim.test(c))
     );
     if (experiments.length === 0) {
       console.error(`No experiment matches --filter "${values.filter}"; see --list`);

@@ -12,6 +12,7 @@ import {
   until,
 } from "./_helpers.ts";
 import { CLAIMS } from "../lab/describe/catalogue.ts";
+import { rootCommand } from "../lab/topology/preflight.ts";
 import { join } from "node:path";
 import type { ExperimentResult, LabReport } from "../lab/results.ts";
 import { assertChartShowsSamples } from "./_chart_svg.ts";
@@ -41,6 +42,72 @@ Deno.test("the CLI rejects an unknown flag and a bad --filter with exit 2", asyn
   const c = await runCli(["--filter", "no-such-experiment", "--list"]);
   equal(c.code, 2);
   match(c.stderr, /No experiment matches/);
+});
+
+Deno.test("the CLI answers a misspelled option with a did-you-mean, in one line (exit 2)", async () => {
+  for (
+    const [args, want] of [
+      [["--filtr", "x"], 'Unknown option "--filtr"; did you mean "--filter"? See --help.'],
+      [["--verbos"], 'Unknown option "--verbos"; did you mean "--verbose"? See --help.'],
+      [["--jobs"], 'Option "--jobs" needs a value. See --help.'],
+      [["--json=1"], 'Option "--json" takes no value. See --help.'],
+    ] as const
+  ) {
+    const r = await runCli([...args]);
+    equal(r.code, 2, r.stderr);
+    equal(r.stderr, `${want}\n`);
+  }
+});
+
+Deno.test("the CLI refuses a bad --subnet or --subnet6 in one line (exit 2)", async () => {
+  for (
+    const [args, want] of [
+      [
+        ["--subnet", "8.8.8.0/24"],
+        'Invalid --subnet "8.8.8.0/24": give a private IPv4 /16 such as "10.213.0.0/16"',
+      ],
+      [
+        ["--subnet", "garbage"],
+        'Invalid --subnet "garbage": give a private IPv4 /16 such as "10.213.0.0/16"',
+      ],
+      [
+        ["--subnet6", "2001:db8::/32"],
+        'Invalid --subnet6 "2001:db8::/32": give a unique-local IPv6 /48 such as "fd00:213::/48"',
+      ],
+    ] as const
+  ) {
+    const r = await runCli([...args, "--filter", "somaxconn-clamps"]);
+    equal(r.code, 2, r.stderr);
+    equal(r.stderr, `${want}\n`);
+  }
+});
+
+Deno.test("--filter matches a claim id whole: A4.1 is not A4.10", async () => {
+  const r = await runCli(["--list", "--filter", "A4.1"]);
+  equal(r.code, 0, r.stderr);
+  const ids = [...r.stdout.matchAll(/^(\S+) {2}\(/gm)].map((m) => m[1]);
+  const claims = [...r.stdout.matchAll(/^ {2}claims: (.*)$/gm)].map((m) => m[1]!.split(", "));
+  ok(ids.length > 0);
+  for (const c of claims) ok(c.includes("A4.1"), c.join(", "));
+  const tenth = await runCli(["--list", "--filter", "A4.10"]);
+  for (const id of ids) {
+    const both = tenth.stdout.includes(`${id}  (`);
+    const decides10 = new RegExp(`^${id}  \\(.*\\n.*\\n  claims: .*\\bA4\\.10\\b`, "m").test(
+      tenth.stdout,
+    );
+    equal(both, decides10, id);
+  }
+});
+
+Deno.test("the CLI refuses an empty experiment directory (exit 2)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bl-empty-" });
+  try {
+    const r = await runCli([dir]);
+    equal(r.code, 2, r.stderr);
+    match(r.stderr, new RegExp(`"${dir}" holds no experiment file`));
+  } finally {
+    await Deno.remove(dir);
+  }
 });
 
 async function experimentFile(body: string): Promise<string> {
@@ -117,6 +184,86 @@ rootTest("the CLI says how to fix missing privileges (exit 3)", async () => {
     stderr,
     /Not running as root .* with CAP_NET_ADMIN and CAP_SYS_ADMIN.*: run it as root, e\.g\. `sudo deno task lab`/,
   );
+  // Started through npx (which sets npm_command=exec), deno is on no PATH: say so.
+  const npx = await new Deno.Command("setpriv", {
+    args: [
+      "--bounding-set=-net_admin,-sys_admin",
+      "--inh-caps=-net_admin,-sys_admin",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "main.ts",
+    ],
+    cwd: ROOT,
+    env: { npm_command: "exec" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  equal(npx.code, 3);
+  match(
+    new TextDecoder().decode(npx.stderr),
+    new RegExp(
+      `run it as root, e\\.g\\. \`sudo npx -y deno@${
+        Deno.version.deno.replaceAll(".", "\\.")
+      } task lab\``,
+    ),
+  );
+});
+
+Deno.test("rootCommand() suggests what works the way the lab was started", () => {
+  const version = "2.9.6";
+  equal(rootCommand({ execPath: "/usr/bin/deno", version }), "sudo deno task lab");
+  equal(
+    rootCommand({ execPath: "/usr/lib/node_modules/deno/deno", npmCommand: "exec", version }),
+    "sudo npx -y deno@2.9.6 task lab",
+  );
+  equal(
+    rootCommand({ execPath: "/home/u/.npm/_npx/ab12/node_modules/deno/deno", version }),
+    "sudo npx -y deno@2.9.6 task lab",
+  );
+  // sudo's secure_path has no ~/.deno/bin: the full path works.
+  equal(
+    rootCommand({ execPath: "/home/u/.deno/bin/deno", version }),
+    "sudo /home/u/.deno/bin/deno task lab",
+  );
+});
+
+rootTest(
+  "the CLI refuses a sysctl value the kernel rejects before running, naming file and field (exit 2)",
+  async () => {
+    const file = await experimentFile(
+      GOOD.replace('"net.core.somaxconn": 8', '"net.core.somaxconn": -1'),
+    );
+    try {
+      const r = await runCli([file]);
+      equal(r.code, 2, r.stderr);
+      match(
+        r.stderr,
+        /bad_experiment\.ts: Invalid experiment field "hosts\.server\.sysctls\.net\.core\.somaxconn": value "-1" cannot be set in a network namespace of this kernel: the kernel rejects it \(/,
+      );
+      ok(!r.stdout.includes("[FAIL]") && !r.stdout.includes("[ OK ]"), "nothing ran");
+      deepEqual(await namespacesWith(r.prefix), []);
+    } finally {
+      await Deno.remove(join(file, ".."), { recursive: true });
+    }
+  },
+);
+
+rootTest("--ledger shows the table of what failed for each failed experiment", async () => {
+  const file = await experimentFile(GOOD.replace("equals: 3 }", "equals: 99 }"));
+  try {
+    const r = await runCli(["--ledger", file]);
+    equal(r.code, 1, r.stderr);
+    match(r.stdout, /^Claims ledger \(Linux /m);
+    match(r.stdout, /^Failed experiments \(1\):$/m);
+    match(r.stdout, /^\[FAIL\] x: x /m);
+    match(
+      r.stdout,
+      /│ \(single run\) │ q +│ server\.ESTABLISHED │ = 99 for 60 ms │ 3 +│ FAIL │/,
+    );
+  } finally {
+    await Deno.remove(join(file, ".."), { recursive: true });
+  }
 });
 
 rootTest("the CLI names a missing tool and its install command (exit 3)", async () => {

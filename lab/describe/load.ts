@@ -46,6 +46,12 @@ export async function experimentFiles(paths: readonly string[]): Promise<string[
       for await (const e of Deno.readDir(p)) {
         if (e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_")) names.push(e.name);
       }
+      if (names.length === 0) {
+        throw new ExperimentDefinitionError(
+          "path",
+          `"${p}" holds no experiment file (a .ts file not starting with "_"): name a directory of experiments, or an experiment file`,
+        );
+      }
       files.push(...names.sort().map((n) => `${p.replace(/\/$/, "")}/${n}`));
     }
   }
@@ -59,14 +65,20 @@ export async function experimentFiles(paths: readonly string[]): Promise<string[
  */
 export async function loadExperiments(
   paths: readonly string[],
-  options: PlanOptions = {},
+  options: PlanOptions & {
+    /** How long a file's top-level code may take (default {@linkcode IMPORT_TIMEOUT_MS}). */
+    importTimeoutMs?: number;
+  } = {},
 ): Promise<LoadedExperiment[]> {
   const loaded: LoadedExperiment[] = [];
   for (const path of await experimentFiles(paths)) {
     const file = relative(Deno.cwd(), resolve(path)) || basename(path);
     let mod: { default?: unknown };
     try {
-      mod = await import(new URL(`file://${resolve(path)}`).href);
+      mod = await importWithin(
+        new URL(`file://${resolve(path)}`).href,
+        options.importTimeoutMs ?? IMPORT_TIMEOUT_MS,
+      );
     } catch (err) {
       if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
       throw new ExperimentDefinitionError("(module)", `cannot import it: ${importProblem(err)}`, {
@@ -84,7 +96,10 @@ export async function loadExperiments(
       const entry: LoadedExperiment = isHistorical(mod.default)
         ? { file, definition: defineHistoricalClaims(mod.default) }
         : {
-          ...planExperiment(defineExperiment(mod.default as ExperimentDefinition), options),
+          ...planExperiment(
+            defineExperiment(mod.default as ExperimentDefinition),
+            options.faithful === undefined ? {} : { faithful: options.faithful },
+          ),
           file,
         };
       const id = entry.definition.id;
@@ -102,6 +117,34 @@ export async function loadExperiments(
     }
   }
   return loaded;
+}
+
+/**
+ * How long an experiment file's top-level code may take: it only defines
+ * data (importing `define.ts` takes about 3 ms), so a file still loading
+ * after this has a top-level `await` that never settles.
+ */
+export const IMPORT_TIMEOUT_MS = 10_000;
+
+/** A dynamic import that gives up after `ms` (the import itself cannot be cancelled). */
+async function importWithin(url: string, ms: number): Promise<{ default?: unknown }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `its top-level code did not finish within ${ms} ms: a top-level await that never settles? An experiment file only defines data`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([import(url), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -74,14 +74,18 @@ export function phasesTable(e: ExperimentResult): string {
   );
 }
 
-/** The claims ledger as a table; each evidence ends with the experiments that decided it. */
+/**
+ * The claims ledger as a table: each claim's statement, then the evidence,
+ * which ends with the experiments that decided it.
+ */
 export function ledgerTable(ledger: readonly LedgerEntry[], width = 100): string {
   return textTable(
-    ["claim", "verdict", "evidence (decided by)"],
+    ["claim", "verdict", "statement → evidence (decided by)"],
     ledger.map((l) => [
       l.claim,
       l.verdict,
-      l.evidence + (l.experiments.length ? `\n(${l.experiments.join(", ")})` : ""),
+      `"${l.statement}"\n→ ${l.evidence}` +
+      (l.experiments.length ? `\n(${l.experiments.join(", ")})` : ""),
     ]),
     { width },
   );

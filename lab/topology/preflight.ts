@@ -91,8 +91,14 @@ export function rootCommand(
   if (env.npmCommand === "exec" || /\/_npx\//.test(env.execPath)) {
     return `sudo npx -y deno@${env.version} task lab`;
   }
-  const dir = env.execPath.slice(0, env.execPath.lastIndexOf("/"));
-  return SECURE_PATH.includes(dir) ? "sudo deno task lab" : `sudo ${env.execPath} task lab`;
+  const onSecurePath = SECURE_PATH.some((dir) => {
+    try {
+      return Deno.realPathSync(`${dir}/deno`) === Deno.realPathSync(env.execPath);
+    } catch {
+      return false;
+    }
+  });
+  return onSecurePath ? "sudo deno task lab" : `sudo ${env.execPath} task lab`;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   reportMarkdown,
 } from "../../lab/report/markdown.ts";
 import { ReportWriteError, writeReport } from "../../lab/report/directory.ts";
+import { ledgerTable } from "../../lab/report/text.ts";
 import { markdownCell as cell } from "../../lab/report/table.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
@@ -409,9 +410,9 @@ Deno.test("reportMarkdown() writes well-formed tables and escapes pipes in cells
   const checks = tableWith(section(md, "run-queue-fills-1"), CHECK_HEAD);
   assert.strictEqual(unescapeCell(checks.rows[0]![2]!), PIPE_EXPECTED);
   assert.ok(md.includes(cell(PIPE_EXPECTED)), "the expected text's pipe is escaped");
-  const ledger = tableWith(md, ["claim", "verdict", "evidence", "decided by"]);
+  const ledger = tableWith(md, ["claim", "statement", "verdict", "evidence", "decided by"]);
   assert.strictEqual(
-    unescapeCell(ledger.rows.find((r) => r[0] === "A2.1")![2]!),
+    unescapeCell(ledger.rows.find((r) => r[0] === "A2.1")![3]!),
     "3 SYN_RECV with backlog 2 | fast timers.",
   );
 });
@@ -450,13 +451,19 @@ Deno.test("reportMarkdown() shows a command with a quoted apostrophe exactly", (
 
 Deno.test("reportMarkdown() lists decided claims linked to their evidence, undecided on one line", () => {
   const md = reportMarkdown(syntheticReport());
-  const ledger = tableWith(md, ["claim", "verdict", "evidence", "decided by"]);
+  const ledger = tableWith(md, ["claim", "statement", "verdict", "evidence", "decided by"]);
   assert.deepStrictEqual(ledger.rows.map((r) => r[0]), ["A1.1", "A2.1", "A2.2"]);
   const row = (id: string) => ledger.rows.find((r) => r[0] === id)!;
-  assert.strictEqual(row("A1.1")[1], `[historical](#${claimAnchor("old-kernels", "A1.1")})`);
-  assert.strictEqual(row("A2.1")[1], `[reproduced](#${claimAnchor("queue-fills", "A2.1")})`);
-  assert.strictEqual(row("A2.2")[1], `[undecided](#${claimAnchor("queue-fills", "A2.2")})`);
-  assert.strictEqual(row("A2.1")[3], `[queue-fills](#${experimentAnchor("queue-fills")})`);
+  // Each claim's statement, so that a reader knows what A2.1 says.
+  assert.deepStrictEqual(ledger.rows.map((r) => unescapeCell(r[1]!)), [
+    "Old kernels kept one queue.",
+    "The SYN queue holds backlog entries.",
+    "A rule that errors.",
+  ]);
+  assert.strictEqual(row("A1.1")[2], `[historical](#${claimAnchor("old-kernels", "A1.1")})`);
+  assert.strictEqual(row("A2.1")[2], `[reproduced](#${claimAnchor("queue-fills", "A2.1")})`);
+  assert.strictEqual(row("A2.2")[2], `[undecided](#${claimAnchor("queue-fills", "A2.2")})`);
+  assert.strictEqual(row("A2.1")[4], `[queue-fills](#${experimentAnchor("queue-fills")})`);
   // Each claim's evidence anchor is in the deciding experiment's section.
   const queue = section(md, experimentAnchor("queue-fills"));
   assert.match(
@@ -819,4 +826,11 @@ Deno.test("writeReport() fails in one line naming the file when a name is too lo
   } finally {
     await Deno.remove(parent, { recursive: true });
   }
+});
+
+Deno.test("ledgerTable() shows each claim's statement before its evidence", () => {
+  const text = ledgerTable(syntheticReport().ledger.slice(0, 2), 200);
+  assert.match(text, /│ A1\.1 +│ historical +│ "Old kernels kept one queue\." +│/);
+  assert.match(text, /│ +│ +│ → /);
+  assert.match(text, /statement → evidence \(decided by\)/);
 });
