@@ -300,6 +300,7 @@ async function runAll(
     progress?.clear();
     console.log(s);
   };
+  let waited = false;
   const onEvent = (e: LabEvent) => {
     switch (e.kind) {
       case "start":
@@ -321,6 +322,14 @@ async function runAll(
       case "run-start":
       case "run-end":
         progress?.onEvent(e);
+        return;
+      case "waiting":
+        // Once: other labs on the machine hold it; the points start as they finish.
+        if (!waited) {
+          waited = true;
+          progress?.clear();
+          console.error(`Waiting for other labs on this machine: ${e.why}`);
+        }
         return;
       case "experiment":
         printExperiment(e.result, flags.verbose ?? false, log);

@@ -434,6 +434,20 @@ export type LabEvent =
   }
   | ProgressEvent
   | {
+    /**
+     * A matrix point waits for the machine: other labs on it hold every slot,
+     * or run a point that must run alone (sent once per point, after 0.5 s).
+     */
+    kind: "waiting";
+    experiment: string;
+    index: number;
+    of: number;
+    /** What it waits for, in words. */
+    why: string;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
+  }
+  | {
     /** An experiment is done (all its repeats), and so is every one before it. */
     kind: "experiment";
     /** Its position in definition order. */

@@ -40,6 +40,7 @@ import { NFT, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
 import { preflight } from "../topology/preflight.ts";
 import { runPoint } from "./point.ts";
 import { defaultJobs, Scheduler } from "./scheduler.ts";
+import { MachineLock } from "./machine_lock.ts";
 import { readTimes, timesCachePath, writeTimes } from "./times.ts";
 
 /** Options of a {@linkcode Lab}. */
@@ -65,6 +66,13 @@ export interface LabOptions {
   timesCache?: string | false;
   /** Where preflight says what it installs (default: nowhere). */
   log?: (line: string) => void;
+  /**
+   * Machine-wide admission of points, shared with every other lab on the
+   * machine (default a {@linkcode MachineLock} on `/run/backlog-lab`), or
+   * `false` for none: then points that must run alone are alone only within
+   * this lab.
+   */
+  machineLock?: MachineLock | false;
 }
 
 /** A capture file a run kept (see {@linkcode LabOptions.keepCaptures}); removed when the lab is disposed. */
@@ -102,6 +110,7 @@ export class Lab implements AsyncDisposable {
   readonly prefix: string;
   readonly #options: LabOptions;
   readonly #scheduler: Scheduler;
+  readonly #machine: MachineLock | undefined;
   #seq = 0;
   #record: Promise<RunRecord> | undefined;
   #keptDir: Promise<string> | undefined;
@@ -116,6 +125,9 @@ export class Lab implements AsyncDisposable {
     this.prefix = newRunPrefix();
     this.#options = options;
     this.#scheduler = new Scheduler(options.jobs ?? defaultJobs());
+    this.#machine = options.machineLock === false
+      ? undefined
+      : options.machineLock ?? new MachineLock();
     parseSubnet(options.subnet4 ?? DEFAULT_SUBNET4, 4);
     parseSubnet(options.subnet6 ?? DEFAULT_SUBNET6, 6);
   }
@@ -267,12 +279,11 @@ export class Lab implements AsyncDisposable {
       plans.map((plan) =>
         this.#scheduler.run(async () => {
           o.signal?.throwIfAborted();
-          started ??= performance.now();
           const point = { experiment: def.id, index: plan.index, of: plan.of, ...repeat };
-          this.#emit({ kind: "run-start", ...point, params: plan.params });
           const family = plan.family === 4
             ? this.#options.subnet4 ?? DEFAULT_SUBNET4
             : this.#options.subnet6 ?? DEFAULT_SUBNET6;
+          const machine = this.#machine;
           const outcome = await runPoint(plan, {
             prefix: `${this.prefix}-${++this.#seq}`,
             subnet: family,
@@ -280,6 +291,19 @@ export class Lab implements AsyncDisposable {
             keepCaptures,
             record,
             ...(o.signal ? { signal: o.signal } : {}),
+            onStart: () => {
+              started ??= performance.now();
+              this.#emit({ kind: "run-start", ...point, params: plan.params });
+            },
+            ...(machine === undefined ? {} : {
+              admit: () =>
+                machine.acquire({
+                  exclusive: plan.exclusive,
+                  slots: this.jobs,
+                  ...(o.signal ? { signal: o.signal } : {}),
+                  onWait: (why) => this.#emit({ kind: "waiting", ...point, why }),
+                }),
+            }),
           });
           for (const [host, file] of Object.entries(outcome.captures)) {
             o.keep?.push({ experiment: def.id, index: plan.index, host, file });

@@ -32,6 +32,14 @@ export interface PointContext {
   keepCaptures: boolean;
   /** Aborts the run; everything it built is still removed. */
   signal?: AbortSignal;
+  /**
+   * Waits until the point may run on the machine (see `MachineLock`) and
+   * holds its place until the point is torn down; a failure to get in
+   * becomes the run's error.
+   */
+  admit?: () => Promise<Disposable>;
+  /** Called once the point is admitted, as it starts building. */
+  onStart?: () => void;
 }
 
 /** A finished point: its result and, when kept, its capture files by host. */
@@ -55,6 +63,11 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
   let rules: Record<string, RuleRecord> = {};
   let error: unknown;
   try {
+    // Released last: the point keeps its place on the machine until everything is removed.
+    using admitted = new DisposableStack();
+    if (ctx.admit) admitted.use(await ctx.admit());
+    clock.restart();
+    ctx.onStart?.();
     await using stack = new AsyncDisposableStack();
     if (!ctx.keepCaptures) stack.defer(() => removeFiles(Object.values(captureFiles)));
     topology = stack.use(
@@ -170,8 +183,13 @@ class PhaseClock {
     collect: 0,
     teardown: 0,
   };
-  readonly #start = performance.now();
+  #start = performance.now();
   #mark = this.#start;
+
+  /** Starts again from now (the time waiting for the machine is not the run's). */
+  restart(): void {
+    this.#start = this.#mark = performance.now();
+  }
 
   /** Ends `phase` now. */
   lap(phase: keyof Phases): void {
