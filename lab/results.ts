@@ -200,6 +200,12 @@ export interface RunResult {
    */
   originEpochMs?: number;
   /**
+   * Packets the machine's per-CPU input queues dropped while the run was
+   * observed (`/proc/net/softnet_stat`, shared by every namespace: a packet
+   * dropped there never reached TCP). Absent when none was.
+   */
+  inputQueueDrops?: number;
+  /**
    * With `--report DIR`: per captured host, its pcap file, relative to DIR
    * (`pcaps/<experiment>/<run>-<host>.pcap`).
    */

@@ -32,6 +32,16 @@ export function checksTable(e: ExperimentResult, all: boolean, width?: number): 
   for (const run of e.runs) {
     if (!all && run.passed) continue;
     if (run.error) rows.push([params(run), "(run)", "", "", `error: ${run.error}`, "FAIL"]);
+    if (!run.passed && run.inputQueueDrops) {
+      rows.push([
+        params(run),
+        "(machine)",
+        "input queue drops",
+        "0",
+        `${run.inputQueueDrops} packets dropped by the machine's input queues during the run (shared by every namespace): the machine was too busy; run it again`,
+        "!",
+      ]);
+    }
     for (const c of run.checks) {
       if (!all && c.passed) continue;
       const at = c.atMs === null ? "" : ` @${Math.round(c.atMs)} ms`;

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Programs } from "../act/launch.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import { Capture } from "../observe/capture.ts";
+import { inputQueueDropsTotal } from "../observe/machine.ts";
 import { packetTimelines } from "../observe/packet_timeline.ts";
 import { readListen, Sampler } from "../observe/sampler.ts";
 import { checkPackets } from "../judge/expect_packets.ts";
@@ -62,6 +63,8 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
   const packets: Record<string, ConnectionTimeline[]> = {};
   let rules: Record<string, RuleRecord> = {};
   let error: unknown;
+  let dropsBefore = 0;
+  let drops = 0;
   try {
     // Released last: the point keeps its place on the machine until everything is removed.
     using admitted = new DisposableStack();
@@ -109,6 +112,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     const sampler = stack.use(new Sampler(topology.hosts, plan, topology.addresses));
     sampler.serverPid = ready.pid;
     await sampler.baseline();
+    dropsBefore = inputQueueDropsTotal();
     const t0 = performance.now();
     originEpochMs = Math.round((performance.timeOrigin + t0) * 1000) / 1000;
     await programs.go();
@@ -122,6 +126,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
     clock.lap("observe");
+    drops = inputQueueDropsTotal() - dropsBefore;
 
     for (const [host, capture] of captures) {
       packets[host] = packetTimelines(await capture.stop(), {
@@ -160,6 +165,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     packets,
   };
   if (originEpochMs !== undefined) result.originEpochMs = originEpochMs;
+  if (drops > 0) result.inputQueueDrops = drops;
   if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
   return { result, captures: ctx.keepCaptures && error === undefined ? captureFiles : {} };
 }

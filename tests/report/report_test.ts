@@ -15,7 +15,7 @@ import {
   reportMarkdown,
 } from "../../lab/report/markdown.ts";
 import { ReportWriteError, writeReport } from "../../lab/report/directory.ts";
-import { ledgerTable } from "../../lab/report/text.ts";
+import { checksTable, ledgerTable } from "../../lab/report/text.ts";
 import { markdownCell as cell } from "../../lab/report/table.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
@@ -833,4 +833,16 @@ Deno.test("ledgerTable() shows each claim's statement before its evidence", () =
   assert.match(text, /│ A1\.1 +│ historical +│ "Old kernels kept one queue\." +│/);
   assert.match(text, /│ +│ +│ → /);
   assert.match(text, /statement → evidence \(decided by\)/);
+});
+
+Deno.test("checksTable() names the machine's input queue drops as the likely cause of a failed run", () => {
+  const e = syntheticReport().experiments[0]!;
+  const failed = e.runs.find((r) => !r.passed) ?? e.runs[0]!;
+  failed.passed = false;
+  failed.inputQueueDrops = 1653;
+  const text = checksTable(e, false, 300);
+  assert.match(
+    text,
+    /\(machine\) +│ input queue drops +│ 0 +│ 1653 packets dropped by the machine's input queues during the run/,
+  );
 });
