@@ -62,6 +62,11 @@ export {
 } from "./lab/topology/preflight.ts";
 export { reapDeadRuns, type ReapResult } from "./lab/topology/reap.ts";
 export {
+  MachineLock,
+  type MachineLockOptions,
+  type MachineTicket,
+} from "./lab/run/machine_lock.ts";
+export {
   type RecordEntry,
   RunRecord,
   type RunRecordOptions,
