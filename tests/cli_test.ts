@@ -334,7 +334,18 @@ rootTest(
       const failed = doc.experiments.filter((e: { passed: boolean }) => !e.passed).map((
         e: { id: string },
       ) => e.id);
-      deepEqual(failed, [], r.stderr);
+      const why = doc.experiments.filter((e: ExperimentResult) => !e.passed).flatMap((
+        e: ExperimentResult,
+      ) =>
+        e.runs.filter((run) => !run.passed).map((run) =>
+          `${e.id} ${JSON.stringify(run.params)}: ${run.error ?? ""} ${
+            run.checks.filter((c) => !c.passed).map((c) =>
+              `${c.name} ${c.expected} observed ${c.observed}`
+            ).join("; ")
+          } ${run.inputQueueDrops ? `(${run.inputQueueDrops} input queue drops)` : ""}`
+        )
+      );
+      deepEqual(failed, [], why.join("\n"));
       equal(r.code, 0, r.stderr);
       deepEqual(doc.ledger.map((l: { claim: string }) => l.claim), CLAIMS.map((c) => c.id));
       for (const l of doc.ledger) {

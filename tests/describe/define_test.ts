@@ -922,7 +922,7 @@ Deno.test("matrixPoints() gives one empty point without a matrix and the cross p
 
 // --- the repository's experiments -------------------------------------------
 
-const EXPERIMENTS_DIR = new URL("../../experiments", import.meta.url);
+const EXPERIMENTS_DIR = new URL("../../experiments/", import.meta.url);
 const experimentFiles = [...Deno.readDirSync(EXPERIMENTS_DIR)]
   .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_"))
   .map((e) => e.name)
