@@ -35,27 +35,37 @@ export async function readCounters(ns: Netns, host?: string): Promise<Counters> 
   const what = host === undefined
     ? `namespace "${ns.name}"`
     : `host "${host}" (namespace "${ns.name}")`;
-  const read = (name: string) =>
-    Deno.readTextFile(`${ns.procNet}/${name}`).catch(async (err) => {
-      if (err instanceof Deno.errors.NotFound) {
-        // Its status may lag its exit by a moment.
-        await until("the holder's exit status", () => ns.holderEnded, (e) => e !== undefined, {
-          timeoutMs: 200,
-          intervalMs: 5,
-        }).catch(() => {});
-        throw new Error(
-          `Cannot read the counters of ${what}: the process holding the namespace (pid ${ns.holderPid}, a sleep the lab started) ${
-            ns.holderEnded ?? "is gone"
-          }, and its ${ns.procNet}/${name} went with it; something outside the lab ended it`,
-          { cause: err },
-        );
-      }
-      throw new Error(
-        `Cannot read the counters of ${what}: ${ns.procNet}/${name}: ${(err as Error).message}`,
-        { cause: err },
-      );
-    });
-  const [netstat, snmp] = await Promise.all([read("netstat"), read("snmp")]);
+  const files = ["netstat", "snmp"] as const;
+  const read = await Promise.allSettled(
+    files.map((name) => Deno.readTextFile(`${ns.procNet}/${name}`)),
+  );
+  const failed = read.findIndex((r) => r.status === "rejected");
+  if (failed >= 0) {
+    const err = (read[failed] as PromiseRejectedResult).reason;
+    const file = `${ns.procNet}/${files[failed]}`;
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new Error(`Cannot read the counters of ${what}: ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    // The holder's exit status may lag its exit by a moment.
+    if (!ns.disposed) {
+      await until("the holder's exit status", () => ns.holderEnded, (e) => e !== undefined, {
+        timeoutMs: 200,
+        intervalMs: 5,
+      }).catch(() => {});
+    }
+    throw new Error(
+      `Cannot read the counters of ${what}: the process holding the namespace (pid ${ns.holderPid}, a sleep the lab started) ${
+        ns.holderEnded ?? "is gone"
+      }, and its ${file} went with it; something outside the lab ended it`,
+      { cause: err },
+    );
+  }
+  const [netstat, snmp] = read.map((r) => (r as PromiseFulfilledResult<string>).value) as [
+    string,
+    string,
+  ];
   try {
     return parseCounters(netstat, snmp);
   } catch (err) {

@@ -89,6 +89,11 @@ export class Netns implements AsyncDisposable {
     return this.#disposed ? undefined : this.#holderEnd;
   }
 
+  /** Whether the namespace was disposed (deleted by the lab). */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
   /** The holder process's pid. */
   get holderPid(): number {
     return this.#holder.pid;

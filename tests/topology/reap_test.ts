@@ -4,7 +4,7 @@ import { run } from "../../lab/base/command.ts";
 import { RunRecord } from "../../lab/base/run_record.ts";
 import { Netns } from "../../lab/topology/netns.ts";
 import { reapDeadRuns } from "../../lab/topology/reap.ts";
-import { isolated, namespacesWith, rootTest, startDeadRun } from "../_helpers.ts";
+import { isolated, namespacesWith, rootTest, startDeadRun, until } from "../_helpers.ts";
 
 // Names carry this test's own pid: an older lab on the machine (which took any
 // `bl-<pid>-` of a dead pid for its own) leaves them alone while this test runs.
@@ -54,7 +54,12 @@ rootTest(
         deepEqual(result.paths, [outside]);
         deepEqual(result.skipped, []);
         deepEqual(await namespacesWith(name), []);
-        ok(!alive(recorded) && !inside.some(alive), "every process ended");
+        // SIGKILL is delivered asynchronously: wait for the processes to be gone.
+        await until(
+          "every process of the dead run to end",
+          () => [recorded, ...inside].filter(alive),
+          (left) => left.length === 0,
+        );
         deepEqual([...Deno.readDirSync(root)], [], "its record, with its tmp/, is gone");
       } finally {
         for (const pid of [...inside, recorded]) {
