@@ -7,7 +7,6 @@ import {
 } from "node:assert/strict";
 import { Capture, CaptureIncompleteError, droppedPackets } from "../../lab/observe/capture.ts";
 import { run } from "../../lab/base/command.ts";
-import { RUNS_ROOT } from "../../lab/base/run_record.ts";
 import { CommandError } from "../../lab/base/errors.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { eventsOf, packetTimelines } from "../../lab/observe/packet_timeline.ts";
@@ -174,31 +173,31 @@ rootTest(
     const child = spawnCli(["--json", "--filter", "client-syn-retransmission"]);
     const prefix = cliPrefix(child.pid);
     try {
-      const tcpdumps = () =>
-        labProcesses(prefix).filter((pid) => {
+      // A tcpdump of the run, once its run is past building (its captures started): its
+      // namespace has a client socket in SYN-SENT, which exists only after the release.
+      const netnsOf = (pid: number) =>
+        Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0").find((v) =>
+          v.startsWith("BACKLOG_LAB_NETNS=")
+        )?.slice("BACKLOG_LAB_NETNS=".length);
+      const released = async () => {
+        for (const pid of labProcesses(prefix)) {
           try {
-            return Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("tcpdump\0");
-          } catch {
-            return false;
-          }
-        });
-      const [pid] = await until("a tcpdump of the run", tcpdumps, (p) => p.length > 0, {
+            if (!Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("tcpdump\0")) continue;
+            const ns = netnsOf(pid);
+            if (ns === undefined) continue;
+            const ss = await new Deno.Command("ip", {
+              args: ["netns", "exec", ns, "ss", "-Htn", "state", "syn-sent"],
+              stdout: "piped",
+              stderr: "null",
+            }).output();
+            if (new TextDecoder().decode(ss.stdout).trim()) return pid;
+          } catch { /* gone meanwhile */ }
+        }
+        return undefined;
+      };
+      const pid = await until("a released run's tcpdump", released, (p) => p !== undefined, {
         timeoutMs: 30_000,
       });
-      // Once it writes its file (its pcap header): it has started, as the run sees it.
-      const pcapBytes = () => {
-        let size = 0;
-        for (const d of Deno.readDirSync(RUNS_ROOT)) {
-          if (!d.name.startsWith(prefix)) continue;
-          for (const f of Deno.readDirSync(`${RUNS_ROOT}/${d.name}/tmp`)) {
-            if (f.name.endsWith(".pcap")) {
-              size += Deno.statSync(`${RUNS_ROOT}/${d.name}/tmp/${f.name}`).size;
-            }
-          }
-        }
-        return size;
-      };
-      await until("its capture file", pcapBytes, (n) => n >= 24);
       Deno.kill(pid!, "SIGTERM");
       const out = await child.output();
       const doc = JSON.parse(new TextDecoder().decode(out.stdout));
