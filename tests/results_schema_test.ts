@@ -137,7 +137,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
       "rules",
       "packets",
     ],
-    ["error", "originEpochMs", "pcaps", "charts"],
+    ["error", "originEpochMs", "inputQueueDrops", "pcaps", "charts"],
   ),
   Phases: fieldsOf<Phases>()(
     ["build", "server", "clients", "observe", "collect", "teardown"],

@@ -8,7 +8,7 @@
  * @module
  */
 import { dirname, relative, resolve } from "node:path";
-import { ExperimentDefinitionError } from "../base/errors.ts";
+import type { ExperimentDefinitionError } from "../base/errors.ts";
 import {
   checkSysctls,
   experimentFiles,
@@ -72,24 +72,11 @@ export async function checkFiles(
       ...(err.file === undefined ? {} : { file: err.file.replace(/:\d+$/, "") }),
       message: err.message,
     });
-  const present: string[] = [];
-  for (const p of paths) {
-    const exists = await Deno.stat(p).then(() => true, () => false);
-    if (exists) present.push(p);
-    else {
-      definition(
-        new ExperimentDefinitionError(
-          "path",
-          `"${p}" does not exist: name an experiment file or directory`,
-        ),
-      );
-    }
-  }
-  if (paths.length && !present.length) {
-    return { files: [], experiments: 0, claims: 0, points: 0, problems };
-  }
-  const files = [...await experimentFiles(present), ...(options.claimsFiles ?? [])];
-  const loaded = await loadLab(present, {
+  // The files checked, in order (a path that does not exist, or holds none, is loadLab's to report).
+  const files: string[] = [];
+  for (const p of paths) files.push(...await experimentFiles([p]).catch(() => []));
+  files.push(...(options.claimsFiles ?? []));
+  const loaded = await loadLab(paths, {
     ...(options.claimsFiles ? { claimsFiles: options.claimsFiles } : {}),
     ...(options.set ? { set: options.set } : {}),
     ...(options.faithful ? { faithful: true } : {}),

@@ -40,7 +40,7 @@ export async function typeCheck(files: readonly string[]): Promise<TypeProblem[]
     args: ["check", "--quiet", `--config=${PROJECT_CONFIG}`, ...files],
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
+    env: { NO_COLOR: "1", RUST_BACKTRACE: "0", DENO_NO_UPDATE_CHECK: "1" },
   }).output();
   if (out.success) return [];
   const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);

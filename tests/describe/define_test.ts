@@ -2196,3 +2196,14 @@ Deno.test("resolveOverrides() refuses an unknown parameter and a value of the wr
   );
   match(noMatrix.message, /it has no matrix/);
 });
+
+Deno.test("defineExperiment() refuses an async claim rule", () => {
+  const err = definitionError(() =>
+    defineExperiment(asDefinition({
+      ...base(),
+      // deno-lint-ignore require-await
+      claims: { "A2.1": async () => ({ verdict: "reproduced", evidence: "ok" }) },
+    }))
+  );
+  checkError(err, "claims.A2.1", ["the rule is async", "remove `async`"]);
+});
