@@ -857,16 +857,18 @@ Deno.test("--list leaves experiments/examples out of the default run; given, it 
   );
   match(examples.stdout, /claims: cf:synack-retries, cf:ack-to-accept-queue/);
   match(examples.stdout, /claims of your own: cf:synack-retries, cf:ack-to-accept-queue/);
-  // --filter matches a claim of your own, across both directories.
+  // --filter matches a claim of your own (whole, like any claim id), across both directories.
   const filtered = await runCli([
     "--list",
     "--filter",
-    "^cf:",
+    "cf:.*",
     "experiments/",
     "experiments/examples/",
   ]);
   equal(filtered.code, 0, filtered.stderr);
   deepEqual(filtered.stdout.match(/^\S+(?= {2}\()/gm), ["cloudflare-syn-queue"]);
+  const partial = await runCli(["--list", "--filter", "cf:synack", "experiments/examples/"]);
+  equal(partial.code, 2, "a claim id matches whole");
 });
 
 Deno.test("the CLI's new writes a first experiment, never over a file, and refuses a bad id (exit 2)", async () => {
