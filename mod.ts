@@ -25,10 +25,22 @@ export * from "./define.ts";
 export {
   type HistoricalEntry,
   isHistoricalEntry,
+  loadClaimsFile,
   type LoadedExperiment,
+  type LoadedLab,
   loadExperiments,
+  loadLab,
+  type LoadOptions,
 } from "./lab/describe/load.ts";
 export { planExperiment, type PlanOptions } from "./lab/describe/plan.ts";
+export { parseClaimsMarkdown, USER_CLAIM_ID, type UserClaim } from "./lab/describe/user_claims.ts";
+export {
+  checkFiles,
+  type CheckOptions,
+  type CheckProblem,
+  type CheckReport,
+} from "./lab/describe/check.ts";
+export { scaffoldExperiment, writeScaffold } from "./lab/describe/scaffold.ts";
 export type {
   FollowUpSpec,
   PlannedAction,
@@ -83,9 +95,21 @@ export {
   type PreflightResult,
   type ProbeNamespace,
 } from "./lab/topology/preflight.ts";
+export { reapDeadRuns, type ReapResult } from "./lab/topology/reap.ts";
+export {
+  MachineLock,
+  type MachineLockOptions,
+  type MachineTicket,
+} from "./lab/run/machine_lock.ts";
+export {
+  type RecordEntry,
+  RunRecord,
+  type RunRecordOptions,
+  RUNS_ROOT,
+} from "./lab/base/run_record.ts";
 export { NFT, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
-export { buildLedger } from "./lab/judge/ledger.ts";
+export { buildLedger, type LedgerOptions } from "./lab/judge/ledger.ts";
 export {
   type CheckDifference,
   type ClaimOnlyInOne,
@@ -109,9 +133,11 @@ export {
   type CaptureFile,
   type ReportFiles,
   type ReportInput,
+  ReportWriteError,
   writeReport,
   type WriteReportOptions,
 } from "./lab/report/directory.ts";
+export { type Owner, sudoOwner } from "./lab/base/owner.ts";
 export { reportMarkdown } from "./lab/report/markdown.ts";
 export { type Counters, parseCounters } from "./lab/observe/counters.ts";
 export { parseProcNetTcp, parseSs, type SocketRow } from "./lab/observe/socket_table.ts";
@@ -119,12 +145,14 @@ export { type Packet, parsePcap } from "./lab/observe/pcap.ts";
 export { type PacketTimelineOptions, packetTimelines } from "./lab/observe/packet_timeline.ts";
 export {
   CommandError,
+  type DefinitionSubject,
   ExperimentDefinitionError,
   KernelTextError,
   PreflightError,
   WaitTimeoutError,
 } from "./lab/base/errors.ts";
 export type {
+  ClaimSourceRecord,
   ConnectionTimeline,
   ExperimentOutline,
   ExperimentResult,

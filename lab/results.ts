@@ -252,6 +252,12 @@ export interface RunResult {
    */
   originEpochMs?: number;
   /**
+   * Packets the machine's per-CPU input queues dropped while the run was
+   * observed (`/proc/net/softnet_stat`, shared by every namespace: a packet
+   * dropped there never reached TCP). Absent when none was.
+   */
+  inputQueueDrops?: number;
+  /**
    * With `--report DIR`: per captured host, its pcap file, relative to DIR
    * (`pcaps/<experiment>/<run>-<host>.pcap`).
    */
@@ -300,14 +306,26 @@ export interface RunEvidence<P> {
   kernel: KernelFacts;
 }
 
+/** Where a claim of your own comes from, as its claims file gives it. */
+export interface ClaimSourceRecord {
+  /** The title of the article (talk, page) that makes the claim. */
+  title: string;
+  /** Its http(s) address. */
+  url: string;
+  /** The claims file that defines the claim, relative to the working directory (with `:line` for Markdown). */
+  file?: string;
+}
+
 /** A claim's entry in the ledger. */
 export interface LedgerEntry {
-  /** Catalogue claim id, e.g. `A2.1`. */
+  /** Claim id: a catalogue id, e.g. `A2.1`, or one of your own, `<prefix>:<name>`, e.g. `cf:synack-retries`. */
   claim: string;
-  /** Id of the article that makes the claim, e.g. `A2`. */
+  /** Id of the article that makes the claim, e.g. `A2`; for a claim of your own, its id's prefix (`cf`). */
   article: string;
-  /** The claim as the catalogue states it. */
+  /** The claim as the catalogue (or your claims file) states it. */
   statement: string;
+  /** For a claim of your own: its source (title and URL) and the file that defines it. */
+  source?: ClaimSourceRecord;
   /**
    * The deciding experiments' common verdict; `undecided` if none decided it or one failed or
    * errored, `conflict` if they disagree.
@@ -355,7 +373,7 @@ export interface ExperimentResult {
   hypothesis: string;
   /** The experiment file it was loaded from, relative to the working directory. */
   file?: string;
-  /** Whether every run passed. */
+  /** Whether every run passed and every claim rule decided (a claim error fails the experiment). */
   passed: boolean;
   /** Why it was not run, if it was skipped; the ledger ignores a skipped experiment's claims. */
   skipped?: string;
@@ -371,13 +389,24 @@ export interface ExperimentResult {
    * the runs that ran.
    */
   skippedRuns?: { params: Record<string, number | string | boolean>; reason: string }[];
-  /** Claim id → its rule's decision, or the error the rule threw. */
+  /** Claim id → its rule's decision, or the error the rule threw; `{}` for an exploratory experiment. */
   claims: Record<string, ClaimDecision | { error: string }>;
   /**
    * Commits of kernel changes the experiment's numbers depend on (its
    * `kernelChanges`), for explaining verdicts that differ between kernels.
    */
   kernelChanges?: string[];
+  /**
+   * The metrics the experiment names (`observe.metrics`, then its
+   * expectations'), in order: its table of observed values shows each one's
+   * `final` and `peak` of `runs[].observed`. Absent for historical claims.
+   */
+  metrics?: string[];
+  /**
+   * What-ifs (`--set name=value,…`): each matrix parameter whose values this
+   * run replaced, with the values run. Its verdicts say so in their evidence.
+   */
+  overrides?: Record<string, (number | string | boolean)[]>;
   /**
    * With `--repeat N`: how many times it ran (N). The result is then the
    * first repeat's, except `passed`, `durationMs`, `flips` and `repeatDurationsMs`.
@@ -442,7 +471,8 @@ export interface LabReport {
   /**
    * The verdict on each claim, in catalogue order: with `--json`, `--ledger` or
    * `--report`, every catalogue claim (undecided ones have no `experiments`);
-   * otherwise only those the selected experiments decide.
+   * otherwise only those the selected experiments decide. Then every claim
+   * of your own that was loaded, in the order of its files, decided or not.
    */
   ledger: LedgerEntry[];
 }
@@ -585,6 +615,12 @@ export type LabEvent =
     kernelFacts: KernelFacts;
     /** Namespaces of dead runs that were removed. */
     reaped: string[];
+    /**
+     * What reaping left alone, each with why: entries of `/run/netns` named
+     * like the lab's that no run record names, and what a dead run's record
+     * names but could not be removed.
+     */
+    leftAlone?: string[];
     /** Matrix points that run at once. */
     jobs: number;
     /** How many times each experiment runs. */
@@ -593,6 +629,20 @@ export type LabEvent =
     outlines: ExperimentOutline[];
   }
   | ProgressEvent
+  | {
+    /**
+     * A matrix point waits for the machine: other labs on it hold every slot,
+     * or run a point that must run alone (sent once per point, after 0.5 s).
+     */
+    kind: "waiting";
+    experiment: string;
+    index: number;
+    of: number;
+    /** What it waits for, in words. */
+    why: string;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
+  }
   | {
     /** An experiment is done (all its repeats), and so is every one before it. */
     kind: "experiment";

@@ -6,14 +6,7 @@
  * that cannot run, cleanup) run in milliseconds, without root.
  * @module
  */
-import {
-  deepStrictEqual as deepEqual,
-  equal,
-  match,
-  ok,
-  rejects,
-  throws,
-} from "node:assert/strict";
+import { deepStrictEqual as deepEqual, equal, match, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { CLAIMS } from "../../lab/describe/catalogue.ts";

@@ -14,8 +14,10 @@ import {
   PACKET_TABLE_LIMITS,
   reportMarkdown,
 } from "../../lab/report/markdown.ts";
-import { writeReport } from "../../lab/report/directory.ts";
+import { ReportWriteError, writeReport } from "../../lab/report/directory.ts";
+import { checksTable, ledgerTable } from "../../lab/report/text.ts";
 import { markdownCell as cell } from "../../lab/report/table.ts";
+import { observedTable, ownClaimsTable } from "../../lab/report/text.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
 
@@ -409,9 +411,9 @@ Deno.test("reportMarkdown() writes well-formed tables and escapes pipes in cells
   const checks = tableWith(section(md, "run-queue-fills-1"), CHECK_HEAD);
   assert.strictEqual(unescapeCell(checks.rows[0]![2]!), PIPE_EXPECTED);
   assert.ok(md.includes(cell(PIPE_EXPECTED)), "the expected text's pipe is escaped");
-  const ledger = tableWith(md, ["claim", "verdict", "evidence", "decided by"]);
+  const ledger = tableWith(md, ["claim", "statement", "verdict", "evidence", "decided by"]);
   assert.strictEqual(
-    unescapeCell(ledger.rows.find((r) => r[0] === "A2.1")![2]!),
+    unescapeCell(ledger.rows.find((r) => r[0] === "A2.1")![3]!),
     "3 SYN_RECV with backlog 2 | fast timers.",
   );
 });
@@ -450,13 +452,19 @@ Deno.test("reportMarkdown() shows a command with a quoted apostrophe exactly", (
 
 Deno.test("reportMarkdown() lists decided claims linked to their evidence, undecided on one line", () => {
   const md = reportMarkdown(syntheticReport());
-  const ledger = tableWith(md, ["claim", "verdict", "evidence", "decided by"]);
+  const ledger = tableWith(md, ["claim", "statement", "verdict", "evidence", "decided by"]);
   assert.deepStrictEqual(ledger.rows.map((r) => r[0]), ["A1.1", "A2.1", "A2.2"]);
   const row = (id: string) => ledger.rows.find((r) => r[0] === id)!;
-  assert.strictEqual(row("A1.1")[1], `[historical](#${claimAnchor("old-kernels", "A1.1")})`);
-  assert.strictEqual(row("A2.1")[1], `[reproduced](#${claimAnchor("queue-fills", "A2.1")})`);
-  assert.strictEqual(row("A2.2")[1], `[undecided](#${claimAnchor("queue-fills", "A2.2")})`);
-  assert.strictEqual(row("A2.1")[3], `[queue-fills](#${experimentAnchor("queue-fills")})`);
+  // Each claim's statement, so that a reader knows what A2.1 says.
+  assert.deepStrictEqual(ledger.rows.map((r) => unescapeCell(r[1]!)), [
+    "Old kernels kept one queue.",
+    "The SYN queue holds backlog entries.",
+    "A rule that errors.",
+  ]);
+  assert.strictEqual(row("A1.1")[2], `[historical](#${claimAnchor("old-kernels", "A1.1")})`);
+  assert.strictEqual(row("A2.1")[2], `[reproduced](#${claimAnchor("queue-fills", "A2.1")})`);
+  assert.strictEqual(row("A2.2")[2], `[undecided](#${claimAnchor("queue-fills", "A2.2")})`);
+  assert.strictEqual(row("A2.1")[4], `[queue-fills](#${experimentAnchor("queue-fills")})`);
   // Each claim's evidence anchor is in the deciding experiment's section.
   const queue = section(md, experimentAnchor("queue-fills"));
   assert.match(
@@ -743,4 +751,226 @@ Deno.test("experimentAnchor() and claimAnchor() make ids without dots", () => {
   assert.strictEqual(experimentAnchor("queue-fills"), "exp-queue-fills");
   assert.strictEqual(claimAnchor("queue-fills", "A2.1"), "claim-A2-1-queue-fills");
   assert.strictEqual(claimAnchor("x", "B10.2.3"), "claim-B10-2-3-x");
+});
+
+// ---------------------------------------------------------------------------
+// Exploratory experiments, claims of your own, what-ifs
+
+const OWN_SOURCE = {
+  title: "SYN packet handling in the wild",
+  url: "https://blog.cloudflare.com/syn-packet-handling-in-the-wild/",
+  file: "experiments/examples/cloudflare_claims.md:10",
+};
+
+/** The synthetic report plus an exploratory experiment under a what-if and two claims of your own. */
+function reportWithOwnClaims(): LabReport {
+  const report = syntheticReport();
+  const run = passedRun();
+  run.params = { backlog: 0 };
+  run.observed = {
+    "server.recvQ": { final: 1, peak: 1 },
+    "server.SYN_RECV": { final: 0, peak: 2 },
+  };
+  report.experiments.push({
+    id: "my-question",
+    title: "What listen(fd, 0) holds",
+    hypothesis: "One connection.",
+    file: "experiments/my_question.ts",
+    passed: true,
+    mode: "default",
+    durationMs: 700,
+    runs: [run],
+    claims: {},
+    metrics: ["server.recvQ", "server.SYN_RECV", "client.SYN_SENT"],
+    overrides: { backlog: [0] },
+  });
+  report.experiments[0]!.claims["cf:one"] = { verdict: "reproduced", evidence: "2 SYN-ACKs" };
+  report.ledger.push(
+    {
+      claim: "cf:one",
+      article: "cf",
+      statement: "The SYN Queue retries | on timeout.",
+      source: OWN_SOURCE,
+      verdict: "reproduced",
+      evidence: "2 SYN-ACKs",
+      experiments: ["queue-fills"],
+    },
+    {
+      claim: "cf:two",
+      article: "cf",
+      statement: "Nobody decides this one.",
+      source: OWN_SOURCE,
+      verdict: "undecided",
+      evidence: "no experiment of this run decides it",
+      experiments: [],
+    },
+  );
+  return report;
+}
+
+Deno.test("reportMarkdown() lists claims of your own apart, each with its source linked and its verdict linked to the evidence", () => {
+  const md = reportWithOwnClaims();
+  const text = reportMarkdown(md);
+  const ids = anchors(text);
+  for (const l of links(text).filter((l) => l.startsWith("#"))) assert.ok(ids.has(l.slice(1)), l);
+  assert.ok(text.includes("- [Claims of your own](#own-claims)"));
+  const own = tableWith(section(text, "own-claims"), [
+    "claim",
+    "statement",
+    "source",
+    "verdict",
+    "evidence",
+    "decided by",
+  ]);
+  assert.deepStrictEqual(own.rows.map((r) => r[0]), ["cf:one", "cf:two"]);
+  assert.strictEqual(unescapeCell(own.rows[0]![1]!), "The SYN Queue retries | on timeout.");
+  assert.strictEqual(
+    own.rows[0]![2],
+    "[SYN packet handling in the wild](https://blog.cloudflare.com/syn-packet-handling-in-the-wild/) (`experiments/examples/cloudflare_claims.md:10`)",
+  );
+  assert.strictEqual(own.rows[0]![3], `[reproduced](#${claimAnchor("queue-fills", "cf:one")})`);
+  assert.ok(ids.has(claimAnchor("queue-fills", "cf:one")), "the evidence has its anchor");
+  assert.deepStrictEqual(own.rows[1]!.slice(3), [
+    "undecided",
+    "no experiment of this run decides it",
+    "–",
+  ]);
+  // The catalogue's ledger does not list them.
+  const ledger = tableWith(text, ["claim", "statement", "verdict", "evidence", "decided by"]);
+  assert.ok(ledger.rows.every((r) => !r[0]!.includes(":")));
+  assert.match(text, /claims of your own: 1 reproduced, 1 undecided/);
+});
+
+Deno.test("reportMarkdown() shows an exploratory experiment's observed values per run, and a what-if", () => {
+  const text = reportMarkdown(reportWithOwnClaims());
+  assert.match(
+    text,
+    /\| what-if \| `--set backlog=0` \(my-question\): these parameters took the values given/,
+  );
+  const mine = section(text, experimentAnchor("my-question"));
+  assert.match(
+    mine,
+    /\*\*What-if\.\*\* Run with `--set backlog=0`: these parameters took the values given instead of the experiment's own matrix\./,
+  );
+  const observed = tableWith(mine, ["run", "metric", "final", "peak"]);
+  assert.deepStrictEqual(observed.rows, [
+    ["backlog=0", "`server.recvQ`", "1", "1"],
+    ["", "`server.SYN_RECV`", "0", "2"],
+    ["", "`client.SYN_SENT`", "–", "–"],
+  ]);
+  // An experiment with claims shows no such table.
+  assert.ok(!section(text, experimentAnchor("queue-fills")).includes("**Observed**"));
+});
+
+Deno.test("observedTable() and ownClaimsTable() print what a terminal shows, sources in full", () => {
+  const report = reportWithOwnClaims();
+  const table = observedTable(report.experiments.at(-1)!, 80);
+  assert.match(table, /│ backlog=0 +│/);
+  assert.match(table, /│ server\.SYN_RECV +│ 0 +│ 2 +│/);
+  assert.match(table, /│ client\.SYN_SENT +│ – +│ – +│/);
+  assert.strictEqual(observedTable({ ...report.experiments[0]!, metrics: [] }), "");
+  const own = ownClaimsTable(report.ledger.filter((l) => l.source), 60);
+  assert.match(own, /\(source: SYN packet\s/);
+  // A table cell may cut a long address; the list below it never does.
+  assert.ok(
+    own.endsWith(
+      "Sources:\n  SYN packet handling in the wild: https://blog.cloudflare.com/syn-packet-handling-in-the-wild/ (claims file experiments/examples/cloudflare_claims.md)",
+    ),
+    own,
+  );
+});
+
+/** Every entry of `dir`, recursively, relative, sorted. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(r);
+      if (e.isDirectory) await walk(join(d, e.name), r);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+Deno.test("writeReport() replaces an earlier report only once the new one is complete, keeping the user's files", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "report_test_" });
+  try {
+    const dir = join(parent, "report");
+    await Deno.mkdir(join(dir, "charts", "gone"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "charts", "gone", "1.svg"), "<svg/>");
+    await Deno.writeTextFile(
+      join(dir, "results.json"),
+      '{"version":1,"experiments":[],"ledger":[]}',
+    );
+    await Deno.writeTextFile(join(dir, "notes.txt"), "mine");
+    const temps: string[] = [];
+    await writeReport(dir, { report: syntheticReport() }, {
+      registerTemp: (p) => Promise.resolve(void temps.push(p)),
+    });
+    const entries = await tree(dir);
+    assert.ok(!entries.includes("charts/gone"), "the earlier report's files are gone");
+    assert.ok(entries.includes("notes.txt"));
+    assert.deepStrictEqual(
+      JSON.parse(await Deno.readTextFile(join(dir, "results.json"))).experiments[0].id,
+      "queue-fills",
+    );
+    assert.deepStrictEqual(
+      await tree(parent).then((t) => t.filter((e) => !e.startsWith("report"))),
+      [],
+    );
+    assert.strictEqual(temps.length, 2, "the partial report and the earlier one set aside");
+    for (const t of temps) {
+      assert.match(t, new RegExp(`^${parent}/\\.report\\.(partial|old)-[0-9a-f]{8}$`));
+    }
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("writeReport() fails in one line naming the file when a name is too long, leaving the earlier report", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "report_test_" });
+  try {
+    const dir = join(parent, "report");
+    await Deno.mkdir(dir);
+    const earlier = '{"version":1,"experiments":[],"ledger":[]}';
+    await Deno.writeTextFile(join(dir, "results.json"), earlier);
+    const report = syntheticReport();
+    report.experiments[0]!.id = "x".repeat(300);
+    await assert.rejects(writeReport(dir, { report }), (err: Error) => {
+      assert.ok(err instanceof ReportWriteError, String(err));
+      assert.strictEqual(err.message.split("\n").length, 1);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^Cannot write the report to "${dir}": File name too long \\(os error 36\\) \\(writing "charts/x{300}/1-backlog-2-syncookies-1\\.svg"\\); nothing was written there, and an earlier report in it is unchanged$`,
+        ),
+      );
+      return true;
+    });
+    assert.deepStrictEqual(await tree(parent), ["report", "report/results.json"]);
+    assert.strictEqual(await Deno.readTextFile(join(dir, "results.json")), earlier);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("ledgerTable() shows each claim's statement before its evidence", () => {
+  const text = ledgerTable(syntheticReport().ledger.slice(0, 2), 200);
+  assert.match(text, /│ A1\.1 +│ historical +│ "Old kernels kept one queue\." +│/);
+  assert.match(text, /│ +│ +│ → /);
+  assert.match(text, /statement → evidence \(decided by\)/);
+});
+
+Deno.test("checksTable() names the machine's input queue drops as the likely cause of a failed run", () => {
+  const e = syntheticReport().experiments[0]!;
+  const failed = e.runs.find((r) => !r.passed) ?? e.runs[0]!;
+  failed.passed = false;
+  failed.inputQueueDrops = 1653;
+  const text = checksTable(e, false, 300);
+  assert.match(
+    text,
+    /\(machine\) +│ input queue drops +│ 0 +│ 1653 packets dropped by the machine's input queues during the run/,
+  );
 });
