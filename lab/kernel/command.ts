@@ -19,7 +19,14 @@ import {
   kernelSummaryLine,
   longDuration,
 } from "../report/kernel_text.ts";
-import type { CaptureFile } from "../report/directory.ts";
+import {
+  type CaptureFile,
+  ReportWriteError,
+  stagedReport,
+  writeReport,
+} from "../report/directory.ts";
+import { sudoOwner } from "../base/owner.ts";
+import { RunRecord } from "../base/run_record.ts";
 import { checksTable, experimentLine } from "../report/text.ts";
 import type { KernelRun } from "../results.ts";
 import type { LabRun } from "../run/lab.ts";
@@ -181,14 +188,10 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
         return run;
       },
       onEvent: progressPrinter(out, err),
-      onKernel: async (outcome) => {
+      onKernel: (outcome) => {
         outcomes.push(outcome);
         printKernel(outcome.run, flags, o.terminalWidth, out);
-        if (flags.report !== undefined && outcome.run.report) {
-          const dir = `kernels/${slug(outcome.run.label)}`;
-          kernelDirs.push(dir);
-          await writeKernelDir(join(flags.report, dir), outcome, flags.noCharts);
-        } else kernelDirs.push("");
+        return Promise.resolve();
       },
     });
     await matrix.run();
@@ -212,10 +215,38 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
     for (const k of kernels) out(kernelSummaryLine(k));
     out(`${plural(kernels.length, "kernel")} in ${longDuration(report.durationMs)}`);
     if (flags.report !== undefined) {
-      const file = await writeKernelReport(flags.report, report, {
-        kernelDirs,
-        charts: !flags.noCharts,
-      });
+      // All or nothing, like one kernel's report: each kernel's own report in kernels/<label>/,
+      // then the matrix's, into a staging directory that then takes the place of DIR's report.
+      out(
+        `Writing the report (${plural(outcomes.length, "kernel")}, charts ${
+          flags.noCharts ? "off" : "on"
+        })…`,
+      );
+      const owner = sudoOwner();
+      const record = await RunRecord.ofProcess();
+      let file: string;
+      try {
+        file = await stagedReport(flags.report, async (staging) => {
+          for (const outcome of outcomes) {
+            if (!outcome.run.report) {
+              kernelDirs.push("");
+              continue;
+            }
+            const dir = `kernels/${slug(outcome.run.label)}`;
+            kernelDirs.push(dir);
+            await writeReport(join(staging, dir), {
+              report: outcome.run.report,
+              captures: outcome.captures,
+            }, { charts: !flags.noCharts });
+          }
+          return await writeKernelReport(staging, report, { kernelDirs, charts: !flags.noCharts });
+        }, { registerTemp: (path) => record.addPath(path), ...(owner ? { owner } : {}) });
+      } catch (err) {
+        if (!(err instanceof ReportWriteError)) throw err;
+        console.error(err.message);
+        if (flags.json) console.log(JSON.stringify(report, null, 2));
+        return report.passed ? EXIT_REPORT : 1;
+      }
       out(`Report: ${join(flags.report, file)}`);
     }
     if (flags.json) console.log(JSON.stringify(report, null, 2));
@@ -224,6 +255,9 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
     await Deno.remove(hostCopies, { recursive: true }).catch(() => {});
   }
 }
+
+/** The exit status when every kernel passed but the `--report` directory could not be written. */
+const EXIT_REPORT = 4;
 
 /** A directory name for a kernel label. */
 export function slug(label: string): string {
@@ -238,14 +272,6 @@ async function copyCaptures(captures: readonly CaptureFile[], dir: string): Prom
     copies.push({ ...c, file });
   }
   return copies;
-}
-
-async function writeKernelDir(dir: string, outcome: KernelOutcome, noCharts: boolean) {
-  const { writeReport } = await import("../report/directory.ts");
-  await Deno.mkdir(dir, { recursive: true });
-  await writeReport(dir, { report: outcome.run.report!, captures: outcome.captures }, {
-    charts: !noCharts,
-  });
 }
 
 /** A kernel's experiments, as the host run prints them, and its summary line. */

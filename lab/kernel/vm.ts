@@ -8,30 +8,30 @@
  * guest's console goes to a log file.
  *
  * Every wait is bounded (boot, run, shutdown) and QEMU is ended on every
- * exit path. Each VM has a run record (see `_run_record.ts`), so a VM whose
- * owner was killed with SIGKILL is reaped by the next call.
+ * exit path. Each VM is written into the lab's machine-wide run record
+ * (`lab/base/run_record.ts`): its directory lives in the record's temporary
+ * files and its QEMU process is recorded (PID, start time and its
+ * `-name backlog-lab-vm-<tag>`), so that a VM whose owner was killed with
+ * SIGKILL is reaped by the next run (`reapDeadRuns()`), like a namespace.
  * @module
  */
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { RunRecord } from "../base/run_record.ts";
+import { reapDeadRuns } from "../topology/reap.ts";
 import { buildInitramfs, findStaticBusybox, type ModulePlan, shellQuote } from "./initramfs.ts";
 import type { UnpackedKernel } from "./cache.ts";
 import { VmError } from "./errors.ts";
-import {
-  defaultRecordDir,
-  processStart,
-  qemuName,
-  reapStaleVms,
-  removeRecord,
-  RUN_DIR_PREFIX,
-  type RunRecord,
-  writeRecord,
-} from "./_run_record.ts";
 import { ensureTools } from "../topology/packages.ts";
 import { QEMU, XZ } from "./_tools.ts";
 import { PreflightError } from "../base/errors.ts";
 
-export { reapStaleVms } from "./_run_record.ts";
+/** The prefix of every VM's directory name and QEMU `-name`. */
+export const RUN_DIR_PREFIX = "backlog-lab-vm-";
+
+/** The QEMU `-name` of a VM: what its run record's process entry is told apart by. */
+export function qemuName(tag: string): string {
+  return `${RUN_DIR_PREFIX}${tag}`;
+}
 export { DEPMOD, QEMU, XZ } from "./_tools.ts";
 
 /** How the guest's CPU runs: hardware virtualization, or QEMU's emulator. */
@@ -93,8 +93,12 @@ export interface BootAndRunOptions {
   thashEntries?: number | "host" | "kernel";
   /** Where console logs and the command's output are kept; default `~/.cache/backlog-lab/vm-logs`. */
   logDir?: string;
-  /** Where run records live; default `/run/backlog-lab/vms` (as root). */
-  recordDir?: string;
+  /**
+   * The run record the VM's directory and QEMU process are written into, so
+   * that a later run reaps them if this process is killed; default the
+   * process's own (`RunRecord.ofProcess()`, under `/run/backlog-lab`).
+   */
+  record?: RunRecord;
   /** Boot attempts after a guest crash or hang before the command starts (TCG's rare oops); default 1. */
   bootRetries?: number;
   /** The QEMU executable; default `qemu-system-x86_64` on PATH (tests give a stand-in). */
@@ -495,8 +499,8 @@ export interface DetectAccelOptions {
   timeoutMs?: number;
   /** Where the probe's console log goes; default a temporary file, removed. */
   logDir?: string;
-  /** Where the probe's run record goes; default `/run/backlog-lab/vms` (as root). */
-  recordDir?: string;
+  /** The run record of the probe's VM (default: the process's own). */
+  record?: RunRecord;
   /** Aborts the probe (the answer is then `tcg`). */
   signal?: AbortSignal;
 }
@@ -532,10 +536,11 @@ async function probeKvm(
   options: DetectAccelOptions,
 ): Promise<boolean> {
   const tag = `probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const record = options.record ?? await RunRecord.ofProcess();
   const reg = register(options.signal);
-  const dir = await Deno.makeTempDir({ prefix: `${RUN_DIR_PREFIX}${tag}-` });
-  const recordDir = options.recordDir ?? defaultRecordDir();
+  const dir = record.tempPath(qemuName(tag));
   try {
+    await Deno.mkdir(dir, { mode: 0o700 });
     const initrd = join(dir, "initramfs.cpio.gz");
     await Deno.writeFile(initrd, (await buildInitramfs(kernel, { modules: [] })).bytes);
     const consoleLog = join(options.logDir ?? dir, `${tag}.console.log`);
@@ -556,37 +561,27 @@ async function probeKvm(
       signal: reg.signal,
       onConsoleLine: undefined,
       probe: true,
-      onStart: (pid) => writeRecordFor(recordDir, tag, dir, pid).then(() => {}),
+      onStart: (pid) => recordQemu(record, pid, tag),
     });
     return r.readyAt !== undefined;
   } catch {
     return false;
   } finally {
-    await removeRecord(recordDir, tag);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     reg.finished();
   }
 }
 
-async function writeRecordFor(
-  recordDir: string,
-  tag: string,
-  runDir: string,
-  qemuPid?: number,
-): Promise<string> {
-  const rec: RunRecord = {
-    tag,
-    ownerPid: Deno.pid,
-    ownerStart: processStart(Deno.pid) ?? 0,
-    runDir,
-    startedAt: new Date().toISOString(),
-  };
-  if (qemuPid !== undefined) {
-    rec.qemuPid = qemuPid;
-    const start = processStart(qemuPid);
-    if (start !== undefined) rec.qemuStart = start;
+/**
+ * Records a VM's QEMU in the run record (by its `-name`), so that a later run
+ * ends it if this process is killed. One that already exited needs nothing.
+ */
+async function recordQemu(record: RunRecord, pid: number, tag: string): Promise<void> {
+  try {
+    await record.addProcess(pid, qemuName(tag));
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
   }
-  return await writeRecord(recordDir, rec);
 }
 
 /** The default directory of console logs and outputs: `~/.cache/backlog-lab/vm-logs`. */
@@ -655,25 +650,24 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
   if (options.qemu === undefined || options.busybox === undefined) {
     await ensureVmTools({ qemu: options.qemu === undefined });
   }
-  const recordDir = options.recordDir ?? defaultRecordDir();
-  await reapStaleVms(recordDir);
+  const record = options.record ?? await RunRecord.ofProcess();
+  // What killed runs left: their VMs (and namespaces, and temporary files).
+  await reapDeadRuns(dirname(record.dir));
   const kernel = options.kernel;
   const memoryMiB = options.memoryMiB ?? 4096;
   const cpus = options.cpus ?? 2;
   const tag = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const reg = register(options.signal);
   const signal = reg.signal;
-  const runDir = await Deno.makeTempDir({ dir: tmpdir(), prefix: `${RUN_DIR_PREFIX}${tag}-` })
-    .catch((err) => {
-      reg.finished();
-      throw err;
-    });
+  // In the run record's temporary files: reaped with the record if this process is killed.
+  const runDir = record.tempPath(qemuName(tag));
+  await Deno.mkdir(runDir, { mode: 0o700 }).catch((err) => {
+    reg.finished();
+    throw err;
+  });
   const logDir = options.logDir ?? defaultVmLogDir();
-  let recorded = false;
   let follower: { stop(): Promise<void> } | undefined;
   try {
-    await writeRecordFor(recordDir, tag, runDir);
-    recorded = true;
     await Deno.mkdir(logDir, { recursive: true });
     await pruneLogs(logDir, 40).catch(() => {});
     const initramfs = await buildInitramfs(
@@ -688,7 +682,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     if (options.onStderrLine) follower = followFile(join(ctlDir, "stderr"), options.onStderrLine);
     const accel = options.accel === "kvm" || options.accel === "tcg"
       ? options.accel
-      : await detectAccel(kernel, { signal, recordDir });
+      : await detectAccel(kernel, { signal, record });
     const thash = options.thashEntries ?? "host";
     const thashEntries = thash === "host"
       ? hostThashEntries()
@@ -724,7 +718,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
           runTimeoutMs: options.timeoutMs ?? 30 * 60_000,
           signal,
           onConsoleLine: options.onConsoleLine,
-          onStart: (pid) => writeRecordFor(recordDir, tag, runDir, pid).then(() => {}),
+          onStart: (pid) => recordQemu(record, pid, tag),
         });
       } catch (err) {
         if (err instanceof VmError && err.failure === "boot-timeout" && attempts <= retries) {
@@ -795,7 +789,6 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
   } finally {
     await follower?.stop().catch(() => {});
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
-    if (recorded) await removeRecord(recordDir, tag);
     reg.finished();
   }
 }

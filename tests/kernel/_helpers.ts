@@ -4,9 +4,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RUN_DIR_PREFIX } from "../../lab/kernel/_run_record.ts";
+import { RUN_DIR_PREFIX } from "../../lab/kernel/vm.ts";
 
 /** `tests/kernel/testdata/`. */
 export const TESTDATA = fileURLToPath(new URL("./testdata", import.meta.url));
@@ -105,18 +104,11 @@ export function qemusOf(ownerPid: number): number[] {
   return pids;
 }
 
-/** Temporary VM directories of an owner. */
-export function runDirsOf(ownerPid: number): string[] {
-  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
-    n.startsWith(`${RUN_DIR_PREFIX}${ownerPid}-`)
-  );
-}
-
-/** Run records (`*.json`) in a directory. */
-export async function recordsIn(dir: string): Promise<string[]> {
+/** VM directories in a run record's temporary files (`record.tempDir`). */
+export function runDirsIn(tempDir: string): string[] {
   try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
-      n.endsWith(".json")
+    return [...Deno.readDirSync(tempDir)].map((e) => e.name).filter((n) =>
+      n.startsWith(RUN_DIR_PREFIX)
     );
   } catch {
     return [];

@@ -14,7 +14,8 @@ import { guestArgs, parseKernelSpecs, slug } from "../../lab/kernel/command.ts";
 import { kernelLabel, KernelMatrix, type KernelMatrixEvent } from "../../lab/kernel/matrix.ts";
 import type { LabReport } from "../../lab/results.ts";
 import type { LabRun } from "../../lab/run/lab.ts";
-import { fakeModulesDir, qemusOf, runDirsOf, withTempDir } from "./_helpers.ts";
+import { RunRecord } from "../../lab/base/run_record.ts";
+import { fakeModulesDir, qemusOf, runDirsIn, withTempDir } from "./_helpers.ts";
 
 const RELEASE = "7.2.13+deb14-amd64";
 
@@ -127,6 +128,7 @@ Deno.test({
       const events: KernelMatrixEvent[] = [];
       const before = shares();
       let hostRuns = 0;
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
       {
         await using matrix = new KernelMatrix({
           kernels: [kernelDir, "host"],
@@ -141,7 +143,7 @@ Deno.test({
             accel: "tcg",
             qemu,
             busybox,
-            recordDir: join(dir, "records"),
+            record,
             logDir: join(dir, "logs"),
           },
         });
@@ -178,7 +180,7 @@ Deno.test({
       }
       deepEqual(shares(), before, "the share directories are removed");
       deepEqual(qemusOf(Deno.pid), [], "no stand-in QEMU left");
-      deepEqual(runDirsOf(Deno.pid), [], "no VM directory left");
+      deepEqual(runDirsIn(record.tempDir), [], "no VM directory left");
     });
   },
 });
@@ -193,12 +195,13 @@ Deno.test({
       const busybox = join(dir, "busybox");
       await Deno.writeTextFile(busybox, "stand-in");
       const qemu = await standIn(dir, "no-report");
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
       await using matrix = new KernelMatrix({
         kernels: [kernelDir, join(dir, "no-such-kernel.deb")],
         guestArgs: [],
         projectDir: dir,
         runHost: () => Promise.reject(new Error("not asked")),
-        vm: { accel: "tcg", qemu, busybox, recordDir: join(dir, "r"), logDir: join(dir, "l") },
+        vm: { accel: "tcg", qemu, busybox, record, logDir: join(dir, "l") },
       });
       const [noReport, missing] = await matrix.run();
       match(noReport!.run.error!, /^The lab in the guest exited with 0 and wrote no results/);

@@ -15,7 +15,7 @@ import {
   strictEqual as equal,
 } from "node:assert/strict";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   bootAndRun,
@@ -25,12 +25,12 @@ import {
   type UnpackedKernel,
   VmError,
 } from "../../lab/kernel/mod.ts";
-import type { RunRecord } from "../../lab/kernel/_run_record.ts";
+import { RunRecord } from "../../lab/base/run_record.ts";
 import { slug } from "../../lab/kernel/command.ts";
 import type { KernelMatrixReport, LabReport } from "../../lab/results.ts";
 import { runCli } from "../_helpers.ts";
 import { schemaErrors } from "../_schema.ts";
-import { qemusOf, recordsIn, runDirsOf, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
+import { qemusOf, runDirsIn, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
 
 const SPEC = Deno.env.get("BACKLOG_LAB_TEST_KERNEL") ?? "5.10@bullseye";
 const PROJECT = fileURLToPath(new URL("../..", import.meta.url));
@@ -48,10 +48,9 @@ function shareDirs(): string[] {
 }
 
 /** Nothing of this process's VMs is left: no QEMU, no directory, no record. */
-async function assertNothingLeft(recordDir: string, ownerPid = Deno.pid): Promise<void> {
+async function assertNothingLeft(record: RunRecord, ownerPid = Deno.pid): Promise<void> {
   equal(qemusOf(ownerPid).length, 0, "no QEMU of this test runs");
-  equal(runDirsOf(ownerPid).length, 0, "no VM directory is left");
-  equal((await recordsIn(recordDir)).length, 0, "no run record is left");
+  equal(runDirsIn(record.tempDir).length, 0, "no VM directory is left");
 }
 
 slowTest(
@@ -61,13 +60,13 @@ slowTest(
     await withTempDir(async (dir) => {
       const share = join(dir, "share");
       await Deno.mkdir(share);
-      const recordDir = join(dir, "records");
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
       const r = await bootAndRun({
         kernel: k,
         command: ["sh", "-c", "uname -r; echo out > /results/file; echo err >&2; pwd; exit 7"],
         cwd: PROJECT,
         shareDir: share,
-        recordDir,
+        record,
         logDir: join(dir, "logs"),
         timeoutMs: 120_000,
       });
@@ -87,7 +86,7 @@ slowTest(
       console.log(
         `  ${k.release}: ${r.accel}, boot ${r.bootMs} ms, run ${r.runMs} ms, attempts ${r.attempts}`,
       );
-      await assertNothingLeft(recordDir);
+      await assertNothingLeft(record);
     });
   },
 );
@@ -140,7 +139,12 @@ slowTest(
       );
       deepEqual(shareDirs(), before, "the share directory is removed");
       equal(qemusOf(pid).length, 0, "no QEMU of the CLI is left");
-      equal(runDirsOf(pid).length, 0, "no VM directory of the CLI is left");
+      // The CLI's VM directories lived in its run record, removed at its exit.
+      deepEqual(
+        [...Deno.readDirSync("/run/backlog-lab")].filter((e) => e.name.startsWith(`bl-${pid}-`)),
+        [],
+        "no run record of the CLI is left",
+      );
     });
   },
 );
@@ -148,10 +152,10 @@ slowTest(
 slowTest("a VM whose owner is killed with SIGKILL is reaped by the next bootAndRun()", async () => {
   const k = await testKernel();
   await withTempDir(async (dir) => {
-    const recordDir = join(dir, "records");
+    const root = join(dir, "runs");
     const owner = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", fileURLToPath(new URL("./_vm_owner.ts", import.meta.url))],
-      env: { BL_TEST_KERNEL: SPEC, BL_TEST_RECORD_DIR: recordDir },
+      env: { BL_TEST_KERNEL: SPEC, BL_TEST_ROOT: root },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -166,20 +170,19 @@ slowTest("a VM whose owner is killed with SIGKILL is reaped by the next bootAndR
     }
     clearTimeout(deadline);
     assert(seen.includes("READY"), `the owner's guest did not start its command: ${seen}`);
-    const records = await recordsIn(recordDir);
-    equal(records.length, 1);
-    const rec = JSON.parse(await Deno.readTextFile(join(recordDir, records[0]!))) as RunRecord;
-    equal(rec.ownerPid, owner.pid);
+    const qemus = qemusOf(owner.pid);
+    equal(qemus.length, 1, "the owner's QEMU runs");
     owner.kill("SIGKILL");
     await owner.status;
     await lines.cancel();
     await owner.stderr.cancel();
     // The owner is gone; its QEMU is not (nothing ran its cleanup).
-    assert(qemusOf(owner.pid).includes(rec.qemuPid!), "QEMU outlived its killed owner");
+    assert(qemusOf(owner.pid).includes(qemus[0]!), "QEMU outlived its killed owner");
+    await using record = await RunRecord.create({ root });
     const next = await bootAndRun({
       kernel: k,
       command: ["true"],
-      recordDir,
+      record,
       logDir: join(dir, "logs"),
       timeoutMs: 120_000,
     });
@@ -190,8 +193,12 @@ slowTest("a VM whose owner is killed with SIGKILL is reaped by the next bootAndR
       (p) => p.length === 0,
       10_000,
     );
-    equal(runDirsOf(owner.pid).length, 0, "the killed owner's VM directory was removed");
-    await assertNothingLeft(recordDir);
+    deepEqual(
+      [...Deno.readDirSync(root)].map((e) => e.name).filter((n) => n !== basename(record.dir)),
+      [],
+      "the killed owner's run record (with its VM directory) was removed",
+    );
+    await assertNothingLeft(record);
   });
 });
 
@@ -200,13 +207,13 @@ slowTest(
   async () => {
     const k = await testKernel();
     await withTempDir(async (dir) => {
-      const recordDir = join(dir, "records");
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
       const ac = new AbortController();
       await rejects(
         bootAndRun({
           kernel: k,
           command: ["true"],
-          recordDir,
+          record,
           logDir: join(dir, "logs"),
           signal: ac.signal,
           // Abort as soon as the guest kernel speaks: mid-boot.
@@ -214,12 +221,12 @@ slowTest(
         }),
         (e: unknown) => e instanceof VmError && e.failure === "aborted",
       );
-      await assertNothingLeft(recordDir);
+      await assertNothingLeft(record);
       await rejects(
         bootAndRun({
           kernel: k,
           command: ["true"],
-          recordDir,
+          record,
           logDir: join(dir, "logs"),
           bootTimeoutMs: 300,
           bootRetries: 0,
@@ -228,7 +235,7 @@ slowTest(
           e instanceof VmError && e.failure === "boot-timeout" &&
           /did not start the command within 300 ms/.test(e.message),
       );
-      await assertNothingLeft(recordDir);
+      await assertNothingLeft(record);
     });
   },
 );
@@ -236,12 +243,12 @@ slowTest(
 slowTest("stopAllVms() ends a running guest and waits for its cleanup", async () => {
   const k = await testKernel();
   await withTempDir(async (dir) => {
-    const recordDir = join(dir, "records");
+    await using record = await RunRecord.create({ root: join(dir, "runs") });
     let started = false;
     const run = bootAndRun({
       kernel: k,
       command: ["sleep", "600"],
-      recordDir,
+      record,
       logDir: join(dir, "logs"),
       onConsoleLine: (l) => {
         if (l.includes("backlog-lab-init: READY")) started = true;
@@ -250,7 +257,7 @@ slowTest("stopAllVms() ends a running guest and waits for its cleanup", async ()
     const outcome = run.catch((e) => e);
     await waitUntil("the guest to start its command", () => started, (s) => s, 240_000);
     await stopAllVms();
-    await assertNothingLeft(recordDir);
+    await assertNothingLeft(record);
     const err = await outcome;
     assert(err instanceof VmError && err.failure === "aborted", String(err));
   });
