@@ -28,7 +28,7 @@ import {
 import { sudoOwner } from "../base/owner.ts";
 import { RunRecord } from "../base/run_record.ts";
 import { checksTable, experimentLine } from "../report/text.ts";
-import type { KernelRun } from "../results.ts";
+import type { KernelRun, LabReport } from "../results.ts";
 import type { LabRun } from "../run/lab.ts";
 import { listKernels } from "./cache.ts";
 import { KernelSpecError } from "./errors.ts";
@@ -238,6 +238,8 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
               report: outcome.run.report,
               captures: outcome.captures,
             }, { charts: !flags.noCharts });
+            // In the matrix document a run's files are relative to DIR, like everything there.
+            prefixFiles(outcome.run.report, dir);
           }
           return await writeKernelReport(staging, report, { kernelDirs, charts: !flags.noCharts });
         }, { registerTemp: (path) => record.addPath(path), ...(owner ? { owner } : {}) });
@@ -258,6 +260,18 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
 
 /** The exit status when every kernel passed but the `--report` directory could not be written. */
 const EXIT_REPORT = 4;
+
+/** Prefixes every run's pcaps and charts (relative to a kernel's own report) with its directory. */
+function prefixFiles(report: LabReport, dir: string): void {
+  for (const e of report.experiments) {
+    for (const r of e.runs) {
+      if (r.pcaps) {
+        r.pcaps = Object.fromEntries(Object.entries(r.pcaps).map(([h, f]) => [h, `${dir}/${f}`]));
+      }
+      if (r.charts) r.charts = { svg: `${dir}/${r.charts.svg}`, png: `${dir}/${r.charts.png}` };
+    }
+  }
+}
 
 /** A directory name for a kernel label. */
 export function slug(label: string): string {

@@ -116,7 +116,7 @@ slowTest(
       match(r.stdout, /\[ OK \] ss-queues-of-connected-sockets/);
       match(r.stdout, /Claims × kernels/);
       match(r.stdout, /│ A4\.3\s+│ \S+/);
-      match(r.stdout, / (TCG|KVM) guest, boot [\d.]+ s, run /);
+      match(r.stdout, /\((TCG|KVM) guest, boot [\d.]+ s, run /);
       const doc: KernelMatrixReport = JSON.parse(
         await Deno.readTextFile(join(report, "results.json")),
       );
@@ -130,11 +130,16 @@ slowTest(
       equal(run.report?.experiments[0]?.passed, true);
       const kernelDir = join(report, "kernels", slug(run.label));
       assert((await Deno.stat(join(kernelDir, "report.md"))).isFile);
+      // The matrix document names each run's files relative to DIR, inside the kernel's report.
       const pcaps = Object.values(run.report!.experiments[0]!.runs[0]!.pcaps ?? {});
-      equal(pcaps.length, 0, "the matrix document keeps no guest paths");
+      assert(pcaps.length > 0, "the run names its pcap");
+      for (const f of pcaps) {
+        assert(f.startsWith(`kernels/${slug(run.label)}/pcaps/`), f);
+        assert((await Deno.stat(join(report, f))).size > 24, `${f} is a capture`);
+      }
       const kept: LabReport = JSON.parse(await Deno.readTextFile(join(kernelDir, "results.json")));
       const files = Object.values(kept.experiments[0]!.runs[0]!.pcaps ?? {});
-      assert(files.length > 0, "the kernel's report has the run's pcap");
+      assert(files.length > 0, "the kernel's own report names the run's pcap");
       for (const f of files) assert((await Deno.stat(join(kernelDir, f))).size > 24);
       console.log(
         `  ${run.label}: ${run.vm!.accel}, boot ${run.vm!.bootMs} ms, run ${
