@@ -32,7 +32,12 @@ import type { KernelRun, LabReport } from "../results.ts";
 import type { LabRun } from "../run/lab.ts";
 import { listKernels } from "./cache.ts";
 import { KernelSpecError } from "./errors.ts";
-import { KernelMatrix, type KernelMatrixEvent, type KernelOutcome } from "./matrix.ts";
+import {
+  defaultParallelKernels,
+  KernelMatrix,
+  type KernelMatrixEvent,
+  type KernelOutcome,
+} from "./matrix.ts";
 
 /**
  * The `--kernel` values as a list of specs: each value may be a comma list;
@@ -163,7 +168,7 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
   out(
     `backlog-lab on ${plural(o.kernels.length, "kernel")} (${o.kernels.join(", ")}): ${
       plural(o.experiments.length, "experiment")
-    }, ${CLAIMS.length} claims in the catalogue; one kernel at a time (an emulated VM keeps two cores busy)`,
+    }, ${CLAIMS.length} claims in the catalogue; ${vmsAtOnce()}`,
   );
   const hostCopies = await Deno.makeTempDir({ prefix: "backlog-lab-host-captures-" });
   const outcomes: KernelOutcome[] = [];
@@ -187,7 +192,7 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
         if (!run) throw new Error("Cannot run the lab on the host: it returned no run");
         return run;
       },
-      onEvent: progressPrinter(out, err),
+      onEvent: progressPrinter(out, err, o.kernels),
       onKernel: (outcome) => {
         outcomes.push(outcome);
         printKernel(outcome.run, flags, o.terminalWidth, out);
@@ -273,6 +278,15 @@ function prefixFiles(report: LabReport, dir: string): void {
   }
 }
 
+/** How many VMs run at once, and why, in words. */
+function vmsAtOnce(): string {
+  const cores = navigator.hardwareConcurrency;
+  const n = defaultParallelKernels(cores);
+  return `${n === 1 ? "one VM" : `${n} VMs`} at a time on ${
+    plural(cores, "core")
+  } (a guest has two vCPUs), then this machine's kernel alone`;
+}
+
 /** A directory name for a kernel label. */
 export function slug(label: string): string {
   return label.replace(/[^A-Za-z0-9._+-]+/g, "-").replace(/^-+|-+$/g, "") || "kernel";
@@ -310,6 +324,7 @@ function printKernel(
 function progressPrinter(
   out: (s: string) => void,
   err: (s: string) => void,
+  specs: readonly string[],
 ): (e: KernelMatrixEvent) => void {
   let lastDownload = 0;
   return (e) => {
@@ -343,7 +358,7 @@ function progressPrinter(
         );
         return;
       case "guest-line":
-        err(`  │ ${e.line}`);
+        err(`  │ ${specs[e.index] ?? ""}: ${e.line}`);
         return;
       case "kernel-end":
         return;

@@ -8,9 +8,10 @@
  * wait is bounded; every VM is stopped and every share directory removed on
  * every path out ({@linkcode KernelMatrix} is `AsyncDisposable`).
  *
- * Kernels run one at a time: a TCG guest keeps two host cores busy, and two
- * guests side by side on a two-core machine took longer than one after the
- * other (measured; see `lab/kernel/README.md`).
+ * VMs run side by side, one per two cores ({@linkcode defaultParallelKernels}):
+ * a guest keeps its two vCPUs busy, and on a two-core machine two guests at
+ * once took longer than one after the other. This machine's own kernel
+ * (`host`) runs after them, alone. Results come in the order given.
  * @module
  */
 import { join } from "node:path";
@@ -58,6 +59,8 @@ export interface KernelMatrixOptions {
   offline?: boolean;
   /** Matrix points a guest runs at once; default 1 under TCG, the lab's default under KVM. */
   guestJobs?: number;
+  /** VMs that run at once (default {@linkcode defaultParallelKernels}). */
+  parallel?: number;
   /** Settings of every VM (memory, CPUs, timeouts; tests give stand-ins). */
   vm?: Partial<Omit<BootAndRunOptions, "kernel" | "command" | "cwd" | "env" | "shareDir">>;
 }
@@ -68,6 +71,16 @@ export interface KernelOutcome {
   run: KernelRun;
   /** Captures kept (a guest's pcaps in its share directory, or the host run's). */
   captures: CaptureFile[];
+}
+
+/**
+ * How many VMs run side by side: one per two cores (each guest has two
+ * vCPUs, and an emulated one keeps both busy), at least one. On a two-core
+ * machine that is one at a time: two guests at once took longer than one
+ * after the other there.
+ */
+export function defaultParallelKernels(cores = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.floor(cores / 2));
 }
 
 /** The label of a kernel in tables: its upstream version, or the spec; made unique. */
@@ -116,44 +129,66 @@ export class KernelMatrix implements AsyncDisposable {
    */
   async run(): Promise<KernelOutcome[]> {
     const o = this.#o;
+    const n = o.kernels.length;
+    const done: (KernelOutcome | undefined)[] = Array(n).fill(undefined);
     const outcomes: KernelOutcome[] = [];
-    let reference: number | undefined;
-    for (const [index, spec] of o.kernels.entries()) {
-      o.signal?.throwIfAborted();
-      o.onEvent?.({ kind: "kernel-start", index, of: o.kernels.length, spec });
-      const taken = outcomes.map((x) => x.run.label);
-      const t0 = performance.now();
-      let outcome: KernelOutcome;
-      if (spec === "host") {
-        const lab = await o.runHost();
-        outcome = {
-          run: {
-            spec,
-            label: kernelLabel(`host ${lab.report.kernel.replace(/-.*$/, "")}`, undefined, taken),
-            target: "host",
-            report: lab.report,
-            durationMs: Math.round(performance.now() - t0),
-          },
-          captures: lab.captures,
-        };
-      } else {
-        reference ??= await measureSpeedMs();
-        outcome = await this.#guest(index, spec, taken, reference);
-        outcome.run.durationMs = Math.round(performance.now() - t0);
+    // Reported in the order given, each as soon as it and those before it are done; its label
+    // made unique against those before it.
+    const flush = async () => {
+      while (outcomes.length < n && done[outcomes.length]) {
+        const outcome = done[outcomes.length]!;
+        outcome.run.label = kernelLabel(
+          outcome.run.label,
+          undefined,
+          outcomes.map((x) => x.run.label),
+        );
+        outcomes.push(outcome);
+        await o.onKernel?.(outcome);
       }
-      o.onEvent?.({ kind: "kernel-end", index, run: outcome.run });
-      outcomes.push(outcome);
-      await o.onKernel?.(outcome);
+    };
+    const guests = o.kernels.flatMap((spec, index) => spec === "host" ? [] : [{ spec, index }]);
+    const reference = guests.length ? await measureSpeedMs() : 0;
+    // VMs side by side, as many as the machine's cores allow; the host's run after them, alone,
+    // so that no guest's emulation disturbs its timing.
+    let next = 0;
+    const worker = async () => {
+      while (next < guests.length) {
+        const { spec, index } = guests[next++]!;
+        o.signal?.throwIfAborted();
+        o.onEvent?.({ kind: "kernel-start", index, of: n, spec });
+        const t0 = performance.now();
+        const outcome = await this.#guest(index, spec, reference);
+        outcome.run.durationMs = Math.round(performance.now() - t0);
+        o.onEvent?.({ kind: "kernel-end", index, run: outcome.run });
+        done[index] = outcome;
+        await flush();
+      }
+    };
+    const parallel = Math.max(1, Math.min(o.parallel ?? defaultParallelKernels(), guests.length));
+    await Promise.all(Array.from({ length: parallel }, worker));
+    for (const [index, spec] of o.kernels.entries()) {
+      if (spec !== "host") continue;
+      o.signal?.throwIfAborted();
+      o.onEvent?.({ kind: "kernel-start", index, of: n, spec });
+      const t0 = performance.now();
+      const lab = await o.runHost();
+      done[index] = {
+        run: {
+          spec,
+          label: `host ${lab.report.kernel.replace(/-.*$/, "")}`,
+          target: "host",
+          report: lab.report,
+          durationMs: Math.round(performance.now() - t0),
+        },
+        captures: lab.captures,
+      };
+      o.onEvent?.({ kind: "kernel-end", index, run: done[index]!.run });
+      await flush();
     }
     return outcomes;
   }
 
-  async #guest(
-    index: number,
-    spec: string,
-    taken: readonly string[],
-    reference: number,
-  ): Promise<KernelOutcome> {
+  async #guest(index: number, spec: string, reference: number): Promise<KernelOutcome> {
     const o = this.#o;
     const common = {
       ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
@@ -177,9 +212,9 @@ export class KernelMatrix implements AsyncDisposable {
       });
     } catch (err) {
       o.signal?.throwIfAborted();
-      return failed(spec, kernelLabel(spec, ref, taken), err);
+      return failed(spec, kernelLabel(spec, ref, []), err);
     }
-    const label = kernelLabel(spec, ref, taken);
+    const label = kernelLabel(spec, ref, []);
     const share = await Deno.makeTempDir({ prefix: "backlog-lab-kernel-" });
     this.#shares.push(share);
     await Deno.chmod(share, 0o755);

@@ -11,7 +11,12 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { CLAIMS } from "../../lab/describe/catalogue.ts";
 import { guestArgs, parseKernelSpecs, slug } from "../../lab/kernel/command.ts";
-import { kernelLabel, KernelMatrix, type KernelMatrixEvent } from "../../lab/kernel/matrix.ts";
+import {
+  defaultParallelKernels,
+  kernelLabel,
+  KernelMatrix,
+  type KernelMatrixEvent,
+} from "../../lab/kernel/matrix.ts";
 import type { LabReport } from "../../lab/results.ts";
 import type { LabRun } from "../../lab/run/lab.ts";
 import { RunRecord } from "../../lab/base/run_record.ts";
@@ -284,4 +289,45 @@ Deno.test("kernelLabel() and slug() name kernels uniquely and safely", () => {
   equal(slug("host 6.18.44"), "host-6.18.44");
   equal(slug("7.2.13+deb14"), "7.2.13+deb14");
   equal(slug("///"), "kernel");
+});
+
+Deno.test({
+  name:
+    "KernelMatrix.run() runs VMs side by side when asked, reporting them in order with unique labels",
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const kernelDir = await localKernel(dir);
+      const busybox = join(dir, "busybox");
+      await Deno.writeTextFile(busybox, "stand-in");
+      const qemu = await standIn(dir, "ok");
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
+      const order: string[] = [];
+      await using matrix = new KernelMatrix({
+        kernels: [kernelDir, kernelDir, kernelDir],
+        guestArgs: [],
+        projectDir: dir,
+        parallel: 2,
+        runHost: () => Promise.reject(new Error("not asked")),
+        onKernel: (x) => {
+          order.push(x.run.label);
+          return Promise.resolve();
+        },
+        vm: { accel: "tcg", qemu, busybox, record, logDir: join(dir, "l") },
+      });
+      const outcomes = await matrix.run();
+      deepEqual(outcomes.map((x) => x.run.label), [
+        "7.2.13+deb14",
+        "7.2.13+deb14 (2)",
+        "7.2.13+deb14 (3)",
+      ]);
+      deepEqual(order, outcomes.map((x) => x.run.label));
+      deepEqual(outcomes.map((x) => x.run.report?.kernel), [RELEASE, RELEASE, RELEASE]);
+    });
+  },
+});
+
+Deno.test("defaultParallelKernels() runs one VM per two cores, at least one", () => {
+  deepEqual([1, 2, 3, 4, 8].map((c) => defaultParallelKernels(c)), [1, 1, 1, 2, 4]);
 });
