@@ -92,7 +92,7 @@ export async function kernelsCommand(options: { offline: boolean }): Promise<num
   );
   for (const k of listing.offered) {
     console.log(
-      `  ${(k.series ?? "").padEnd(5)} ${k.abi.padEnd(18)} ${k.version.padEnd(16)} ${
+      `  ${(k.series ?? "").padEnd(5)} ${k.abi.padEnd(18)} ${k.version.padEnd(19)} ${
         k.suite.padEnd(18)
       }${k.cached ? " cached" : ""}`,
     );
