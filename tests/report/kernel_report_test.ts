@@ -20,6 +20,7 @@ import {
   kernelSummaryLine,
   shortVerdict,
 } from "../../lab/report/kernel_text.ts";
+import { experimentLine } from "../../lab/report/text.ts";
 import type { KernelFacts, KernelMatrixReport, KernelRun, LabReport } from "../../lab/results.ts";
 import { ROOT } from "../_helpers.ts";
 import { schemaErrors } from "../_schema.ts";
@@ -214,4 +215,24 @@ Deno.test("writeKernelReport() writes a valid results.json and a report.md whose
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("experimentLine() says which checks were timing-limited and which points were skipped", () => {
+  const e = structuredClone(EXAMPLE.experiments[0]!);
+  e.runs[0]!.checks.push({
+    name: "SYN-ACKs before the overflow",
+    metric: "packets.server.server.SYN-ACK@held",
+    over: "packets",
+    expected: "<= 1 per connection",
+    observed: 3,
+    passed: false,
+    atMs: null,
+    timingLimited: true,
+  });
+  e.skippedRuns = [{ params: { linear: 0 }, reason: "no net.ipv4.tcp_syn_linear_timeouts" }];
+  match(
+    experimentLine(e),
+    /\(\d+\.\d+ s, \d+ runs\); 1 check timing-limited on this machine: "SYN-ACKs before the overflow"; skipped linear=0: no net\.ipv4\.tcp_syn_linear_timeouts$/,
+  );
+  match(experimentLine(EXAMPLE.experiments[0]!), /, \d+ runs?\)$/);
 });
