@@ -546,6 +546,12 @@ export interface KernelLedgerRow {
    * split the kernels the same way, in words (commit, title, release, backports).
    */
   explanation?: string;
+  /**
+   * Where verdicts agree: the kernel changes the deciding experiments know of
+   * that some of these kernels have and others lack, in words. The verdict is
+   * the same, but the numbers behind it follow the change.
+   */
+  changes?: string;
 }
 
 /**

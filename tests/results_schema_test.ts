@@ -145,7 +145,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
   ),
   KernelLedgerRow: fieldsOf<KernelLedgerRow>()(
     ["claim", "article", "statement", "cells", "differs"],
-    ["explanation"],
+    ["explanation", "changes"],
   ),
   KernelLedgerCell: fieldsOf<KernelLedgerCell>()(["kernel", "verdict", "experiments"], []),
   SkippedRun: fieldsOf<SkippedRun>()(["params", "reason"], []),

@@ -40,6 +40,9 @@ export function kernelLedger(kernels: readonly KernelRun[]): KernelLedgerRow[] {
     if (differs) {
       const why = explain(c.id, kernels, cells);
       if (why) row.explanation = why;
+    } else if (ran.length > 1) {
+      const changes = splittingChanges(c.id, kernels);
+      if (changes) row.changes = changes;
     }
     return row;
   });
@@ -88,6 +91,39 @@ export function explain(
         [...withIt][0]
       } with it (${names.get(true)!.join(", ")})`,
     );
+  }
+  return found.length ? found.join("; ") : undefined;
+}
+
+/**
+ * The changes a claim's deciding experiments declare that the kernels that
+ * decided it differ in (some have it, some not), in words with each side's kernels.
+ */
+export function splittingChanges(claim: string, kernels: readonly KernelRun[]): string | undefined {
+  const deciding = kernels.filter((k) =>
+    k.report?.ledger.some((l) => l.claim === claim && l.experiments.length > 0)
+  );
+  const declared = new Set(
+    deciding.flatMap((k) =>
+      (k.report?.experiments ?? []).filter((e) => claim in e.claims).flatMap((e) =>
+        e.kernelChanges ?? []
+      )
+    ),
+  );
+  const found: string[] = [];
+  for (const change of KERNEL_CHANGES.filter((c) => declared.has(c.commit))) {
+    const sides = { with: [] as string[], without: [] as string[] };
+    for (const k of deciding) {
+      const has = k.report?.kernelFacts ? hasChange(k.report.kernelFacts, change) : undefined;
+      if (has !== undefined) (has ? sides.with : sides.without).push(k.label);
+    }
+    if (sides.with.length && sides.without.length) {
+      found.push(
+        `${changeText(change)}: without it ${sides.without.join(", ")}, with it ${
+          sides.with.join(", ")
+        }`,
+      );
+    }
   }
   return found.length ? found.join("; ") : undefined;
 }

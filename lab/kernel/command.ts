@@ -14,6 +14,7 @@ import { kernelMatrixReport } from "../judge/kernel_ledger.ts";
 import { machineInfo, shellCommand } from "../observe/machine.ts";
 import { writeKernelReport } from "../report/kernel_report.ts";
 import {
+  kernelChanges,
   kernelDifferences,
   kernelLedgerTable,
   kernelSummaryLine,
@@ -216,6 +217,10 @@ export async function runKernels(o: RunKernelsOptions): Promise<number> {
         ? `\nVerdicts that differ between kernels:\n${differences}`
         : "\nEvery claim has the same verdict on every kernel that ran it.",
     );
+    const changes = kernelChanges(report);
+    if (changes) {
+      out(`\nSame verdict, numbers that follow a kernel change the kernels differ in:\n${changes}`);
+    }
     out("");
     for (const k of kernels) out(kernelSummaryLine(k));
     out(`${plural(kernels.length, "kernel")} in ${longDuration(report.durationMs)}`);

@@ -131,6 +131,9 @@ export function kernelReportMarkdown(
     "## Contents",
     "",
     "- [Where the kernels differ](#where-the-kernels-differ)",
+    ...(report.ledger.some((r) => r.changes)
+      ? ["- [Same verdict, other numbers](#same-verdict-other-numbers)"]
+      : []),
     "- [Claims × kernels](#claims-x-kernels)",
     ...(options.charts.length ? ["- [Charts across kernels](#charts-across-kernels)"] : []),
     ...report.kernels.map((k) => `- [${k.label}](#${kernelAnchor(k)})`),
@@ -163,6 +166,40 @@ export function kernelReportMarkdown(
       `**Why.** ${row.explanation ?? "No known kernel change splits the kernels this way."}`,
       "",
     );
+  }
+  const changed = report.ledger.filter((r) => r.changes);
+  if (changed.length) {
+    out.push(
+      '<a id="same-verdict-other-numbers"></a>',
+      "",
+      "## Same verdict, other numbers",
+      "",
+      "Claims whose verdict is the same on every kernel, but whose numbers follow a kernel change " +
+        "the kernels differ in.",
+      "",
+    );
+    for (const row of changed) {
+      out.push(
+        `### ${row.claim}: ${markdownCell(row.statement)}`,
+        "",
+        markdownTable(
+          ["kernel", "verdict", "evidence"],
+          row.cells.map((cell, i) => {
+            const k = report.kernels[i]!;
+            const entry = k.report?.ledger.find((l) => l.claim === row.claim);
+            const link = evidenceLink(row, i, kernelDirs);
+            return [
+              cell.kernel,
+              link ? `[${cell.verdict}](${link})` : cell.verdict,
+              entry?.evidence ?? k.error ?? "",
+            ];
+          }),
+        ),
+        "",
+        `**Change.** ${row.changes}`,
+        "",
+      );
+    }
   }
   out.push(
     '<a id="claims-x-kernels"></a>',

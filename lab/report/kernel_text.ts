@@ -85,12 +85,36 @@ export function kernelLedgerTable(report: KernelMatrixReport, width = 120): stri
 }
 
 /**
+ * The claims whose verdicts agree but whose numbers follow a kernel change
+ * the kernels differ in: each kernel's evidence, then the change.
+ */
+export function kernelChanges(report: KernelMatrixReport): string {
+  return evidenceBlocks(
+    report,
+    report.ledger.filter((r) => r.changes),
+    (r) => `  change: ${r.changes}`,
+  );
+}
+
+/**
  * The claims whose verdicts differ between kernels: each kernel's verdict and
  * evidence, then the change that splits them where one is known.
  */
 export function kernelDifferences(report: KernelMatrixReport): string {
+  return evidenceBlocks(
+    report,
+    report.ledger.filter((r) => r.differs),
+    (r) => `  why: ${r.explanation ?? "no known kernel change splits them this way"}`,
+  );
+}
+
+function evidenceBlocks(
+  report: KernelMatrixReport,
+  rows: KernelMatrixReport["ledger"],
+  last: (row: KernelMatrixReport["ledger"][number]) => string,
+): string {
   const out: string[] = [];
-  for (const row of report.ledger.filter((r) => r.differs)) {
+  for (const row of rows) {
     out.push(`${row.claim}: ${row.statement}`);
     for (const cell of row.cells) {
       const k = report.kernels.find((x) => x.label === cell.kernel);
@@ -99,7 +123,7 @@ export function kernelDifferences(report: KernelMatrixReport): string {
         `  ${cell.kernel}: ${cell.verdict}${entry ? ` — ${entry.evidence}` : ""}`,
       );
     }
-    out.push(`  why: ${row.explanation ?? "no known kernel change splits them this way"}`);
+    out.push(last(row));
   }
   return out.join("\n");
 }

@@ -143,3 +143,25 @@ Deno.test("kernelMatrixReport() passes only when every kernel ran and passed", (
   equal(doc.durationMs, 5);
   equal(doc.startedAt, "1970-01-01T00:00:00.000Z");
 });
+
+Deno.test("kernelLedger() names the change behind the same verdict's different numbers", () => {
+  const kernels = [
+    run("5.10.223", facts("5.10.0-32-amd64", 0), { "A2.1": "partly" }, { kernelChanges: CHANGE }),
+    run("6.18", facts("6.18.44", 1), { "A2.1": "partly" }, { kernelChanges: CHANGE }),
+  ];
+  const row = kernelLedger(kernels).find((r) => r.claim === "A2.1")!;
+  equal(row.differs, false);
+  equal(row.explanation, undefined);
+  match(row.changes!, /^commit 3479c7549fb1 .*: without it 5\.10\.223, with it 6\.18$/);
+  // All on one side of the change, or an experiment that names none: nothing to say.
+  const same = [
+    run("a", facts("a", 1), { "A2.1": "partly" }, { kernelChanges: CHANGE }),
+    run("b", facts("b", 1), { "A2.1": "partly" }, { kernelChanges: CHANGE }),
+  ];
+  equal(kernelLedger(same).find((r) => r.claim === "A2.1")!.changes, undefined);
+  const undeclared = [
+    run("a", facts("a", 0), { "A2.1": "partly" }),
+    run("b", facts("b", 1), { "A2.1": "partly" }),
+  ];
+  equal(kernelLedger(undeclared).find((r) => r.claim === "A2.1")!.changes, undefined);
+});

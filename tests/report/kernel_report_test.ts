@@ -15,6 +15,7 @@ import { writeReport } from "../../lab/report/directory.ts";
 import { writeKernelReport } from "../../lab/report/kernel_report.ts";
 import {
   decidedRows,
+  kernelChanges,
   kernelDifferences,
   kernelLedgerTable,
   kernelSummaryLine,
@@ -131,6 +132,19 @@ Deno.test("kernelDifferences() puts each kernel's evidence side by side with the
     text,
     /why: commit 3479c7549fb1 .*reproduced without it \(5\.10\.223\), partly with it \(6\.1\.192\)/,
   );
+});
+
+Deno.test("kernelChanges() shows the same verdict's numbers side by side with the change", () => {
+  const m = matrix();
+  const row = m.ledger.find((r) => r.claim === "A2.1")!;
+  // Make A2.1 agree: the change still splits the kernels, so the numbers are worth showing.
+  m.kernels[1]!.report!.ledger.find((l) => l.claim === "A2.1")!.verdict = "reproduced";
+  const again = kernelMatrixReport({ ...m, startedAt: new Date(m.startedAt) });
+  const text = kernelChanges(again);
+  match(text, /(^|\n)A2\.1: /);
+  match(text, /\n {2}5\.10\.223: reproduced — A2\.1 evidence on 5\.10\.223\n/);
+  match(text, /change: commit 3479c7549fb1 .*without it 5\.10\.223, with it 6\.1\.192/);
+  equal(row.changes, undefined, "the verdicts differ there, which the differences say");
 });
 
 Deno.test("kernelSummaryLine() says how each kernel ran", () => {
