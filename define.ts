@@ -27,15 +27,19 @@
  * @module
  */
 export { defineExperiment } from "./lab/describe/validate.ts";
+export type { LinkShape } from "./lab/describe/link_shape.ts";
 export { defineHistoricalClaims, type HistoricalClaims } from "./lab/describe/historical.ts";
 export type {
   AcceptPolicy,
+  ArrivalsDefinition,
   ClaimRule,
   ClientGroupDefinition,
   Expectation,
   ExperimentDefinition,
   FollowUp,
   HostDefinition,
+  LinkDefinition,
+  LinkShapeDefinition,
   Matrix,
   ObserveDefinition,
   PacketExpectation,
@@ -51,9 +55,16 @@ export type {
 export type {
   CheckResult,
   ClaimDecision,
+  ClientOutcome,
   ConnectionRecord,
+  Distribution,
+  GroupExperience,
+  LinkRecord,
+  LinkStatsRecord,
+  OutcomeBin,
   PacketQuery,
   RunEvidence,
+  ShapedDirectionRecord,
 } from "./lab/results.ts";
 export {
   JUDGED_OVER,

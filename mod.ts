@@ -35,11 +35,14 @@ export type {
   PlannedExpectation,
   PlannedExperiment,
   PlannedGroup,
+  PlannedLink,
   PlannedPacketExpectation,
   PlannedRule,
   PlannedStep,
   RunPlan,
 } from "./lab/describe/run_plan.ts";
+export { type ArrivalPlan, arrivalTimes } from "./lab/describe/arrivals.ts";
+export { type LinkShape, type NormalizedShape } from "./lab/describe/link_shape.ts";
 export {
   type ClientCount,
   type Metric,
@@ -56,7 +59,7 @@ export {
   type RunOptions,
 } from "./lab/run/lab.ts";
 export { preflight, type PreflightResult } from "./lab/topology/preflight.ts";
-export { NFT, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
+export { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
 export { buildLedger } from "./lab/judge/ledger.ts";
 export {
@@ -98,14 +101,20 @@ export {
   WaitTimeoutError,
 } from "./lab/base/errors.ts";
 export type {
+  ClientOutcome,
   ConnectionTimeline,
+  Distribution,
   ExperimentOutline,
   ExperimentResult,
   Flip,
+  GroupExperience,
   LabEvent,
   LabReport,
   LedgerEntry,
+  LinkRecord,
+  LinkStatsRecord,
   MachineInfo,
+  OutcomeBin,
   PacketEvent,
   Phases,
   ProgressEvent,
@@ -113,5 +122,6 @@ export type {
   RunResult,
   Sample,
   ServerRecord,
+  ShapedDirectionRecord,
   StepRecord,
 } from "./lab/results.ts";

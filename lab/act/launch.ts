@@ -100,6 +100,7 @@ export class Programs implements AsyncDisposable {
         ...(plan.server.maxOpenFiles === undefined
           ? {}
           : { maxOpenFiles: plan.server.maxOpenFiles }),
+        ...(plan.server.serve === undefined ? {} : { serve: plan.server.serve }),
       })),
     );
     const clients = plan.groups.map((g) => {
@@ -113,6 +114,7 @@ export class Programs implements AsyncDisposable {
           localAddress: topology.addresses[`clients.${g.name}`]!,
           count: g.count,
           intervalMs: g.intervalMs,
+          ...(g.arrivals === undefined ? {} : { arrivals: g.arrivals }),
           then: g.then,
           deadlineMs: g.deadlineMs,
         })),

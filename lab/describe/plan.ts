@@ -13,11 +13,15 @@ import {
   describe,
   fail,
   intervalList,
+  MAX_ARRIVAL_RATE,
   MAX_COUNT,
+  MAX_REPLY_BYTES,
   MAX_WINDOW_MS,
   requireBacklog,
   requireInt,
 } from "./_checks.ts";
+import { arrivalCount, type ArrivalPlan } from "./arrivals.ts";
+import { normalizeShape, shapeProblem, shapes } from "./link_shape.ts";
 import { defaultMetrics, type Metric, parseMetric } from "./metric.ts";
 import type {
   FollowUpSpec,
@@ -25,6 +29,7 @@ import type {
   PlannedExpectation,
   PlannedExperiment,
   PlannedGroup,
+  PlannedLink,
   PlannedPacketExpectation,
   PlannedRule,
   PlannedStep,
@@ -32,6 +37,7 @@ import type {
 } from "./run_plan.ts";
 import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
 import type {
+  ArrivalsDefinition,
   ExperimentDefinition,
   FollowUp,
   Matrix,
@@ -126,14 +132,20 @@ function planPoint<M extends Matrix>(
   const groups = def.clients.map((g, i): PlannedGroup => ({
     name: g.name,
     host: g.host,
-    count: checked(g.count, p, `clients[${i}].count`, int(0, MAX_COUNT)),
-    intervalMs: g.start === undefined || g.start === "together"
-      ? 0
-      : "perSecond" in g.start
-      ? 1000 / g.start.perSecond
-      : g.start.intervalMs,
+    ...(g.arrivals === undefined
+      ? {
+        count: checked(g.count ?? 0, p, `clients[${i}].count`, int(0, MAX_COUNT)),
+        intervalMs: g.start === undefined || g.start === "together"
+          ? 0
+          : "perSecond" in g.start
+          ? 1000 / g.start.perSecond
+          : g.start.intervalMs,
+      }
+      : planArrivals(g.arrivals, p, `clients[${i}].arrivals`)),
     then: followUpSpec(g.afterConnect),
-    deadlineMs: g.deadlineMs ?? 0,
+    deadlineMs: g.deadlineMs === undefined
+      ? 0
+      : checked(g.deadlineMs, p, `clients[${i}].deadlineMs`, int(1, MAX_WINDOW_MS)),
     ...(g.startWhen === undefined ? {} : {
       startWhen: {
         metric: g.startWhen.metric,
@@ -164,6 +176,14 @@ function planPoint<M extends Matrix>(
       action: { kind: "acceptPolicy", policy: accept },
     });
   }
+  const serve = def.server.serve === undefined ? undefined : {
+    replyBytes: checked(
+      def.server.serve.replyBytes,
+      p,
+      "server.serve.replyBytes",
+      int(1, MAX_REPLY_BYTES),
+    ),
+  };
   const maxOpenFiles = def.server.maxOpenFiles === undefined
     ? undefined
     : checked(def.server.maxOpenFiles, p, "server.maxOpenFiles", int(8, 1 << 20));
@@ -195,7 +215,9 @@ function planPoint<M extends Matrix>(
       accept,
       acceptAfterMs,
       ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
+      ...(serve === undefined ? {} : { serve }),
     },
+    links: planLinks(def, p, hostOrder),
     groups,
     observe: def.observe,
     expectations,
@@ -224,6 +246,57 @@ function planPoint<M extends Matrix>(
     exclusive: def.exclusive === true ||
       groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS,
   };
+}
+
+/** A sustained group's arrivals at this point: its plan, its count and its mean gap. */
+function planArrivals<P>(
+  a: ArrivalsDefinition<P>,
+  p: P,
+  f: string,
+): { count: number; intervalMs: number; arrivals: ArrivalPlan } {
+  const arrivals: ArrivalPlan = {
+    perSecond: checked(a.perSecond, p, `${f}.perSecond`, int(1, MAX_ARRIVAL_RATE)),
+    forMs: checked(a.forMs, p, `${f}.forMs`, int(1, MAX_WINDOW_MS)),
+    process: a.process ?? "fixed",
+    seed: a.seed ?? 1,
+  };
+  const count = arrivalCount(arrivals);
+  if (count > MAX_COUNT) {
+    fail(
+      f,
+      `${arrivals.perSecond}/s for ${arrivals.forMs} ms opens ${count} connections, more than ${MAX_COUNT}: lower the rate or the duration`,
+    );
+  }
+  return { count, intervalMs: 1000 / arrivals.perSecond, arrivals };
+}
+
+/** The links at this point, every value resolved and checked; unshaped directions left out. */
+function planLinks<M extends Matrix>(
+  def: ExperimentDefinition<M>,
+  p: ParamsOf<M>,
+  hostOrder: readonly string[],
+): PlannedLink[] {
+  const links: PlannedLink[] = [];
+  for (const host of hostOrder) {
+    const link = def.links?.[host];
+    if (link === undefined) continue;
+    const planned: PlannedLink = { host };
+    for (const direction of ["toServer", "toClient"] as const) {
+      const declared = link[direction];
+      if (declared === undefined) continue;
+      const f = `links.${host}.${direction}`;
+      const values: Record<string, number> = {};
+      for (const [k, v] of Object.entries(declared)) {
+        values[k] = checked(v, p, `${f}.${k}`, (x, field) => boundValue(x, field));
+      }
+      const problem = shapeProblem(values);
+      if (problem) fail(problem.field ? `${f}.${problem.field}` : f, problem.detail);
+      const shape = normalizeShape(values, f);
+      if (shapes(shape)) planned[direction] = shape;
+    }
+    if (planned.toServer || planned.toClient) links.push(planned);
+  }
+  return links;
 }
 
 /** The definition's steps present at this point, then one per `startWhen`. */
@@ -291,9 +364,12 @@ function followUpSpec(f: FollowUp | undefined): FollowUpSpec {
   if (f === undefined || f === "nothing") return { kind: "nothing" };
   const bytes = "send" in f ? f.send : undefined;
   const timeoutMs = "read" in f ? f.read.timeoutMs : undefined;
-  if (bytes !== undefined && timeoutMs !== undefined) return { kind: "sendRead", bytes, timeoutMs };
-  if (bytes !== undefined) return { kind: "send", bytes };
-  return { kind: "read", timeoutMs: timeoutMs! };
+  const close = f.close === true ? { close: true as const } : {};
+  if (bytes !== undefined && timeoutMs !== undefined) {
+    return { kind: "sendRead", bytes, timeoutMs, ...close };
+  }
+  if (bytes !== undefined) return { kind: "send", bytes, ...close };
+  return { kind: "read", timeoutMs: timeoutMs!, ...close };
 }
 
 /** Resolves equals / atLeast / atMost at a matrix point into [min, max]. */

@@ -8,6 +8,7 @@ import { parseMetric } from "../describe/metric.ts";
 import type { ClaimRule } from "../describe/types.ts";
 import type { ClaimDecision, RunEvidence, RunResult, Sample } from "../results.ts";
 import { connectionsOf } from "./expect_packets.ts";
+import { runExperience } from "../observe/client_experience.ts";
 
 /** Each metric's last and highest value over the samples. */
 export function summarize(
@@ -69,6 +70,21 @@ export function evidenceOf<P>(run: RunResult): RunEvidence<P> {
     series(metric) {
       return run.samples.flatMap((s) => metric in s.values ? [[s.t, s.values[metric]!]] : []);
     },
+    experience(group) {
+      const e = run.experience?.[group];
+      if (e) return e;
+      const records = run.connections.filter((c) => c.group === group);
+      if (records.length === 0 && !(`clients.${group}.launched` in run.observed)) {
+        throw new RangeError(
+          `No client group "${group}" in this run (groups: ${
+            Object.keys(run.experience ?? {}).join(", ") || "none"
+          })`,
+        );
+      }
+      const last = run.samples.at(-1)?.t ?? 0;
+      return runExperience([group], records, last)[group]!;
+    },
+    links: run.links ?? {},
   };
 }
 

@@ -7,6 +7,7 @@
 import { CLAIMS } from "../describe/catalogue.ts";
 import type { ExperimentResult, LedgerEntry } from "../results.ts";
 import { flipsText } from "./repeat.ts";
+import { modeText } from "../base/format.ts";
 
 /**
  * Builds the ledger in catalogue order.
@@ -22,9 +23,17 @@ export function buildLedger(
     const parts = [
       ...(options.kernel ? [`Linux ${options.kernel}`] : []),
       ...(e.mode === "fast"
-        ? ["shortened timers (--faithful runs the kernel's defaults)"]
+        ? [
+          `${modeText(e.mode, e.shortened)} (--faithful runs ${
+            e.shortened ? "the full-length variant" : "the kernel's defaults"
+          })`,
+        ]
         : e.mode === "faithful"
-        ? ["the kernel's default timers (--faithful)"]
+        ? [
+          e.shortened
+            ? "the full-length variant (--faithful)"
+            : "the kernel's default timers (--faithful)",
+        ]
         : []),
       ...(e.repeats !== undefined && e.repeats > 1 ? [`the same in all ${e.repeats} repeats`] : []),
     ];

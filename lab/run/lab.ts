@@ -29,7 +29,8 @@ import type {
 } from "../results.ts";
 import { DEFAULT_SUBNET4, DEFAULT_SUBNET6, parseSubnet } from "../topology/addressing.ts";
 import { newRunPrefix } from "../topology/netns.ts";
-import { NFT, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
+import { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
+import { netemAvailable } from "../topology/shaping/shaping.ts";
 import { preflight } from "../topology/preflight.ts";
 import { runPoint } from "./point.ts";
 import { defaultJobs, Scheduler } from "./scheduler.ts";
@@ -131,7 +132,7 @@ export class Lab implements AsyncDisposable {
     const t0 = performance.now();
     const repeats = options.repeat ?? 1;
     const pre = await preflight(this.prefix, {
-      tools: neededTools(experiments),
+      tools: () => neededTools(experiments),
       ...(this.#options.log ? { log: this.#options.log } : {}),
     });
     checkSysctls(experiments, pre.namespaceSysctls);
@@ -277,6 +278,7 @@ export class Lab implements AsyncDisposable {
       ...(e.file === undefined ? {} : { file: e.file }),
       passed: runs.every((r) => r.passed),
       mode: e.mode,
+      ...(def.shortened === undefined || e.mode === "default" ? {} : { shortened: def.shortened }),
       durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
       claims: decideClaims(def.claims as never, runs),
@@ -303,12 +305,25 @@ function isHistoricalEntry(e: RunnableExperiment): e is HistoricalEntry {
   return isHistorical(e.definition);
 }
 
-/** The optional tools the experiments need: nft for packet rules, tcpdump for captures. */
-function neededTools(experiments: readonly RunnableExperiment[]): ToolNeed[] {
+/**
+ * The optional tools the experiments need: nft for packet rules and shaped
+ * links (their counting and loss table), tcpdump for captures, tc for netem
+ * or a rate, and iptables for a delay on a kernel without netem (NFQUEUE).
+ */
+async function neededTools(experiments: readonly RunnableExperiment[]): Promise<ToolNeed[]> {
   const plans = experiments.flatMap((e) => isHistoricalEntry(e) ? [] : e.plans);
+  const shapes = plans.flatMap((p) =>
+    p.links.flatMap((l) => [l.toServer, l.toClient].filter((s) => s !== undefined))
+  );
   const needs: ToolNeed[] = [];
-  if (plans.some((p) => p.rules.length)) needs.push(NFT);
+  if (plans.some((p) => p.rules.length) || shapes.length) needs.push(NFT);
   if (plans.some((p) => p.capture.length)) needs.push(TCPDUMP);
+  if (shapes.length) needs.push(TC);
+  const delayed = shapes.filter((s) => s.delayMs > 0);
+  // With jitter the delayer runs on every kernel (see shapeLink()).
+  if (delayed.some((s) => s.jitterMs > 0) || (delayed.length && !await netemAvailable())) {
+    needs.push(IPTABLES);
+  }
   return needs;
 }
 

@@ -54,7 +54,11 @@ export function hasPrivileges(): boolean {
  */
 export async function preflight(
   prefix: string,
-  options: { tools?: readonly ToolNeed[]; log?: (line: string) => void } = {},
+  options: {
+    /** The optional tools to ensure, or a function that says which once the machine is checked. */
+    tools?: readonly ToolNeed[] | (() => Promise<readonly ToolNeed[]>);
+    log?: (line: string) => void;
+  } = {},
 ): Promise<PreflightResult> {
   const problems: string[] = [];
   if (Deno.build.os !== "linux") {
@@ -73,9 +77,8 @@ export async function preflight(
     }
   }
   if (problems.length) throw new PreflightError(problems);
-  if (options.tools?.length) {
-    await ensureTools(options.tools, options.log ? { log: options.log } : {});
-  }
+  const tools = typeof options.tools === "function" ? await options.tools() : options.tools;
+  if (tools?.length) await ensureTools(tools, options.log ? { log: options.log } : {});
   const reaped = await reapStaleNamespaces();
   const kernel = Deno.osRelease();
   let namespaceSysctls: Set<string>;

@@ -113,7 +113,7 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     field: "clients[0].cont",
     says: [
       `did you mean "count"?`,
-      "valid fields: name, host, count, start, afterConnect, deadlineMs",
+      "valid fields: name, host, count, arrivals, start, afterConnect, deadlineMs",
     ],
   },
   {
@@ -208,7 +208,7 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: [
       `unknown client outcome "conected"`,
       `did you mean "connected"?`,
-      "valid: launched, connected, pending, deadline, connect.<ERRNO>, after.<data|eof|timeout|sent|ERRNO>",
+      "valid: launched, connected, pending, deadline, active, connect.<ERRNO>, after.<data|eof|timeout|sent|ERRNO>",
     ],
   },
   {
@@ -922,7 +922,7 @@ Deno.test("matrixPoints() gives one empty point without a matrix and the cross p
 
 // --- the repository's experiments -------------------------------------------
 
-const EXPERIMENTS_DIR = new URL("../../experiments", import.meta.url);
+const EXPERIMENTS_DIR = new URL("../../experiments/", import.meta.url);
 const experimentFiles = [...Deno.readDirSync(EXPERIMENTS_DIR)]
   .filter((e) => e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_"))
   .map((e) => e.name)

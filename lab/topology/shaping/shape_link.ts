@@ -31,7 +31,7 @@
 import { run } from "../../base/command.ts";
 import { CommandError } from "../../base/errors.ts";
 import type { Netns } from "../netns.ts";
-import { ensureTools, NFT, type ToolNeed } from "../packages.ts";
+import { ensureTools, IPTABLES, NFT, TC } from "../packages.ts";
 import { DelayerProcess } from "./_delayer_process.ts";
 import type { LatenessSummary } from "./delay_line.ts";
 import type { DelayerStats } from "./delayer.ts";
@@ -139,15 +139,6 @@ export interface ShapeStats {
 const DEFAULT_QUEUE_LIMIT = 10_000;
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 const DEFAULT_PRIORITY = 10;
-
-/** `iptables` (and `ip6tables`), for the NFQUEUE rule. */
-export const IPTABLES: ToolNeed = {
-  command: "iptables",
-  debianPackage: "iptables",
-  why: "link delay without netem (NFQUEUE)",
-};
-/** `tc`, for netem and tbf. */
-const TC: ToolNeed = { command: "tc", debianPackage: "iproute2", why: "link shaping (tc)" };
 
 /** The tools each kind of shaping needs, checked (and installed) once per process. */
 const toolChecks = new Map<string, Promise<unknown>>();
