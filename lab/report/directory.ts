@@ -110,6 +110,7 @@ export async function writeReport(
       title: e.title,
       serverHost: run.server?.host ?? "server",
       kernel: report.kernel,
+      ...(e.shortened === undefined ? {} : { shortened: e.shortened }),
     }));
     await Deno.mkdir(join(dir, dirname(stem)), { recursive: true });
     await Deno.writeTextFile(join(dir, `${stem}.svg`), svg);
