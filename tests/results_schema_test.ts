@@ -238,7 +238,7 @@ const SYNTHETIC: LabReport = {
       file: "experiments/tiny_backlog.ts",
       passed: false,
       mode: "fast",
-      shortened: "load (1 s of arrivals; --faithful: 20 s)",
+      shortened: "load: 1 s of arrivals instead of 20 s",
       durationMs: 900,
       runs: [
         {
