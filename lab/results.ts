@@ -237,7 +237,7 @@ export interface ShapedDirectionRecord {
   stats: LinkStatsRecord | null;
   /**
    * Why the link's evidence is broken (its delayer exited, dropped packets from a full queue,
-   * or released them later than the tolerance); absent when it is sound. A run with a problem fails.
+   * or released them late beyond the tolerance); absent when it is sound. A run with a problem fails.
    */
   problem?: string;
 }
@@ -452,7 +452,7 @@ export interface ExperimentResult {
   mode: RunMode;
   /**
    * What its default (`fast`) variant shortens, when that is not kernel
-   * timers, e.g. `load (2 s of arrivals)`; `--faithful` runs the full length.
+   * timers, e.g. `load: 1 s of arrivals instead of 20 s`; `--faithful` runs the full length.
    */
   shortened?: string;
   /** Wall-clock time of all its runs, in milliseconds. */

@@ -307,7 +307,7 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   faithfulMatrix?: NoInfer<{ [K in keyof M]?: M[K] }>;
   /**
    * What the default matrix shortens, in a few words, when it is not kernel
-   * timers, e.g. `"load (2 s of arrivals; --faithful: 20 s)"`: the ledger
+   * timers, e.g. `"load: 1 s of arrivals instead of 20 s"`: the ledger
    * and report say so. Needs `faithfulMatrix`.
    */
   shortened?: string;

@@ -8,14 +8,19 @@
 import type { LinkRecord, ShapedDirectionRecord } from "../results.ts";
 
 /**
- * The lateness a delayer may show at its 99th percentile, ms: 2 ms plus 10 %
- * of the declared delay. The delayer measures 0.15–0.6 ms here (the
- * README's figures); a stall of tens of ms (a preempted vCPU) delays a few
- * dozen packets, below the 99th percentile of a run's thousands, while a
- * delayer starved for long, or behind its load, is late for far more.
+ * How late a delayer may release its packets, ms, for a declared delay (plus
+ * jitter): the median at most 0.5 ms + 2 % of it (packets are punctual as a
+ * rule), the mean at most 1 ms + 5 % of it (the average round trip is within
+ * a few percent of the declared one). The delayer measures a median of
+ * 0.03–0.1 ms and a mean under 0.1 ms here (README figures). Its p99 and
+ * maximum are recorded but not judged: on this 2-core VM (its kernel not
+ * preemptible) a stall of 20–40 ms now and then, while namespaces are made
+ * and deleted beside it, makes a few dozen packets late, 1–4 % of a short
+ * run's, which moves neither the mean much nor the queue dynamics a run
+ * decides; a delayer starved for long or behind its load moves both bounds.
  */
-export function latenessToleranceMs(delayMs: number): number {
-  return 2 + delayMs / 10;
+export function latenessTolerance(delayMs: number): { medianMs: number; meanMs: number } {
+  return { medianMs: 0.5 + delayMs / 50, meanMs: 1 + delayMs / 20 };
 }
 
 /**
@@ -35,9 +40,14 @@ export function linkProblem(r: ShapedDirectionRecord, label: string): string | u
     return `${what} dropped ${r.stats.queueDropped} packets from its full queue`;
   }
   const late = r.stats.lateness;
-  const tolerance = latenessToleranceMs(r.shape.delayMs + r.shape.jitterMs);
-  if (late && late.count > 0 && late.p99Ms > tolerance) {
-    return `${what} released 1 % of its packets more than ${late.p99Ms} ms late (p99; tolerance ${tolerance} ms, max ${late.maxMs} ms)`;
+  const tolerance = latenessTolerance(r.shape.delayMs + r.shape.jitterMs);
+  if (late && late.count > 0) {
+    if (late.medianMs > tolerance.medianMs) {
+      return `${what} released half its packets more than ${late.medianMs} ms late (median; tolerance ${tolerance.medianMs} ms)`;
+    }
+    if (late.meanMs > tolerance.meanMs) {
+      return `${what} released its packets ${late.meanMs} ms late on average (tolerance ${tolerance.meanMs} ms; p99 ${late.p99Ms} ms, max ${late.maxMs} ms)`;
+    }
   }
   return undefined;
 }

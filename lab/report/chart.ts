@@ -109,6 +109,8 @@ export interface ChartData {
 
 /** A group opening at least this many connections gets the outcome and distribution panels. */
 export const MANY_CLIENTS = 100;
+/** The room a SYN-resend label takes on the distribution panel, px. */
+const LABEL_PX = 50;
 /** Height of the distribution panel, px. */
 const TIMES_HEIGHT = 160;
 /** Points a distribution's curve is drawn with at most. */
@@ -227,7 +229,7 @@ export function chartData(run: RunResult, serverHost: string): ChartData {
   const synSends = times.length
     ? synSendTimes(clientSysctls(run, serverHost)).map((ms, k) => ({
       t: toSeconds(ms),
-      label: k === 0 ? "SYN" : `SYN resent (${k})`,
+      label: k === 0 ? "SYN" : `resend ${k}`,
     }))
     : [];
   return { server, clients, steps, packets, outcomes, times, synSends };
@@ -434,6 +436,12 @@ export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
     title: "time from the start of connect() (s)",
   };
   const sends = data.synSends.filter((e) => e.t <= tTimes);
+  // A label needs about 50 px: one too close to the last labelled rule keeps its rule only.
+  const labelled: ChartEvent[] = [];
+  for (const e of sends) {
+    const last = labelled.at(-1);
+    if (last === undefined || ((e.t - last.t) / tTimes) * CHART_WIDTH >= LABEL_PX) labelled.push(e);
+  }
   const timesPanel = {
     name: "times",
     height: TIMES_HEIGHT,
@@ -445,7 +453,7 @@ export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
         encoding: { x: timesX },
       },
       {
-        data: { values: sends },
+        data: { values: labelled },
         mark: {
           type: "text" as const,
           align: "left" as const,

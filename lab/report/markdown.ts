@@ -288,7 +288,7 @@ function linksSection(run: RunResult): string[] {
         st ? `${st.offered} / ${st.lost} / ${st.delayed}` : "–",
         st ? String(st.queueDropped) : "–",
         late ? `${late.medianMs} / ${late.p99Ms} / ${late.maxMs} ms` : "–",
-        r.problem ? `**${markdownCell(r.problem)}**` : "ok",
+        r.problem ? `**${r.problem}**` : "ok",
       ]);
     }
   }

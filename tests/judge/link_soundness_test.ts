@@ -3,11 +3,13 @@
  * run, and what the run's error says.
  * @module
  */
-import { match, ok, strictEqual as equal } from "node:assert/strict";
-import { judgeLinks, latenessToleranceMs, linkProblem } from "../../lab/judge/link_soundness.ts";
+import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
+import { judgeLinks, latenessTolerance, linkProblem } from "../../lab/judge/link_soundness.ts";
 import type { LinkRecord, ShapedDirectionRecord } from "../../lab/results.ts";
 
 function direction(o: {
+  medianMs?: number;
+  meanMs?: number;
   p99Ms?: number;
   queueDropped?: number;
   stats?: null;
@@ -27,9 +29,9 @@ function direction(o: {
       queued: 1000,
       lateness: {
         count: 1000,
-        medianMs: 0.03,
+        medianMs: o.medianMs ?? 0.03,
         p99Ms: o.p99Ms ?? 0.2,
-        meanMs: 0.05,
+        meanMs: o.meanMs ?? 0.05,
         maxMs: 30,
         over1ms: 3,
       },
@@ -38,15 +40,17 @@ function direction(o: {
   };
 }
 
-Deno.test("latenessToleranceMs() is 2 ms plus a tenth of the delay", () => {
-  equal(latenessToleranceMs(0), 2);
-  equal(latenessToleranceMs(25), 4.5);
-  equal(latenessToleranceMs(200), 22);
+Deno.test("latenessTolerance() bounds the median and the mean by the delay", () => {
+  deepEqual(latenessTolerance(0), { medianMs: 0.5, meanMs: 1 });
+  deepEqual(latenessTolerance(25), { medianMs: 1, meanMs: 2.25 });
+  deepEqual(latenessTolerance(200), { medianMs: 4.5, meanMs: 11 });
 });
 
-Deno.test("linkProblem() passes a sound link, a single late packet included", () => {
+Deno.test("linkProblem() passes a sound link, a few stalled packets included", () => {
   equal(linkProblem(direction({}), "client → server"), undefined);
-  equal(linkProblem(direction({ p99Ms: 4.5 }), "client → server"), undefined);
+  // 1-4 % of a short run's packets 20-40 ms late: p99 high, mean still within.
+  equal(linkProblem(direction({ p99Ms: 24, meanMs: 0.8 }), "client → server"), undefined);
+  equal(linkProblem(direction({ medianMs: 1, meanMs: 2.25 }), "client → server"), undefined);
 });
 
 Deno.test("linkProblem() names a delayer that stopped, dropped or ran late", () => {
@@ -59,8 +63,12 @@ Deno.test("linkProblem() names a delayer that stopped, dropped or ran late", () 
     /dropped 12 packets from its full queue/,
   );
   match(
-    linkProblem(direction({ p99Ms: 4.6 }), "client → server")!,
-    /released 1 % of its packets more than 4\.6 ms late \(p99; tolerance 4\.5 ms, max 30 ms\)/,
+    linkProblem(direction({ medianMs: 1.2 }), "client → server")!,
+    /released half its packets more than 1\.2 ms late \(median; tolerance 1 ms\)/,
+  );
+  match(
+    linkProblem(direction({ meanMs: 3 }), "client → server")!,
+    /released its packets 3 ms late on average \(tolerance 2\.25 ms; p99 0\.2 ms, max 30 ms\)/,
   );
 });
 

@@ -210,7 +210,7 @@ Deno.test("chartData() of a run of many clients: outcome bars stacked per bin, d
   assert.equal(reply.at(-1)!.share, 90, "the reset 10 % never got a reply");
   // tcp_syn_linear_timeouts 4: resends 1 s apart five times, then doubling.
   assert.deepEqual(d.synSends.map((e) => e.t), [0, 1, 2, 3, 4, 5, 7]);
-  assert.equal(d.synSends[1]!.label, "SYN resent (1)");
+  assert.equal(d.synSends[1]!.label, "resend 1");
   // A run of a few clients gets neither panel.
   const small = chartData(syntheticRun(), "server");
   assert.deepEqual([small.outcomes, small.times, small.synSends], [[], [], []]);
@@ -239,7 +239,7 @@ Deno.test("the rendered SVG of a run of many clients has the outcome and distrib
   assert.match(svg, /Y-axis titled 'client outcomes per s'/);
   assert.match(svg, /X-axis titled 'time from the start of connect\(\) \(s\)'/);
   assert.match(svg, /Y-axis titled 'share of clients \(%\)'/);
-  for (const label of ["SYN resent (1)", "connect() returned", "first reply byte"]) {
+  for (const label of ["resend 1", "connect() returned", "first reply byte"]) {
     assert.ok(svg.includes(`>${label}</text>`), `the chart labels "${label}"`);
   }
   assert.match(svg, /shortened load: 1 s/);
