@@ -203,7 +203,7 @@ export default defineExperiment<
           situation(s0)
         }, tcp_abort_on_overflow=0: the server never stopped answering SYNs, it dropped those that found its accept queue full (every one, since Linux 4.10: not at random; before 4.10 only while young requests waited, so most were answered and half-open connections grew). ${
           parts.map((x) => x.text).join(". ")
-        }. The server's connections stay bounded by its queues; only with syncookies do the client's grow (cookie connections the server has not taken yet)`,
+        }. On the server the connections do not keep growing: its accept queue stays at its limit; only with syncookies do the client's (cookie connections the server has not taken yet)`,
       };
     },
     "A3.2": (runs) => {
