@@ -22,6 +22,7 @@ import { Progress } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";
 import {
   checksTable,
+  clientsTable,
   experimentLine,
   ledgerTable,
   phasesTable,
@@ -319,6 +320,8 @@ function printExperiment(
   if (table) log(table);
   if (!verbose) return;
   log(phasesTable(result));
+  const clients = clientsTable(result, terminalWidth());
+  if (clients) log(clients);
   for (const run of result.runs) {
     const chart = terminalChart(run, run.server.host);
     if (chart) log(`${paramsText(run.params) || "(single run)"}\n${chart}`);
