@@ -195,6 +195,8 @@ function planPoint<M extends Matrix>(
     ...(r.group === undefined ? {} : { group: r.group }),
     initially: r.initially ?? "on",
   }));
+  const exclusive = def.exclusive === true ||
+    groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS;
   const metricNames = new Set([
     ...defaultMetrics(hostOrder, serverHost, groups.map((g) => g.name)),
     ...expectations.map((e) => e.metric),
@@ -243,8 +245,8 @@ function planPoint<M extends Matrix>(
       }
       return planned;
     }),
-    exclusive: def.exclusive === true ||
-      groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS,
+    exclusive,
+    heavy: !exclusive && groups.some((g) => g.arrivals !== undefined && g.count > 0),
   };
 }
 

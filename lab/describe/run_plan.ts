@@ -181,6 +181,11 @@ export interface RunPlan {
   metrics: Metric[];
   /** Runs alone: the definition says so, or it opens {@linkcode EXCLUSIVE_CONNECTIONS} or more connections. */
   exclusive: boolean;
+  /**
+   * Keeps the CPUs busy for its whole length (a group with sustained
+   * arrivals): it runs beside lighter points, but only a few such at once.
+   */
+  heavy: boolean;
 }
 
 /** An experiment with its matrix planned for one mode, as loading returns it. */

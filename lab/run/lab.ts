@@ -265,7 +265,11 @@ export class Lab implements AsyncDisposable {
           ended = performance.now();
           this.#emit({ kind: "run-end", ...point, result: outcome.result });
           return outcome.result;
-        }, { exclusive: plan.exclusive, estimateMs: o.estimateMs ?? plan.observe.windowMs })
+        }, {
+          exclusive: plan.exclusive,
+          heavy: plan.heavy,
+          estimateMs: o.estimateMs ?? plan.observe.windowMs,
+        })
       ),
     );
     const failed = settled.find((s) => s.status === "rejected");

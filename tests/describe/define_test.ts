@@ -2063,6 +2063,7 @@ Deno.test("defineExperiment() allows a step named start <group> for a group with
 Deno.test("planRuns() runs a point alone when the definition says exclusive or it opens 1000+ connections", () => {
   const plan = (d: Loose) => planRuns(defineExperiment(asDefinition(d)), { faithful: false });
   equal(plan(base())[0]!.exclusive, false);
+  equal(plan(base())[0]!.heavy, false);
   equal(plan({ ...base(), exclusive: true })[0]!.exclusive, true);
   equal(plan({ ...base(), exclusive: false })[0]!.exclusive, false);
   // Counted over every group of the point: 999 + 1 reaches EXCLUSIVE_CONNECTIONS.
@@ -2289,11 +2290,13 @@ Deno.test("planRuns() turns arrivals into their count, mean gap and plan; sustai
     seed: 1,
   });
   equal(fixed.exclusive, false);
+  equal(fixed.heavy, true, "sustained arrivals keep the CPUs busy");
   const poisson = plan({ perSecond: 400, forMs: 20_000, process: "poisson", seed: 7 });
   // The count is the seeded process's: the same each time, near 400/s × 20 s.
   equal(poisson.groups[0]!.count, plan({ ...poisson.groups[0]!.arrivals }).groups[0]!.count);
   assert(Math.abs(poisson.groups[0]!.count - 8000) < 4 * Math.sqrt(8000));
   equal(poisson.exclusive, true, "8,000 connections run alone");
+  equal(poisson.heavy, false, "alone, it needs no other bound");
   checkError(
     definitionError(() => plan({ perSecond: 100_000, forMs: 2000 })),
     "clients[0].arrivals",
