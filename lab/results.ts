@@ -173,7 +173,10 @@ export interface GroupExperience {
   connectMs: Distribution | null;
   /** From connect() to the first reply byte, over the connections that got one; null for none. */
   firstByteMs: Distribution | null;
-  /** Outcome events by when they happened, in bins of `binMs` from the release. */
+  /**
+   * Outcome events by when they happened, in bins of `binMs` from the release:
+   * the bins with an event, in time order (a bin without one is left out).
+   */
   overTime: { binMs: number; bins: OutcomeBin[] };
 }
 

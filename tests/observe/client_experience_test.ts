@@ -87,11 +87,8 @@ Deno.test("experienceOf() counts outcomes, distributions and outcome events per 
   deepEqual(x.connectMs, { count: 3, p50: 60, p90: 1040, p99: 1040, max: 1040 });
   deepEqual(x.firstByteMs, { count: 1, p50: 95, p90: 95, p99: 95, max: 95 });
   equal(x.overTime.binMs, 20);
-  equal(x.overTime.bins.length, 176, "bins from 0 through 3500 ms");
-  const nonEmpty = x.overTime.bins.filter((b) =>
-    b.connected + b.reset + b.refused + b.timedOut + b.failed > 0
-  );
-  deepEqual(nonEmpty, [
+  // Only the bins with an event, of the 176 from 0 through 3500 ms.
+  deepEqual(x.overTime.bins, [
     // connects at 5 and 15 ms, the refusal at 12 ms
     { t: 0, connected: 2, reset: 0, refused: 1, timedOut: 0, failed: 0 },
     // the reset at 25 ms and a connect at 30 ms
@@ -116,7 +113,7 @@ Deno.test("runExperience() gives every group one bin width, covering the last ev
   const x = runExperience(["g", "h", "none"], [a, b], 500);
   equal(x.g!.overTime.binMs, 20, "span 2000 ms");
   equal(x.h!.overTime.binMs, 20);
-  equal(x.g!.overTime.bins.length, x.h!.overTime.bins.length);
+
   equal(x.none!.connections, 0);
   equal(x.none!.connectMs, null);
 });
