@@ -7,11 +7,11 @@
  * as soon as the namespaces exist: {@linkcode Topology.create} makes the
  * namespaces, {@linkcode Topology.connect} the rest, concurrently.
  *
- * Disposal first removes the shaping (each shaped link takes its final
- * counters and lets its delayer release what it holds), then deletes the
- * namespaces, which takes their links and nftables tables with them (without
- * `ip link del`'s ~30 ms wait for RCU); only a link or table whose namespace
- * could not be deleted is removed on its own.
+ * Disposal first ends the shaping's delayers (read their counters before,
+ * with `linkRecords()`), then deletes the namespaces, which takes their links,
+ * nftables tables, qdiscs and iptables rules with them (without `ip link
+ * del`'s ~30 ms wait for RCU, or a command for each); only a link or table
+ * whose namespace could not be deleted is removed on its own.
  * @module
  */
 import { disposeAll, settleAll } from "../base/resources.ts";
@@ -227,16 +227,18 @@ export class Topology implements AsyncDisposable {
   }
 
   /**
-   * Removes the shaping (each delayer releases what it holds first), then
-   * deletes the namespaces (with everything inside them). Idempotent; the
-   * namespaces are deleted whatever the shaping's removal did, and every
+   * Ends the shaping's delayers (each releases what it holds), then deletes
+   * the namespaces, with everything inside them: the shaping's rules, qdiscs
+   * and tables go with them, like the links and packet rules. Idempotent; the
+   * namespaces are deleted whatever ending the delayers did, and every
    * failure is kept.
    */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
     const errors: unknown[] = [];
-    await disposeAll(this.#shaped.map((s) => s.link)).catch((err) => errors.push(err));
+    const ended = await Promise.allSettled(this.#shaped.map((s) => s.link.release()));
+    for (const r of ended) if (r.status === "rejected") errors.push(r.reason);
     try {
       await disposeAll([...this.#namespaces.values()]);
       for (const l of this.#links) l.release();

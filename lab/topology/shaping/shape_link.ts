@@ -161,6 +161,8 @@ function toolsFor(mechanism: ShapeMechanism | "none"): Promise<unknown> {
 const inUse = new Map<string, Set<number>>();
 
 function allocateIndex(nsName: string): number {
+  // Numbers of namespaces since deleted (a released link's stay taken until then) are forgotten.
+  for (const name of inUse.keys()) if (!namespaceExists(name)) inUse.delete(name);
   const used = inUse.get(nsName) ?? new Set<number>();
   inUse.set(nsName, used);
   let n = 0;
@@ -574,6 +576,24 @@ export class ShapedLink implements AsyncDisposable {
       }
     } catch { /* the namespace is gone */ }
     return 0;
+  }
+
+  /**
+   * For a caller about to delete the link's namespace: ends the delayer (it
+   * releases what it still holds) and forgets the rest, which the
+   * namespace's deletion removes with it (the NFQUEUE rules, the qdiscs,
+   * the table), without running a command for each; the link's number
+   * (queue and table) stays taken until then. Takes no final counters: read
+   * them with {@linkcode ShapedLink.stats} first. Idempotent; disposal
+   * afterwards does nothing.
+   */
+  release(): Promise<void> {
+    // The rest stays in the namespace until its deletion, and with it the link's number.
+    this.#disposing ??= (async () => {
+      this.#stack.move();
+      await this.#delayer?.[Symbol.asyncDispose]();
+    })();
+    return this.#disposing;
   }
 
   /**
