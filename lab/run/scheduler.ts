@@ -4,7 +4,7 @@
  * when a few matrix points are much longer than the rest. An exclusive task
  * runs alone: it waits until nothing else runs, and nothing starts beside it.
  * A heavy task (one that keeps the CPUs busy for its whole length) runs
- * beside lighter ones, but at most one per four jobs at once: a lighter task
+ * beside lighter ones, but at most one per two jobs at once: a lighter task
  * queued behind a waiting heavy one starts in its place.
  * @module
  */
@@ -41,7 +41,7 @@ export function defaultJobs(): number {
 export class Scheduler {
   /** The most tasks that run at once. */
   readonly jobs: number;
-  /** The most heavy tasks that run at once: one per four jobs, at least one. */
+  /** The most heavy tasks that run at once: one per two jobs, at least one. */
   readonly heavyJobs: number;
   #running = 0;
   #heavyRunning = 0;
@@ -60,7 +60,7 @@ export class Scheduler {
       throw new RangeError(`Cannot run ${jobs} jobs at once: give a whole number ≥ 1`);
     }
     this.jobs = jobs;
-    this.heavyJobs = Math.max(1, Math.floor(jobs / 4));
+    this.heavyJobs = Math.max(1, Math.floor(jobs / 2));
   }
 
   /** Tasks running now. */

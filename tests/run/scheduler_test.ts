@@ -104,11 +104,12 @@ Deno.test("Scheduler puts exclusive tasks queued together first", async () => {
   deepEqual(log.filter((l) => l.startsWith("start")), ["start x", "start p", "start q"]);
 });
 
-Deno.test("Scheduler runs at most one heavy task per four jobs; lighter ones start in their place", async () => {
+Deno.test("Scheduler runs at most one heavy task per two jobs; lighter ones start in their place", async () => {
   const log: string[] = [];
-  const s = new Scheduler(8);
+  const s = new Scheduler(4);
   equal(s.heavyJobs, 2);
-  equal(new Scheduler(3).heavyJobs, 1);
+  equal(new Scheduler(8).heavyJobs, 4);
+  equal(new Scheduler(1).heavyJobs, 1);
   // Heavy ones are the longest, so they are first in line.
   const tasks = [
     ...["h1", "h2", "h3"].map((name) => ({ name, heavy: true, estimateMs: 1000 })),
