@@ -294,7 +294,8 @@ export interface RunResult {
   /** The matrix point: each parameter's value for this run. */
   params: Record<string, number | string | boolean>;
   /**
-   * `fast`: kernel timers shortened for speed; `faithful`: the kernel's
+   * `fast`: shortened for speed (kernel timers, or a load's length: see
+   * `ExperimentResult.shortened`); `faithful`: the full variant, the kernel's
    * defaults (`--faithful`); `default`: the experiment has no faithful variant.
    */
   mode: RunMode;
