@@ -47,8 +47,9 @@ Options:
   --json          print one JSON document instead of the report
   --verbose       show every check, each run's phase times and a terminal
                   chart of its queues
-  --faithful      run timer experiments with the kernel's default timers (slow:
-                  minutes); by default they shorten the timers they are not about
+  --faithful      run timer experiments with the kernel's default timers and
+                  load experiments at full length (slow: minutes); by default
+                  they shorten the timers they are not about, or the load
   --ledger        print only the claims ledger, every catalogue claim, running
                   the experiments that decide them
   --report DIR    also write DIR/report.md, DIR/results.json, a chart (SVG
