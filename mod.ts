@@ -58,7 +58,23 @@ export {
   type RunnableExperiment,
   type RunOptions,
 } from "./lab/run/lab.ts";
-export { preflight, type PreflightResult } from "./lab/topology/preflight.ts";
+export {
+  preflight,
+  type PreflightOptions,
+  type PreflightResult,
+} from "./lab/topology/preflight.ts";
+export { reapDeadRuns, type ReapResult } from "./lab/topology/reap.ts";
+export {
+  MachineLock,
+  type MachineLockOptions,
+  type MachineTicket,
+} from "./lab/run/machine_lock.ts";
+export {
+  type RecordEntry,
+  RunRecord,
+  type RunRecordOptions,
+  RUNS_ROOT,
+} from "./lab/base/run_record.ts";
 export { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
 export { buildLedger } from "./lab/judge/ledger.ts";
@@ -85,9 +101,11 @@ export {
   type CaptureFile,
   type ReportFiles,
   type ReportInput,
+  ReportWriteError,
   writeReport,
   type WriteReportOptions,
 } from "./lab/report/directory.ts";
+export { type Owner, sudoOwner } from "./lab/base/owner.ts";
 export { reportMarkdown } from "./lab/report/markdown.ts";
 export { type Counters, parseCounters } from "./lab/observe/counters.ts";
 export { parseProcNetTcp, parseSs, type SocketRow } from "./lab/observe/socket_table.ts";

@@ -108,7 +108,12 @@ export default defineExperiment({
   capture: ["server"],
   // Release ≈ 1.0 s, the half group's RSTs at its 1.4 s retransmission; 3.5 s leaves the 3.0 s
   // retransmission as a margin should the 1.4 s one be missed.
-  observe: { intervalMs: 20, windowMs: 3500 },
+  // The window is the deadline of waiting for the half group's first segment after the release,
+  // not a tolerance: it comes at its next data retransmission (0.2, 0.6, 1.4, 3.0, 6.2 s after its
+  // send). The release comes once the requests are gone (~1 s), so normally the 1.4 s one, and
+  // every check has settled by ~1.5 s; on a busy machine that sees the requests go late, the
+  // 3.0 or 6.2 s one. 7 s lets a release up to 5 s late still be judged.
+  observe: { intervalMs: 20, windowMs: 7000 },
   expect: [
     { name: "half connect() returned", metric: "clients.half.connected", equals: 2, stableMs: 0 },
     { name: "accept queue filled", metric: "server.recvQ", equals: 3, over: "peak" },

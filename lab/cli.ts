@@ -2,14 +2,16 @@
  * `deno task lab`: a thin shell over the library. It parses flags, loads
  * (and plans) the experiments, runs them with {@linkcode Lab.run}, prints
  * what the lab reports as it goes and the ledger at the end, writes the
- * report directory, and turns SIGINT/SIGTERM into an abort that still removes
- * everything.
+ * report directory, and turns SIGINT, SIGTERM, SIGHUP and SIGQUIT into an
+ * abort that still removes everything.
  * @module
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
+import { didYouMean } from "./base/suggest.ts";
+import { parseSubnet } from "./topology/addressing.ts";
 import { paramsText, plural, seconds } from "./base/format.ts";
 import { CLAIMS } from "./describe/catalogue.ts";
 import { isHistorical } from "./describe/historical.ts";
@@ -17,7 +19,8 @@ import { type LoadedExperiment, loadExperiments } from "./describe/load.ts";
 import { compareReports } from "./judge/compare.ts";
 import { CompareInputError, loadReport } from "./judge/load_report.ts";
 import { comparisonMarkdown, comparisonTable } from "./report/compare_text.ts";
-import { prepareReportDir, writeReport } from "./report/directory.ts";
+import { prepareReportDir, ReportWriteError, writeReport } from "./report/directory.ts";
+import { sudoOwner } from "./base/owner.ts";
 import { Progress } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";
 import {
@@ -42,7 +45,8 @@ network namespaces, and prints what the kernel did next to what each
 experiment expected, then the claims ledger. Needs root.
 
 Options:
-  --filter RE     run only experiments whose id, file or claim ids match RE
+  --filter RE     run only experiments whose id or file matches RE, or one of
+                  whose claim ids RE matches whole (--filter A4.1: claim A4.1)
   --list          list the experiments and the claims they decide; run nothing
   --json          print one JSON document instead of the report
   --verbose       show every check, each run's phase times and a terminal
@@ -67,36 +71,60 @@ Options:
   -h, --help      this text
 
 Exit status: 0 all expectations held; 1 one failed; 2 bad usage or a bad
-experiment definition; 3 the machine cannot run the lab; 130/143 interrupted.`;
+experiment definition; 3 the machine cannot run the lab; 4 all held but the
+--report directory could not be written; 129/130/131/143 interrupted by
+SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing everything).`;
 
 const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments", import.meta.url));
+
+/** The command line's options (`node:util` `parseArgs`). */
+const OPTIONS = {
+  filter: { type: "string" },
+  list: { type: "boolean" },
+  json: { type: "boolean" },
+  verbose: { type: "boolean" },
+  faithful: { type: "boolean" },
+  ledger: { type: "boolean" },
+  report: { type: "string" },
+  compare: { type: "boolean" },
+  markdown: { type: "boolean" },
+  subnet: { type: "string" },
+  subnet6: { type: "string" },
+  jobs: { type: "string", short: "j" },
+  repeat: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * A `parseArgs` error in the lab's words, with a did-you-mean for a
+ * misspelled option: Node's own message quotes the option unevenly and
+ * suggests nothing.
+ */
+export function usageProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+  if (unknown !== undefined) {
+    const name = unknown.replace(/^-+/, "").split("=")[0]!;
+    const hint = didYouMean(name, Object.keys(OPTIONS)).replace(/"([^"]+)"/, '"--$1"');
+    return `Unknown option "${unknown}"${hint}`;
+  }
+  const missing = /^Option '([^']+?)(?: <value>)?' argument missing/.exec(message)?.[1];
+  if (missing !== undefined) return `Option "${missing.split(",").at(-1)!.trim()}" needs a value`;
+  const positional = /^Option '([^']+)' does not take an argument/.exec(message)?.[1];
+  if (positional !== undefined) {
+    return `Option "${positional.split(",").at(-1)!.trim()}" takes no value`;
+  }
+  return message.split("\n")[0]!.replace(/\.$/, "");
+}
 
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   let flags;
   try {
-    flags = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        filter: { type: "string" },
-        list: { type: "boolean" },
-        json: { type: "boolean" },
-        verbose: { type: "boolean" },
-        faithful: { type: "boolean" },
-        ledger: { type: "boolean" },
-        report: { type: "string" },
-        compare: { type: "boolean" },
-        markdown: { type: "boolean" },
-        subnet: { type: "string" },
-        subnet6: { type: "string" },
-        jobs: { type: "string", short: "j" },
-        repeat: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    flags = parseArgs({ args, allowPositionals: true, options: OPTIONS });
   } catch (err) {
-    console.error(`${err instanceof Error ? err.message : err}\nSee --help.`);
+    const problem = usageProblem(err);
+    console.error(`${problem}${problem.endsWith("?") ? "" : "."} See --help.`);
     return 2;
   }
   const { values, positionals } = flags;
@@ -136,6 +164,25 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
   }
+  for (
+    const [flag, value, family] of [["--subnet", values.subnet, 4], [
+      "--subnet6",
+      values.subnet6,
+      6,
+    ]] as const
+  ) {
+    if (value === undefined) continue;
+    try {
+      parseSubnet(value, family);
+    } catch (err) {
+      console.error(
+        `Invalid ${flag} "${value}": ${
+          (err as Error).message.replace(/^Cannot use lab (subnet|prefix) "[^"]*": /, "")
+        }`,
+      );
+      return 2;
+    }
+  }
   let filter: RegExp | undefined;
   try {
     filter = values.filter === undefined ? undefined : new RegExp(values.filter);
@@ -159,9 +206,11 @@ export async function main(args: string[]): Promise<number> {
     throw err;
   }
   if (filter) {
+    // A claim id matches whole: --filter A4.1 is claim A4.1, not A4.10 too.
+    const claim = new RegExp(`^(?:${filter.source})$`);
     experiments = experiments.filter((e) =>
       filter.test(e.definition.id) || filter.test(e.file) ||
-      Object.keys(e.definition.claims).some((c) => filter.test(c))
+      Object.keys(e.definition.claims).some((c) => claim.test(c))
     );
     if (experiments.length === 0) {
       console.error(`No experiment matches --filter "${values.filter}"; see --list`);
@@ -180,21 +229,22 @@ export async function main(args: string[]): Promise<number> {
   }
 
   const controller = new AbortController();
-  let stopSignal: Deno.Signal | undefined;
-  const onSignal = (sig: Deno.Signal) => () => {
+  let stopSignal: StopSignal | undefined;
+  const onSignal = (sig: StopSignal) => () => {
     stopSignal ??= sig;
     controller.abort(new Error(`Interrupted by ${sig}`));
   };
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  const handlers = STOP_SIGNALS.map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   try {
     return await runAll(experiments, { ...values, jobs, repeat, args }, controller.signal);
   } catch (err) {
     if (stopSignal) {
-      console.error(
+      // After SIGHUP the terminal may be gone: the exit status still says what happened.
+      tryWrite(
         `Interrupted by ${stopSignal}; every namespace and process of this run was removed.`,
       );
-      return stopSignal === "SIGINT" ? 130 : 143;
+      return 128 + SIGNAL_NUMBERS[stopSignal];
     }
     if (err instanceof PreflightError || err instanceof ExperimentDefinitionError) {
       console.error(err.message);
@@ -204,6 +254,27 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   }
+}
+
+/**
+ * The signals that stop a run, each like the others: the run is aborted,
+ * everything it made is removed, and the exit status is 128 + the signal's
+ * number. SIGHUP is a closed terminal or a dropped ssh session.
+ */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
+type StopSignal = (typeof STOP_SIGNALS)[number];
+const SIGNAL_NUMBERS: Record<StopSignal, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGTERM: 15,
+};
+
+/** Writes a line to stderr, or nothing when it is closed (a hung-up terminal). */
+function tryWrite(line: string): void {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+  } catch { /* nowhere to write */ }
 }
 
 interface RunFlags {
@@ -231,6 +302,7 @@ async function runAll(
     progress?.clear();
     console.log(s);
   };
+  let waited = false;
   const onEvent = (e: LabEvent) => {
     switch (e.kind) {
       case "start":
@@ -242,6 +314,7 @@ async function runAll(
         if (e.reaped.length) {
           log(`Removed ${e.reaped.length} namespaces left by a dead run: ${e.reaped.join(", ")}`);
         }
+        for (const line of e.leftAlone ?? []) log(`Left alone: ${line}`);
         progress = new Progress(e.outlines, {
           live: Deno.stderr.isTerminal() && !Deno.env.get("CI"),
           repeats: e.repeats,
@@ -251,6 +324,14 @@ async function runAll(
       case "run-start":
       case "run-end":
         progress?.onEvent(e);
+        return;
+      case "waiting":
+        // Once: other labs on the machine hold it; the points start as they finish.
+        if (!waited) {
+          waited = true;
+          progress?.clear();
+          console.error(`Waiting for other labs on this machine: ${e.why}`);
+        }
         return;
       case "experiment":
         printExperiment(e.result, flags.verbose ?? false, log);
@@ -281,20 +362,40 @@ async function runAll(
     log(`\nRepeats (${flags.repeat} of each experiment, ${flags.jobs} jobs at once):`);
     log(repeatTable(run.repeats, terminalWidth()));
   }
+  // The report is written once the results are shown, so that a report that cannot be written
+  // loses nothing; with --json before, so that the document printed is results.json (chart paths
+  // included).
   let reportLine: string | undefined;
-  if (flags.report !== undefined) {
-    const files = await writeReport(flags.report, run);
-    reportLine = `Report: ${join(flags.report, files.markdown)} (${
-      plural(files.charts.length / 2, "chart")
-    }, ${plural(files.pcaps.length, "pcap")})`;
-    if (flags.json) console.error(reportLine);
-  }
-  if (flags.json) console.log(JSON.stringify(report, null, 2));
-  else if (flags.ledger) {
+  let reportError: string | undefined;
+  const writeReportDir = async () => {
+    if (flags.report === undefined) return;
+    try {
+      const owner = sudoOwner();
+      const files = await writeReport(flags.report, run, {
+        registerTemp: (path) => lab.addTempPath(path),
+        ...(owner ? { owner } : {}),
+      });
+      reportLine = `Report: ${join(flags.report, files.markdown)} (${
+        plural(files.charts.length / 2, "chart")
+      }, ${plural(files.pcaps.length, "pcap")})`;
+    } catch (err) {
+      if (!(err instanceof ReportWriteError)) throw err;
+      reportError = err.message;
+    }
+  };
+  if (flags.json) {
+    await writeReportDir();
+    if (reportLine) console.error(reportLine);
+    console.log(JSON.stringify(report, null, 2));
+  } else if (flags.ledger) {
     console.log(`Claims ledger (Linux ${report.kernel}):`);
     console.log(ledgerTable(report.ledger, terminalWidth()));
-    const failed = report.experiments.filter((r) => !r.passed).map((r) => r.id);
-    if (failed.length) console.log(`Failed experiments: ${failed.join(", ")}`);
+    const failed = report.experiments.filter((r) => !r.passed);
+    if (failed.length) {
+      console.log(`\nFailed experiments (${failed.length}):`);
+      for (const e of failed) printExperiment(e, false, (s) => console.log(s));
+    }
+    await writeReportDir();
     if (reportLine) console.log(reportLine);
   } else {
     log(`\nClaims ledger (Linux ${report.kernel}):`);
@@ -305,10 +406,18 @@ async function runAll(
         seconds(report.durationMs)
       }`,
     );
+    await writeReportDir();
     if (reportLine) log(reportLine);
+  }
+  if (reportError !== undefined) {
+    console.error(reportError);
+    return report.passed ? EXIT_REPORT : 1;
   }
   return report.passed ? 0 : 1;
 }
+
+/** The exit status when every expectation held but the report could not be written. */
+const EXIT_REPORT = 4;
 
 /** An experiment's line, its failed checks (every check with `verbose`), phases and charts. */
 function printExperiment(

@@ -343,6 +343,12 @@ export interface RunResult {
    */
   originEpochMs?: number;
   /**
+   * Packets the machine's per-CPU input queues dropped while the run was
+   * observed (`/proc/net/softnet_stat`, shared by every namespace: a packet
+   * dropped there never reached TCP). Absent when none was.
+   */
+  inputQueueDrops?: number;
+  /**
    * With `--report DIR`: per captured host, its pcap file, relative to DIR
    * (`pcaps/<experiment>/<run>-<host>.pcap`).
    */
@@ -448,7 +454,7 @@ export interface ExperimentResult {
   hypothesis: string;
   /** The experiment file it was loaded from, relative to the working directory. */
   file?: string;
-  /** Whether every run passed. */
+  /** Whether every run passed and every claim rule decided (a claim error fails the experiment). */
   passed: boolean;
   /** Why it was not run, if it was skipped; the ledger ignores a skipped experiment's claims. */
   skipped?: string;
@@ -571,6 +577,12 @@ export type LabEvent =
     kernel: string;
     /** Namespaces of dead runs that were removed. */
     reaped: string[];
+    /**
+     * What reaping left alone, each with why: entries of `/run/netns` named
+     * like the lab's that no run record names, and what a dead run's record
+     * names but could not be removed.
+     */
+    leftAlone?: string[];
     /** Matrix points that run at once. */
     jobs: number;
     /** How many times each experiment runs. */
@@ -579,6 +591,20 @@ export type LabEvent =
     outlines: ExperimentOutline[];
   }
   | ProgressEvent
+  | {
+    /**
+     * A matrix point waits for the machine: other labs on it hold every slot,
+     * or run a point that must run alone (sent once per point, after 0.5 s).
+     */
+    kind: "waiting";
+    experiment: string;
+    index: number;
+    of: number;
+    /** What it waits for, in words. */
+    why: string;
+    /** The repeat (1-based) when the experiment runs several times. */
+    repeat?: number;
+  }
   | {
     /** An experiment is done (all its repeats), and so is every one before it. */
     kind: "experiment";

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import { hasPrivileges } from "../lab/topology/preflight.ts";
 import { libc } from "../lab/topology/setns.ts";
 import { MARKER_ENV } from "../lab/topology/netns.ts";
+import { RunRecord } from "../lab/base/run_record.ts";
+import { readLines } from "../lab/base/lines.ts";
 
 export { until } from "../lab/base/wait.ts";
 
@@ -18,6 +20,9 @@ let warned = false;
 // The lab opens libc once per process (its sampler reads sockets over netlink through it); open
 // it here, so that the test sanitizers do not count that as a resource a test leaked.
 if (PRIVILEGED) libc();
+// Namespaces made outside a Lab go into the process's run record, whose lock file stays open
+// for the process's life: open it here too, for the same reason.
+if (PRIVILEGED) await RunRecord.ofProcess();
 
 /**
  * A test that needs root (namespaces). Without root it is skipped loudly;
@@ -96,6 +101,14 @@ export async function hostVeths(): Promise<string[]> {
   return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
 }
 
+/**
+ * This deno's cache directory, passed on to the CLIs the tests start: a test
+ * that gives one its own XDG_CACHE_HOME (for the lab's times cache) would
+ * otherwise move deno's cache too, and compile everything again.
+ */
+const DENO_DIR = Deno.env.get("DENO_DIR") ||
+  `${Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME") ?? "/root"}/.cache`}/deno`;
+
 /** Starts the CLI as a child process. */
 export function spawnCli(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -104,7 +117,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Deno
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
+    env: { NO_COLOR: "1", DENO_DIR, ...env },
   }).spawn();
 }
 
@@ -127,4 +140,59 @@ export async function runCli(
     stderr: d.decode(out.stderr),
     prefix: cliPrefix(child.pid),
   };
+}
+
+/**
+ * Runs the shell `script` as root in a mount namespace of its own, where
+ * `/run/netns` and `/run/backlog-lab` are empty tmpfs mounts: the
+ * namespaces and run records made there are seen by nothing else on the
+ * machine (other developers' labs included), and it sees none of theirs. For
+ * tests that must create what no lab may touch: foreign-looking namespaces,
+ * junk entries. `$DENO` is this deno and `$ROOT` the repository.
+ */
+export async function isolated(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const setup = [
+    "set -eu",
+    "mkdir -p /run/netns /run/backlog-lab",
+    "mount -t tmpfs bl-test /run/netns",
+    "mount --make-shared /run/netns",
+    "mount -t tmpfs bl-test /run/backlog-lab",
+    'cd "$ROOT"',
+  ].join("\n");
+  const out = await new Deno.Command("unshare", {
+    args: ["--mount", "--propagation", "private", "sh", "-c", `${setup}\n${script}`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { DENO: Deno.execPath(), ROOT, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...env },
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+/**
+ * Starts `tests/_dead_run.ts` (a run to be SIGKILLed) with its records under
+ * `root` and waits until it made what `asks` says; returns it, the lines it
+ * printed and its run id.
+ */
+export async function startDeadRun(
+  root: string,
+  asks: string[],
+): Promise<{ child: Deno.ChildProcess; lines: string[]; id: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}tests/_dead_run.ts`, root, ...asks],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const lines: string[] = [];
+  for await (const line of readLines(child.stdout)) {
+    lines.push(line);
+    if (line.startsWith("ready ")) break;
+  }
+  return { child, lines, id: lines.at(-1)?.slice("ready ".length) ?? "" };
 }

@@ -1,7 +1,18 @@
 import { tmpdir } from "node:os";
 import { deepStrictEqual as deepEqual, match, ok, strictEqual as equal } from "node:assert/strict";
-import { labProcesses, namespacesWith, ROOT, rootTest, runCli } from "./_helpers.ts";
+import {
+  cliPrefix,
+  isolated,
+  labProcesses,
+  namespacesWith,
+  ROOT,
+  rootTest,
+  runCli,
+  spawnCli,
+  until,
+} from "./_helpers.ts";
 import { CLAIMS } from "../lab/describe/catalogue.ts";
+import { rootCommand } from "../lab/topology/preflight.ts";
 import { join } from "node:path";
 import type { ExperimentResult, LabReport } from "../lab/results.ts";
 import { assertChartShowsSamples } from "./_chart_svg.ts";
@@ -31,6 +42,72 @@ Deno.test("the CLI rejects an unknown flag and a bad --filter with exit 2", asyn
   const c = await runCli(["--filter", "no-such-experiment", "--list"]);
   equal(c.code, 2);
   match(c.stderr, /No experiment matches/);
+});
+
+Deno.test("the CLI answers a misspelled option with a did-you-mean, in one line (exit 2)", async () => {
+  for (
+    const [args, want] of [
+      [["--filtr", "x"], 'Unknown option "--filtr"; did you mean "--filter"? See --help.'],
+      [["--verbos"], 'Unknown option "--verbos"; did you mean "--verbose"? See --help.'],
+      [["--jobs"], 'Option "--jobs" needs a value. See --help.'],
+      [["--json=1"], 'Option "--json" takes no value. See --help.'],
+    ] as const
+  ) {
+    const r = await runCli([...args]);
+    equal(r.code, 2, r.stderr);
+    equal(r.stderr, `${want}\n`);
+  }
+});
+
+Deno.test("the CLI refuses a bad --subnet or --subnet6 in one line (exit 2)", async () => {
+  for (
+    const [args, want] of [
+      [
+        ["--subnet", "8.8.8.0/24"],
+        'Invalid --subnet "8.8.8.0/24": give a private IPv4 /16 such as "10.213.0.0/16"',
+      ],
+      [
+        ["--subnet", "garbage"],
+        'Invalid --subnet "garbage": give a private IPv4 /16 such as "10.213.0.0/16"',
+      ],
+      [
+        ["--subnet6", "2001:db8::/32"],
+        'Invalid --subnet6 "2001:db8::/32": give a unique-local IPv6 /48 such as "fd00:213::/48"',
+      ],
+    ] as const
+  ) {
+    const r = await runCli([...args, "--filter", "somaxconn-clamps"]);
+    equal(r.code, 2, r.stderr);
+    equal(r.stderr, `${want}\n`);
+  }
+});
+
+Deno.test("--filter matches a claim id whole: A4.1 is not A4.10", async () => {
+  const r = await runCli(["--list", "--filter", "A4.1"]);
+  equal(r.code, 0, r.stderr);
+  const ids = [...r.stdout.matchAll(/^(\S+) {2}\(/gm)].map((m) => m[1]);
+  const claims = [...r.stdout.matchAll(/^ {2}claims: (.*)$/gm)].map((m) => m[1]!.split(", "));
+  ok(ids.length > 0);
+  for (const c of claims) ok(c.includes("A4.1"), c.join(", "));
+  const tenth = await runCli(["--list", "--filter", "A4.10"]);
+  for (const id of ids) {
+    const both = tenth.stdout.includes(`${id}  (`);
+    const decides10 = new RegExp(`^${id}  \\(.*\\n.*\\n  claims: .*\\bA4\\.10\\b`, "m").test(
+      tenth.stdout,
+    );
+    equal(both, decides10, id);
+  }
+});
+
+Deno.test("the CLI refuses an empty experiment directory (exit 2)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bl-empty-" });
+  try {
+    const r = await runCli([dir]);
+    equal(r.code, 2, r.stderr);
+    match(r.stderr, new RegExp(`"${dir}" holds no experiment file`));
+  } finally {
+    await Deno.remove(dir);
+  }
 });
 
 async function experimentFile(body: string): Promise<string> {
@@ -107,6 +184,86 @@ rootTest("the CLI says how to fix missing privileges (exit 3)", async () => {
     stderr,
     /Not running as root .* with CAP_NET_ADMIN and CAP_SYS_ADMIN.*: run it as root, e\.g\. `sudo deno task lab`/,
   );
+  // Started through npx (which sets npm_command=exec), deno is on no PATH: say so.
+  const npx = await new Deno.Command("setpriv", {
+    args: [
+      "--bounding-set=-net_admin,-sys_admin",
+      "--inh-caps=-net_admin,-sys_admin",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "main.ts",
+    ],
+    cwd: ROOT,
+    env: { npm_command: "exec" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  equal(npx.code, 3);
+  match(
+    new TextDecoder().decode(npx.stderr),
+    new RegExp(
+      `run it as root, e\\.g\\. \`sudo npx -y deno@${
+        Deno.version.deno.replaceAll(".", "\\.")
+      } task lab\``,
+    ),
+  );
+});
+
+Deno.test("rootCommand() suggests what works the way the lab was started", () => {
+  const version = "2.9.6";
+  equal(rootCommand({ execPath: "/usr/bin/deno", version }), "sudo deno task lab");
+  equal(
+    rootCommand({ execPath: "/usr/lib/node_modules/deno/deno", npmCommand: "exec", version }),
+    "sudo npx -y deno@2.9.6 task lab",
+  );
+  equal(
+    rootCommand({ execPath: "/home/u/.npm/_npx/ab12/node_modules/deno/deno", version }),
+    "sudo npx -y deno@2.9.6 task lab",
+  );
+  // sudo's secure_path has no ~/.deno/bin: the full path works.
+  equal(
+    rootCommand({ execPath: "/home/u/.deno/bin/deno", version }),
+    "sudo /home/u/.deno/bin/deno task lab",
+  );
+});
+
+rootTest(
+  "the CLI refuses a sysctl value the kernel rejects before running, naming file and field (exit 2)",
+  async () => {
+    const file = await experimentFile(
+      GOOD.replace('"net.core.somaxconn": 8', '"net.core.somaxconn": -1'),
+    );
+    try {
+      const r = await runCli([file]);
+      equal(r.code, 2, r.stderr);
+      match(
+        r.stderr,
+        /bad_experiment\.ts: Invalid experiment field "hosts\.server\.sysctls\.net\.core\.somaxconn": value "-1" cannot be set in a network namespace of this kernel: the kernel rejects it \(/,
+      );
+      ok(!r.stdout.includes("[FAIL]") && !r.stdout.includes("[ OK ]"), "nothing ran");
+      deepEqual(await namespacesWith(r.prefix), []);
+    } finally {
+      await Deno.remove(join(file, ".."), { recursive: true });
+    }
+  },
+);
+
+rootTest("--ledger shows the table of what failed for each failed experiment", async () => {
+  const file = await experimentFile(GOOD.replace("equals: 3 }", "equals: 99 }"));
+  try {
+    const r = await runCli(["--ledger", file]);
+    equal(r.code, 1, r.stderr);
+    match(r.stdout, /^Claims ledger \(Linux /m);
+    match(r.stdout, /^Failed experiments \(1\):$/m);
+    match(r.stdout, /^\[FAIL\] x: x /m);
+    match(
+      r.stdout,
+      /│ \(single run\) │ q +│ server\.ESTABLISHED │ = 99 for 60 ms │ 3 +│ FAIL │/,
+    );
+  } finally {
+    await Deno.remove(join(file, ".."), { recursive: true });
+  }
 });
 
 rootTest("the CLI names a missing tool and its install command (exit 3)", async () => {
@@ -177,7 +334,18 @@ rootTest(
       const failed = doc.experiments.filter((e: { passed: boolean }) => !e.passed).map((
         e: { id: string },
       ) => e.id);
-      deepEqual(failed, [], r.stderr);
+      const why = doc.experiments.filter((e: ExperimentResult) => !e.passed).flatMap((
+        e: ExperimentResult,
+      ) =>
+        e.runs.filter((run) => !run.passed).map((run) =>
+          `${e.id} ${JSON.stringify(run.params)}: ${run.error ?? ""} ${
+            run.checks.filter((c) => !c.passed).map((c) =>
+              `${c.name} ${c.expected} observed ${c.observed}`
+            ).join("; ")
+          } ${run.inputQueueDrops ? `(${run.inputQueueDrops} input queue drops)` : ""}`
+        )
+      );
+      deepEqual(failed, [], why.join("\n"));
       equal(r.code, 0, r.stderr);
       deepEqual(doc.ledger.map((l: { claim: string }) => l.claim), CLAIMS.map((c) => c.id));
       for (const l of doc.ledger) {
@@ -250,7 +418,11 @@ async function checkReportDir(dir: string, doc: LabReport): Promise<void> {
         const file = run.pcaps?.[host];
         ok(file, `${e.id} ${JSON.stringify(run.params)} kept its ${host} pcap`);
         const out = await new Deno.Command("tcpdump", { args: ["-nr", join(dir, file)] }).output();
-        equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        const stderr = new TextDecoder().decode(out.stderr);
+        equal(out.code, 0, stderr);
+        // Captured on the lab's own link: no interface of this machine is named for its packets.
+        match(stderr, /link-type EN10MB \(Ethernet\)/, file);
+        ok(!/interface names might be incorrect/.test(stderr), `${file}: ${stderr}`);
         const lines = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean);
         equal(lines.length, conns.reduce((n, c) => n + c.events.length, 0), file);
         pcaps++;
@@ -341,3 +513,278 @@ rootTest("--report replaces an earlier report's files and only those", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every deno.json task that starts deno turns Deno's update check off", async () => {
+  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  for (const [name, task] of Object.entries(config.tasks as Record<string, string>)) {
+    // `VAR=1 cmd` sets it for the first command only; `export VAR=1 && …` for all.
+    ok(
+      /^(export )?DENO_NO_UPDATE_CHECK=1 /.test(task) &&
+        (task.startsWith("export") || !task.includes("&&")),
+      `task "${name}": ${task}`,
+    );
+  }
+  equal(config.lock?.frozen, true, "experiments load with a frozen lockfile");
+});
+
+const STRACE = await new Deno.Command("sh", { args: ["-c", "command -v strace"] }).output()
+  .then((o) => o.code === 0, () => false);
+if (!STRACE) {
+  console.warn("*** strace is missing: the network-lookup test of `deno task lab` is skipped ***");
+}
+
+rootTest(
+  "deno task lab sends nothing off the machine: no DNS query (dl.deno.land), inet connects only to the lab subnets",
+  async () => {
+    if (!STRACE) return;
+    const trace = await Deno.makeTempFile({ prefix: "bl-strace-" });
+    try {
+      const out = await new Deno.Command("strace", {
+        args: [
+          "-f",
+          "-qq",
+          "-e",
+          "trace=connect,sendto,sendmmsg",
+          "-s",
+          "64",
+          "-o",
+          trace,
+          Deno.execPath(),
+          "task",
+          "lab",
+          "--filter",
+          "somaxconn-clamps",
+        ],
+        cwd: ROOT,
+        stdout: "null",
+        stderr: "piped",
+        // As a user's shell has it: nothing that would turn the check off already.
+        env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/" },
+        clearEnv: true,
+      }).output();
+      equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const lines = (await Deno.readTextFile(trace)).split("\n");
+      const dns = lines.filter((l) => /htons\(53\)|\\4deno\\4land/.test(l));
+      deepEqual(dns, [], "no DNS server contacted, no query for dl.deno.land");
+      const inet = lines.flatMap((l) => {
+        const m =
+          /connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\(\d+\), (?:sin_addr=inet_addr\("([^"]+)"\)|.*inet_pton\(AF_INET6, "([^"]+)")/
+            .exec(l);
+        return m ? [m[1] ?? m[2]!] : [];
+      });
+      ok(inet.length > 0, "the lab's own clients were traced");
+      const outside = inet.filter((a) => !a.startsWith("10.213.") && !a.startsWith("fd00:213:"));
+      deepEqual([...new Set(outside)], [], "every inet connect() went to the lab's subnets");
+    } finally {
+      await Deno.remove(trace);
+    }
+  },
+);
+
+Deno.test("an experiment importing a package deno.lock lacks is refused, and deno.lock is left as it is", async () => {
+  const lock = await Deno.readTextFile(join(ROOT, "deno.lock"));
+  const dir = await Deno.makeTempDir({ prefix: "bl-npm-import-" });
+  try {
+    const file = join(dir, "npm_experiment.ts");
+    await Deno.writeTextFile(
+      file,
+      `import isNumber from "npm:is-number@7.0.0";\nconsole.log(isNumber(1));\n` +
+        `import { defineExperiment } from "${ROOT}define.ts";\nexport default defineExperiment(${GOOD});\n`,
+    );
+    // `deno task lab`, as a user runs it: the task's flags and deno.json's lock setting apply.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "lab", "--list", file],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    equal(out.code, 2, stderr);
+    match(
+      stderr,
+      /npm_experiment\.ts: Invalid experiment field "\(module\)": cannot import it: it imports "npm:is-number@7\.0\.0", which deno\.lock does not have, and experiments load with a frozen lockfile/,
+    );
+    equal(await Deno.readTextFile(join(ROOT, "deno.lock")), lock, "deno.lock unchanged");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+rootTest(
+  "a claim rule that throws or returns no decision fails its experiment (exit 1), naming file, claim and fix",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bl-bad-rule-" });
+    try {
+      const file = join(dir, "bad_rules.ts");
+      await Deno.writeTextFile(
+        file,
+        `import { defineExperiment } from "${ROOT}define.ts";\nexport default defineExperiment(${
+          GOOD.replace(
+            `claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "1" }) },`,
+            `claims: {
+              "A2.1": () => null,
+              "A2.2": () => ({ verdict: "maybe", evidence: "x" }),
+              "A2.3": (runs) => ({ verdict: "reproduced", evidence: String(runs[0].value("server.ESTABLISHD")) }),
+            },`,
+          )
+        });\n`,
+      );
+      const r = await runCli([file]);
+      equal(r.code, 1, r.stderr);
+      match(r.stdout, /\[FAIL\] x:/);
+      equal(r.stdout.match(/│ \(claim rule\) │ A2\.\d/g)?.length, 3, r.stdout);
+      const json = await runCli(["--json", file]);
+      equal(json.code, 1);
+      const doc: LabReport = JSON.parse(json.stdout);
+      const e = doc.experiments[0]!;
+      equal(e.passed, false);
+      const error = (id: string) => (e.claims[id] as { error: string }).error;
+      match(error("A2.1"), /bad_rules\.ts: claim "A2\.1": the rule returned null/);
+      match(
+        error("A2.2"),
+        /bad_rules\.ts: claim "A2\.2": the rule returned verdict "maybe", which is not a verdict/,
+      );
+      match(
+        error("A2.3"),
+        /bad_rules\.ts: claim "A2\.3": the rule threw: Metric "server\.ESTABLISHD" .*did you mean "ESTABLISHED"\?/,
+      );
+      for (const id of ["A2.1", "A2.2", "A2.3"]) {
+        equal(doc.ledger.find((l) => l.claim === id)!.verdict, "undecided", id);
+      }
+      deepEqual(labProcesses(r.prefix), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** A directory holding an earlier report (and a file of the user's): what must survive. */
+async function earlierReport(): Promise<{ dir: string; files: Record<string, string> }> {
+  const dir = await Deno.makeTempDir({ prefix: "bl-earlier-report-" });
+  const files = {
+    "results.json": JSON.stringify({ version: 1, experiments: [], ledger: [] }),
+    "report.md": "# the earlier report\n",
+    "charts/e/1.svg": "<svg/>",
+    "notes.txt": "mine",
+  };
+  for (const [f, text] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, f, ".."), { recursive: true });
+    await Deno.writeTextFile(join(dir, f), text);
+  }
+  return { dir, files };
+}
+
+async function assertUnchanged(r: { dir: string; files: Record<string, string> }): Promise<void> {
+  for (const [f, text] of Object.entries(r.files)) {
+    equal(await Deno.readTextFile(join(r.dir, f)), text, f);
+  }
+  const siblings = [...Deno.readDirSync(join(r.dir, ".."))].filter((e) =>
+    e.name.startsWith(`.${r.dir.split("/").at(-1)}.`)
+  );
+  deepEqual(siblings, [], "no partial report beside it");
+}
+
+Deno.test("--report keeps the earlier report when the run stops before it starts (bad --jobs, no match, broken file)", async () => {
+  const earlier = await earlierReport();
+  const broken = await experimentFile(GOOD.replace("backlog: 2", "backlgo: 2"));
+  try {
+    for (
+      const args of [
+        ["--jobs", "0"],
+        ["--filter", "no-such-experiment"],
+        [broken],
+      ]
+    ) {
+      const r = await runCli(["--report", earlier.dir, ...args]);
+      equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      await assertUnchanged(earlier);
+    }
+  } finally {
+    await Deno.remove(earlier.dir, { recursive: true });
+    await Deno.remove(join(broken, ".."), { recursive: true });
+  }
+});
+
+rootTest("--report keeps the earlier report when the run is interrupted (SIGINT)", async () => {
+  const earlier = await earlierReport();
+  try {
+    const child = spawnCli(["--report", earlier.dir, "--filter", "syn-dropped"]);
+    const prefix = cliPrefix(child.pid);
+    await until("its programs", () => labProcesses(prefix).length >= 4, (ok) => ok);
+    child.kill("SIGINT");
+    const out = await child.output();
+    equal(out.code, 130);
+    await assertUnchanged(earlier);
+  } finally {
+    await Deno.remove(earlier.dir, { recursive: true });
+  }
+});
+
+rootTest(
+  "--report on a full disk: one line naming the path, the ledger still printed, the earlier report intact (exit 4)",
+  async () => {
+    // A 64 KiB tmpfs, in a mount namespace of the test's own.
+    const r = await isolated(`
+      disk=$(mktemp -d /tmp/bl-full-disk-XXXXXX)
+      mount -t tmpfs -o size=64k bl-test "$disk"
+      mkdir "$disk/report"
+      printf '{"version":1,"experiments":[],"ledger":[]}' > "$disk/report/results.json"
+      set +e
+      "$DENO" run -A main.ts --report "$disk/report" --filter syn-queue-bound
+      echo "exit $?"
+      echo "left: $(cd "$disk" && find . | sort | tr '\\n' ' ')"
+      echo "earlier: $(cat "$disk/report/results.json")"
+      umount "$disk"; rmdir "$disk"
+    `);
+    match(r.stdout, /^exit 4$/m, r.stdout + r.stderr);
+    match(r.stdout, /Claims ledger \(Linux/);
+    match(r.stdout, /1 passed, 0 failed in/);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("Cannot write the report"));
+    equal(lines.length, 1, r.stderr);
+    match(
+      lines[0]!,
+      /^Cannot write the report to "\/tmp\/bl-full-disk-\w+\/report": No space left on device \(os error 28\) \(writing "(charts|pcaps)\/syn-queue-bound\/[^"]+"\); nothing was written there, and an earlier report in it is unchanged$/,
+    );
+    ok(!/at async|Uncaught/.test(r.stderr), r.stderr);
+    match(r.stdout, /^left: \. \.\/report \.\/report\/results\.json $/m, "no partial directory");
+    match(r.stdout, /^earlier: \{"version":1,"experiments":\[\],"ledger":\[\]\}$/m);
+  },
+);
+
+rootTest(
+  "run through sudo, the report and the times cache belong to the user, not root",
+  async () => {
+    const home = await Deno.makeTempDir({ prefix: "bl-sudo-home-" });
+    const nobody = 65534;
+    try {
+      await Deno.chown(home, nobody, nobody);
+      const report = join(home, "out", "report");
+      const r = await runCli(["--report", report, "--filter", "syn-dropped"], {
+        SUDO_UID: String(nobody),
+        SUDO_GID: String(nobody),
+        XDG_CACHE_HOME: join(home, ".cache"),
+      });
+      equal(r.code, 0, r.stderr);
+      const owners = async (dir: string) => {
+        const out: string[] = [];
+        const walk = async (d: string) => {
+          const info = await Deno.lstat(d);
+          if (info.uid !== nobody || info.gid !== nobody) out.push(`${d}: ${info.uid}:${info.gid}`);
+          if (info.isDirectory) {
+            for await (const e of Deno.readDir(d)) {
+              await walk(join(d, e.name));
+            }
+          }
+        };
+        await walk(dir);
+        return out;
+      };
+      ok((await Deno.stat(join(report, "results.json"))).isFile);
+      ok((await Deno.stat(join(home, ".cache", "backlog-lab", "times.json"))).isFile);
+      deepEqual(await owners(home), [], "everything the lab wrote is the user's");
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
+  },
+);

@@ -146,7 +146,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
       "rules",
       "packets",
     ],
-    ["error", "links", "experience", "originEpochMs", "pcaps", "charts"],
+    ["error", "links", "experience", "originEpochMs", "inputQueueDrops", "pcaps", "charts"],
   ),
   Phases: fieldsOf<Phases>()(
     ["build", "server", "clients", "observe", "collect", "teardown"],

@@ -143,7 +143,7 @@ async function main(): Promise<number> {
     console.error("--reps and --suite-reps take a whole number ≥ 1, e.g. --reps 10");
     return 2;
   }
-  const lab = new Lab({ jobs: 1 });
+  await using lab = new Lab({ jobs: 1 });
   const pre = await preflight(lab.prefix, { tools: [], log: (l) => console.error(l) });
   const log = (s: string) => console.error(s);
   log(`backlog-lab bench on Linux ${pre.kernel}, ${navigator.hardwareConcurrency} cores`);

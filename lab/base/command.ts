@@ -67,8 +67,14 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
 
 /** Whether an executable is on PATH (as `command -v` sees it). */
 export async function hasCommand(name: string): Promise<boolean> {
-  const r = await run(["sh", "-c", `command -v "$1" >/dev/null`, "sh", name], {
-    allowFailure: true,
-  });
-  return r.code === 0;
+  try {
+    const r = await run(["sh", "-c", `command -v "$1" >/dev/null`, "sh", name], {
+      allowFailure: true,
+    });
+    return r.code === 0;
+  } catch (err) {
+    // No sh on PATH: then nothing can be found.
+    if (err instanceof CommandError && err.code === null) return false;
+    throw err;
+  }
 }

@@ -46,6 +46,12 @@ export async function experimentFiles(paths: readonly string[]): Promise<string[
       for await (const e of Deno.readDir(p)) {
         if (e.isFile && e.name.endsWith(".ts") && !e.name.startsWith("_")) names.push(e.name);
       }
+      if (names.length === 0) {
+        throw new ExperimentDefinitionError(
+          "path",
+          `"${p}" holds no experiment file (a .ts file not starting with "_"): name a directory of experiments, or an experiment file`,
+        );
+      }
       files.push(...names.sort().map((n) => `${p.replace(/\/$/, "")}/${n}`));
     }
   }
@@ -59,23 +65,25 @@ export async function experimentFiles(paths: readonly string[]): Promise<string[
  */
 export async function loadExperiments(
   paths: readonly string[],
-  options: PlanOptions = {},
+  options: PlanOptions & {
+    /** How long a file's top-level code may take (default {@linkcode IMPORT_TIMEOUT_MS}). */
+    importTimeoutMs?: number;
+  } = {},
 ): Promise<LoadedExperiment[]> {
   const loaded: LoadedExperiment[] = [];
   for (const path of await experimentFiles(paths)) {
     const file = relative(Deno.cwd(), resolve(path)) || basename(path);
     let mod: { default?: unknown };
     try {
-      mod = await import(new URL(`file://${resolve(path)}`).href);
+      mod = await importWithin(
+        new URL(`file://${resolve(path)}`).href,
+        options.importTimeoutMs ?? IMPORT_TIMEOUT_MS,
+      );
     } catch (err) {
       if (err instanceof ExperimentDefinitionError) throw err.inFile(file);
-      throw new ExperimentDefinitionError(
-        "(module)",
-        `cannot import it: ${err instanceof Error ? err.message : err}`,
-        {
-          file,
-        },
-      );
+      throw new ExperimentDefinitionError("(module)", `cannot import it: ${importProblem(err)}`, {
+        file,
+      });
     }
     if (mod.default === undefined) {
       throw new ExperimentDefinitionError(
@@ -88,7 +96,10 @@ export async function loadExperiments(
       const entry: LoadedExperiment = isHistorical(mod.default)
         ? { file, definition: defineHistoricalClaims(mod.default) }
         : {
-          ...planExperiment(defineExperiment(mod.default as ExperimentDefinition), options),
+          ...planExperiment(
+            defineExperiment(mod.default as ExperimentDefinition),
+            options.faithful === undefined ? {} : { faithful: options.faithful },
+          ),
           file,
         };
       const id = entry.definition.id;
@@ -106,6 +117,52 @@ export async function loadExperiments(
     }
   }
   return loaded;
+}
+
+/**
+ * How long an experiment file's top-level code may take: it only defines
+ * data (importing `define.ts` takes about 3 ms), so a file still loading
+ * after this has a top-level `await` that never settles.
+ */
+export const IMPORT_TIMEOUT_MS = 10_000;
+
+/** A dynamic import that gives up after `ms` (the import itself cannot be cancelled). */
+async function importWithin(url: string, ms: number): Promise<{ default?: unknown }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `its top-level code did not finish within ${ms} ms: a top-level await that never settles? An experiment file only defines data`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([import(url), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Why an import failed, in one line. A package missing from `deno.lock` is
+ * refused rather than added (the lab's tasks run with a frozen lockfile), and
+ * Deno's message for it is a multi-line coloured diff: name the package instead.
+ */
+function importProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/lockfile is out of date/i.test(message)) {
+    // deno-lint-ignore no-control-regex
+    const plain = message.replace(/\x1b\[[0-9;]*m/g, "");
+    const added = [...plain.matchAll(/\+\s*"((?:npm|jsr):[^"]+)"/g)].map((m) => m[1]!);
+    return `it imports ${
+      added.length ? added.map((a) => `"${a}"`).join(", ") : "a package"
+    }, which deno.lock does not have, and experiments load with a frozen lockfile (deno.lock is left as it is): import only "define.ts", or add the package to deno.json and run \`deno install --frozen=false\` once`;
+  }
+  return message;
 }
 
 /**
@@ -146,5 +203,79 @@ export function checkSysctls(
         }
       }
     }
+  }
+}
+
+/** Where a sysctl value is written: its definition field and matrix point. */
+interface SysctlUse {
+  entry: PlannedExperiment;
+  field: string;
+  params: Record<string, unknown>;
+  key: string;
+  value: string;
+}
+
+function sysctlUses(experiments: readonly (PlannedExperiment | HistoricalEntry)[]): SysctlUse[] {
+  const uses: SysctlUse[] = [];
+  for (const entry of experiments) {
+    if (isHistoricalEntry(entry)) continue;
+    const steps = entry.definition.timeline ?? [];
+    for (const plan of entry.plans) {
+      for (const h of plan.hosts) {
+        for (const [key, value] of Object.entries(h.sysctls)) {
+          uses.push({
+            entry,
+            field: `hosts.${h.name}.sysctls.${key}`,
+            params: plan.params,
+            key,
+            value,
+          });
+        }
+      }
+      for (const step of plan.timeline) {
+        if (step.action.kind !== "sysctl") continue;
+        const i = steps.findIndex((s) => s.name === step.name);
+        uses.push({
+          entry,
+          field: `timeline[${i}].do.sysctl.value`,
+          params: plan.params,
+          key: step.action.name,
+          value: step.action.value,
+        });
+      }
+    }
+  }
+  return uses;
+}
+
+/** Every sysctl value the experiments write, at every matrix point: `[key, value]`, once each. */
+export function sysctlValues(
+  experiments: readonly (PlannedExperiment | HistoricalEntry)[],
+): [string, string][] {
+  const pairs = new Map<string, [string, string]>();
+  for (const u of sysctlUses(experiments)) pairs.set(`${u.key}=${u.value}`, [u.key, u.value]);
+  return [...pairs.values()];
+}
+
+/**
+ * Checks the values against what a namespace of this kernel refused when
+ * they were tried (`problems`, keyed `<key>=<value>`, from preflight).
+ *
+ * @throws {ExperimentDefinitionError} for the first refused value, naming
+ *   the file, the field and the matrix point.
+ */
+export function checkSysctlValues(
+  experiments: readonly (PlannedExperiment | HistoricalEntry)[],
+  problems: ReadonlyMap<string, string>,
+): void {
+  for (const u of sysctlUses(experiments)) {
+    const problem = problems.get(`${u.key}=${u.value}`);
+    if (problem === undefined) continue;
+    const at = Object.keys(u.params).length ? ` (at ${JSON.stringify(u.params)})` : "";
+    throw new ExperimentDefinitionError(
+      u.field,
+      `value "${u.value}" cannot be set in a network namespace of this kernel: ${problem}${at}`,
+      u.entry.file === undefined ? {} : { file: u.entry.file },
+    );
   }
 }

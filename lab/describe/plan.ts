@@ -53,6 +53,17 @@ export interface PlanOptions {
   faithful?: boolean;
 }
 
+/**
+ * The most matrix points one experiment may have. Each point is a run of its
+ * own (about 0.1 s of namespace setup and teardown plus its observation
+ * window, a chart and a section of the report): 1,000 points of a 1 s window
+ * take about 2 min at 8 jobs and write 2,000 chart files, the most a report
+ * can still be read through; the 46 points of the default run are far below.
+ * A matrix past it is nearly always a sweep written by mistake (two long
+ * ranges multiplied).
+ */
+export const MAX_MATRIX_POINTS = 1000;
+
 /** Every combination of a matrix's values, in declaration order. */
 export function matrixPoints(matrix: Matrix | undefined): Record<string, ParamValue>[] {
   let points: Record<string, ParamValue>[] = [{}];
@@ -95,6 +106,18 @@ export function planRuns<M extends Matrix>(
   const matrix = mode === "faithful"
     ? { ...def.matrix, ...def.faithfulMatrix } as Matrix
     : def.matrix;
+  const sizes = Object.entries(matrix ?? {}).map(([k, v]) => [k, v.length] as const);
+  const total = sizes.reduce((n, [, len]) => n * len, 1);
+  if (total > MAX_MATRIX_POINTS) {
+    fail(
+      mode === "faithful" ? "faithfulMatrix" : "matrix",
+      `${total.toLocaleString("en-US")} points (${
+        sizes.map(([k, len]) => `${k}: ${len}`).join(" × ")
+      }) is more than the ${
+        MAX_MATRIX_POINTS.toLocaleString("en-US")
+      } one experiment may have: split the sweep into experiments, or take fewer values`,
+    );
+  }
   const points = matrixPoints(matrix);
   const parsed = new Map<string, Metric>();
   const metric = (name: string) => {

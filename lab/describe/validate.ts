@@ -166,6 +166,12 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     if (typeof rule !== "function") {
       fail(`claims.${cid}`, `expected a rule function, got ${describe(rule)}`);
     }
+    if (rule.constructor?.name === "AsyncFunction") {
+      fail(
+        `claims.${cid}`,
+        "the rule is async: claim rules are synchronous (the runs they read are complete); remove `async`",
+      );
+    }
   }
 
   const matrix = d.matrix === undefined

@@ -4,9 +4,10 @@
  * @module
  */
 import { CommandError, WaitTimeoutError } from "../base/errors.ts";
+import { RunRecord } from "../base/run_record.ts";
 import { until } from "../base/wait.ts";
 import type { Netns } from "../topology/netns.ts";
-import { type Packet, parsePcap } from "./pcap.ts";
+import { type Packet, parsePcap, withoutInterfaceIndex } from "./pcap.ts";
 
 /** How long tcpdump may take to report that it is listening. */
 const START_TIMEOUT_MS = 10_000;
@@ -19,13 +20,28 @@ const SETTLE_MAX_MS = 1_000;
 /** Bytes kept per packet: Linux cooked v2 (20) + IPv6 (40) + the largest TCP header (60). */
 const SNAPLEN = 128;
 
+/**
+ * A capture that cannot be trusted: tcpdump ended before the lab stopped it,
+ * or reports packets the kernel dropped. It fails its run; it never decides
+ * anything.
+ */
+export class CaptureIncompleteError extends Error {
+  /** Always `"CaptureIncompleteError"`. */
+  override name = "CaptureIncompleteError";
+}
+
 /** Options of {@linkcode Capture.start}. */
 export interface CaptureOptions {
   /** The TCP port to capture (either direction). */
   port: number;
   /** The pcap file to write; the caller owns it (see {@linkcode Capture.tempFile}). */
   file: string;
-  /** The interface inside the namespace; default `"any"`. */
+  /**
+   * The interface inside the namespace; default `"any"`, whose Linux cooked
+   * v2 frames are rewritten as v1 when the capture stops (see
+   * `withoutInterfaceIndex`), so that no reader labels them with one of its
+   * own interfaces.
+   */
   iface?: string;
   /** Aborts the wait for tcpdump to start (tcpdump is then killed). */
   signal?: AbortSignal;
@@ -57,14 +73,21 @@ export class Capture implements AsyncDisposable {
   /** The timestamp precision obtained: nanoseconds unless the kernel or tcpdump refused them. */
   readonly precision: CapturePrecision;
   readonly #ns: Netns;
+  readonly #iface: string;
   readonly #tcpdump: Tcpdump;
   #ending: Promise<void> | undefined;
   #stopping: Promise<Packet[]> | undefined;
 
-  private constructor(ns: Netns, file: string, precision: CapturePrecision, tcpdump: Tcpdump) {
+  private constructor(
+    ns: Netns,
+    file: string,
+    options: { precision: CapturePrecision; iface: string },
+    tcpdump: Tcpdump,
+  ) {
     this.#ns = ns;
+    this.#iface = options.iface;
     this.file = file;
-    this.precision = precision;
+    this.precision = options.precision;
     this.#tcpdump = tcpdump;
   }
 
@@ -127,18 +150,20 @@ export class Capture implements AsyncDisposable {
     if (!(started instanceof Tcpdump)) {
       throw new CommandError(started.argv, started.code, started.stderr, action);
     }
-    return new Capture(ns, file, precision, started);
+    return new Capture(ns, file, { precision, iface }, started);
   }
 
   /**
-   * Makes an empty file for a capture in the system's temporary directory
-   * (`Deno.makeTempFile`, mode 0600). The caller removes it.
+   * Makes an empty file for a capture among this process's temporary files
+   * (`tmp/` of its run record, `RunRecord.ofProcess()`, mode 0600), so that a
+   * later run removes it if this process is killed. The caller removes it.
    *
    * @param prefix The start of the file's name.
    * @returns The file's path, ending in `.pcap`.
    */
   static async tempFile(prefix: string): Promise<string> {
-    return await Deno.makeTempFile({ prefix: `${prefix}-`, suffix: ".pcap" });
+    const record = await RunRecord.ofProcess();
+    return await Deno.makeTempFile({ dir: record.tempDir, prefix: `${prefix}-`, suffix: ".pcap" });
   }
 
   /** tcpdump's PID (`ip netns exec` execs it, so the child is tcpdump itself). */
@@ -148,11 +173,14 @@ export class Capture implements AsyncDisposable {
 
   /**
    * Waits until the file stops growing (no change for 20 ms, 1 s at most),
-   * ends tcpdump by PID with SIGTERM (SIGKILL after 2 s), then reads and
-   * parses the file. Calling it again returns the same packets.
+   * ends tcpdump by PID with SIGTERM (SIGKILL after 2 s), checks that the
+   * capture is whole, then reads and parses the file (rewriting a cooked v2
+   * file as v1 first, see {@linkcode CaptureOptions.iface}). Calling it again
+   * returns the same packets.
    *
    * @returns Every captured TCP segment, in capture order.
-   * @throws {CommandError} when tcpdump had exited with an error on its own.
+   * @throws {CaptureIncompleteError} when tcpdump had ended before (by a
+   *   signal, or exiting on its own), or reports packets dropped by the kernel.
    * @throws {RangeError} when the file is not a valid pcap file.
    */
   stop(): Promise<Packet[]> {
@@ -161,19 +189,38 @@ export class Capture implements AsyncDisposable {
   }
 
   async #stop(): Promise<Packet[]> {
-    const diedOnItsOwn = this.#tcpdump.exited;
-    if (!diedOnItsOwn) await settle(this.file);
+    if (this.#tcpdump.running()) await settle(this.file);
+    // Whether tcpdump was still running when the lab came to stop it: the exit
+    // status cannot tell, since a SIGTERM from anyone ends it with status 0.
+    const endedBefore = !this.#tcpdump.running();
     await this.#end();
     const status = await this.#tcpdump.child.status;
-    if (diedOnItsOwn && !status.success) {
-      throw new CommandError(
-        this.#tcpdump.argv,
-        status.signal ? null : status.code,
-        this.#tcpdump.stderr,
-        `tcpdump in namespace "${this.#ns.name}" exited before stop()`,
+    const where = `the capture in namespace "${this.#ns.name}"`;
+    if (endedBefore) {
+      const how = status.signal
+        ? `killed by ${status.signal}`
+        : status.code === 0
+        ? "it exited (status 0, as a SIGTERM or SIGINT from outside the lab makes it)"
+        : `exit status ${status.code}`;
+      throw new CaptureIncompleteError(
+        `Cannot use ${where}: tcpdump ended before the lab stopped it (${how}), so packets after that are missing${
+          this.#tcpdump.stderr ? `; its stderr: "${lastLines(this.#tcpdump.stderr)}"` : ""
+        }`,
       );
     }
-    return parsePcap(await Deno.readFile(this.file));
+    const dropped = droppedPackets(this.#tcpdump.stderr);
+    if (dropped.length) {
+      throw new CaptureIncompleteError(
+        `Cannot use ${where}: tcpdump reports ${
+          dropped.join(" and ")
+        }, so the capture is incomplete`,
+      );
+    }
+    const bytes = await Deno.readFile(this.file);
+    if (this.#iface !== "any") return parsePcap(bytes);
+    const rewritten = withoutInterfaceIndex(bytes);
+    if (rewritten !== bytes) await Deno.writeFile(this.file, rewritten);
+    return parsePcap(rewritten);
   }
 
   /** Ends tcpdump if it runs and reaps it; tolerates "already gone". */
@@ -229,6 +276,20 @@ class Tcpdump {
 
   get exited(): boolean {
     return this.#exited;
+  }
+
+  /**
+   * Whether tcpdump runs now, read from `/proc` (its status promise may lag
+   * its exit): not once it is a zombie or reaped.
+   */
+  running(): boolean {
+    if (this.#exited) return false;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${this.child.pid}/stat`);
+      return !/^\S+ \(.*\) [ZX] /s.test(stat);
+    } catch {
+      return false;
+    }
   }
 
   /** SIGTERM by PID, SIGKILL after the grace period, then reap and drain stderr. */
@@ -296,6 +357,22 @@ async function startTcpdump(
       await tcpdump.kill();
       throw signal!.reason;
   }
+}
+
+/**
+ * What tcpdump's exit summary says was lost: "N packets dropped by kernel"
+ * (its buffer overflowed) and "N packets dropped by interface", when N > 0.
+ */
+export function droppedPackets(stderr: string): string[] {
+  const lost: string[] = [];
+  for (const m of stderr.matchAll(/^(\d+) packets? dropped by (kernel|interface)$/gm)) {
+    if (Number(m[1]) > 0) lost.push(`${m[1]} packets dropped by the ${m[2]}`);
+  }
+  return lost;
+}
+
+function lastLines(text: string): string {
+  return text.trim().split("\n").slice(-3).join(" | ");
 }
 
 /** Waits until `file`'s size has not changed for SETTLE_QUIET_MS, SETTLE_MAX_MS at most. */

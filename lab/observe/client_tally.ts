@@ -83,6 +83,11 @@ export class GroupTally {
     }
   }
 
+  /** How many connect() calls the group reported so far. */
+  get launchedCount(): number {
+    return this.#launched;
+  }
+
   /** Whether the group said it has called every connect() (its "launched" event). */
   get launched(): boolean {
     return this.#launchedEvent;

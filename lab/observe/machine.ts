@@ -57,3 +57,21 @@ export function shellCommand(argv: readonly string[]): string {
   return argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
     .join(" ");
 }
+
+/**
+ * Packets the machine's per-CPU input queues have dropped since boot: the
+ * second column of `/proc/net/softnet_stat`, summed over CPUs (hex). Every
+ * namespace shares these queues (`net.core.netdev_max_backlog` long); a
+ * packet dropped there never reaches TCP. 0 where the file cannot be read.
+ */
+export function inputQueueDropsTotal(text?: string): number {
+  try {
+    const stat = text ?? Deno.readTextFileSync("/proc/net/softnet_stat");
+    return stat.split("\n").filter((l) => l.trim()).reduce(
+      (n, l) => n + (parseInt(l.trim().split(/\s+/)[1] ?? "0", 16) || 0),
+      0,
+    );
+  } catch {
+    return 0;
+  }
+}

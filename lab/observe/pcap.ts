@@ -111,6 +111,65 @@ export function parsePcap(bytes: Uint8Array): Packet[] {
   return packets;
 }
 
+/**
+ * A Linux cooked v2 capture (`tcpdump -i any`) rewritten as Linux cooked v1:
+ * the same packets, directions and timestamps, without the interface index.
+ * v2's index is that of an interface inside the captured namespace, which a
+ * reader (`tcpdump -r`, Wireshark) looks up among its own interfaces and so
+ * labels packets with a host interface (`ifb0`, `eth0`) that never saw them.
+ * Any other file is returned as it is.
+ *
+ * @throws {RangeError} for a file truncated inside a header or a packet.
+ */
+export function withoutInterfaceIndex(bytes: Uint8Array): Uint8Array {
+  if (bytes.length < GLOBAL_HEADER) return bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const { littleEndian } = readMagic(view);
+  if ((view.getUint32(20, littleEndian) & 0xffff) !== LINKTYPE_LINUX_SLL2) return bytes;
+  const out = new Uint8Array(bytes.length);
+  const o = new DataView(out.buffer);
+  out.set(bytes.subarray(0, GLOBAL_HEADER));
+  o.setUint32(
+    20,
+    (view.getUint32(20, littleEndian) & 0xffff0000) | LINKTYPE_LINUX_SLL,
+    littleEndian,
+  );
+  let w = GLOBAL_HEADER;
+  for (let r = GLOBAL_HEADER; r < bytes.length;) {
+    if (r + RECORD_HEADER > bytes.length) {
+      throw new RangeError(
+        `Cannot rewrite pcap file: the record header at offset ${r} is truncated`,
+      );
+    }
+    const caplen = view.getUint32(r + 8, littleEndian);
+    const origlen = view.getUint32(r + 12, littleEndian);
+    const start = r + RECORD_HEADER;
+    if (start + caplen > bytes.length) {
+      throw new RangeError(`Cannot rewrite pcap file: the packet at offset ${start} is truncated`);
+    }
+    out.set(bytes.subarray(r, r + 8), w); // timestamps
+    if (caplen < 20) {
+      // Too short to hold the v2 header: keep it as it is (readers skip it).
+      out.set(bytes.subarray(r + 8, start + caplen), w + 8);
+      w += RECORD_HEADER + caplen;
+    } else {
+      o.setUint32(w + 8, caplen - 4, littleEndian);
+      o.setUint32(w + 12, Math.max(0, origlen - 4), littleEndian);
+      const v2 = start;
+      const v1 = w + RECORD_HEADER;
+      o.setUint16(v1, bytes[v2 + 10]!); // packet type (v2: 1 byte)
+      out.set(bytes.subarray(v2 + 8, v2 + 10), v1 + 2); // ARPHRD type
+      o.setUint16(v1 + 4, bytes[v2 + 11]!); // address length (v2: 1 byte)
+      out.set(bytes.subarray(v2 + 12, v2 + 20), v1 + 6); // address
+      out.set(bytes.subarray(v2, v2 + 2), v1 + 14); // protocol
+      out.set(bytes.subarray(v2 + 20, start + caplen), v1 + 16);
+      w += RECORD_HEADER + caplen - 4;
+    }
+    r = start + caplen;
+  }
+  return out.subarray(0, w);
+}
+
 function readMagic(view: DataView): { littleEndian: boolean; nano: boolean } {
   switch (view.getUint32(0, false)) {
     case 0xa1b2c3d4:

@@ -11,6 +11,7 @@ import { type HostMetric, isHostMetric } from "../describe/metric.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import type { TcpState } from "../vocabulary.ts";
 import { KernelTextError } from "../base/errors.ts";
+import { until } from "../base/wait.ts";
 import type { Netns } from "../topology/netns.ts";
 import { readListenDiag, SockDiag } from "./sock_diag.ts";
 import { counterDeltas, type Counters, parseCounters } from "./counters.ts";
@@ -25,22 +26,47 @@ export interface SampledHost {
 /**
  * Reads one namespace's counters (`/proc/<holder>/net/netstat` and `snmp`).
  *
+ * @param ns The namespace.
+ * @param host The host it is, for messages.
  * @throws {KernelTextError} naming the file when its text cannot be parsed.
- * @throws {Error} naming the namespace when its holder process is gone.
+ * @throws {Error} naming the host, the namespace and how its holder process
+ *   ended, when it is gone (its `/proc/<pid>/net` went with it).
  */
-export async function readCounters(ns: Netns): Promise<Counters> {
-  const read = (name: string) =>
-    Deno.readTextFile(`${ns.procNet}/${name}`).catch((err) => {
-      throw new Error(
-        `Cannot read the counters of namespace "${ns.name}": ${ns.procNet}/${name}: ${
-          err instanceof Deno.errors.NotFound
-            ? "the namespace's holder process is gone"
-            : (err as Error).message
-        }`,
-        { cause: err },
-      );
-    });
-  const [netstat, snmp] = await Promise.all([read("netstat"), read("snmp")]);
+export async function readCounters(ns: Netns, host?: string): Promise<Counters> {
+  const what = host === undefined
+    ? `namespace "${ns.name}"`
+    : `host "${host}" (namespace "${ns.name}")`;
+  const files = ["netstat", "snmp"] as const;
+  const read = await Promise.allSettled(
+    files.map((name) => Deno.readTextFile(`${ns.procNet}/${name}`)),
+  );
+  const failed = read.findIndex((r) => r.status === "rejected");
+  if (failed >= 0) {
+    const err = (read[failed] as PromiseRejectedResult).reason;
+    const file = `${ns.procNet}/${files[failed]}`;
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new Error(`Cannot read the counters of ${what}: ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    // The holder's exit status may lag its exit by a moment.
+    if (!ns.disposed) {
+      await until("the holder's exit status", () => ns.holderEnded, (e) => e !== undefined, {
+        timeoutMs: 200,
+        intervalMs: 5,
+      }).catch(() => {});
+    }
+    throw new Error(
+      `Cannot read the counters of ${what}: the process holding the namespace (pid ${ns.holderPid}, a sleep the lab started) ${
+        ns.holderEnded ?? "is gone"
+      }, and its ${file} went with it; something outside the lab ended it`,
+      { cause: err },
+    );
+  }
+  const [netstat, snmp] = read.map((r) => (r as PromiseFulfilledResult<string>).value) as [
+    string,
+    string,
+  ];
   try {
     return parseCounters(netstat, snmp);
   } catch (err) {
@@ -101,7 +127,7 @@ export class Sampler implements Disposable {
 
   /** Records every host's counters; later samples report changes since then. */
   async baseline(): Promise<void> {
-    const all = await Promise.all(this.#hosts.map((h) => readCounters(h.ns)));
+    const all = await Promise.all(this.#hosts.map((h) => readCounters(h.ns, h.name)));
     this.#hosts.forEach((h, i) => this.#baseline.set(h.name, all[i]!));
   }
 
@@ -116,7 +142,7 @@ export class Sampler implements Disposable {
     await Promise.all(this.#hosts.map(async (h) => {
       const wanted = this.#metrics.filter((m) => m.host === h.name);
       if (wanted.length === 0) return;
-      const counters = readCounters(h.ns);
+      const counters = readCounters(h.ns, h.name);
       // Synchronous: the kernel's work (~1 µs a socket) beats the cost of a worker-thread hop
       // for each of the dump's recv() calls, and a run of thousands of sockets runs alone.
       const rows = uniqueSockets(

@@ -6,7 +6,8 @@
  * sit side by side.
  * @module
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { chownTree, mkdirTracked, type Owner } from "../base/owner.ts";
 import type { LabReport } from "../results.ts";
 import { reportMarkdown } from "./markdown.ts";
 
@@ -34,6 +35,14 @@ export interface ReportInput {
 export interface WriteReportOptions {
   /** Called before each chart is drawn, e.g. for progress. */
   onChart?: (done: number, of: number) => void;
+  /**
+   * Called with each temporary directory (the partial report, the earlier
+   * report while it is swapped out) before it is made, e.g. to record it in a
+   * run record, so that it is removed if the process is killed.
+   */
+  registerTemp?: (path: string) => Promise<void>;
+  /** Give what is written to this user, e.g. the one behind `sudo` (see `sudoOwner`). */
+  owner?: Owner;
 }
 
 /** The files a report consists of, relative to its directory. */
@@ -71,15 +80,100 @@ export function runFileName(
 }
 
 /**
- * Copies the captures into `dir/pcaps/`, draws every run's chart into
- * `dir/charts/` (recording both in the runs' `pcaps` and `charts`), then
- * writes `dir/results.json` and `dir/report.md`.
+ * A report that could not be written (a full disk, a name too long for the
+ * file system, no permission): one line naming the directory, the file and
+ * the reason. Nothing partial is left, and an earlier report in the
+ * directory is as it was.
+ */
+export class ReportWriteError extends Error {
+  /** Always `"ReportWriteError"`. */
+  override name = "ReportWriteError";
+  /** The report directory. */
+  readonly dir: string;
+  /** The file being written, relative to the report directory, when known. */
+  readonly file: string | undefined;
+
+  /** Builds `Cannot write the report to "<dir>": <reason> (writing "<file>"); …`. */
+  constructor(dir: string, reason: string, options: { file?: string; cause?: unknown } = {}) {
+    super(
+      `Cannot write the report to "${dir}": ${reason}${
+        options.file === undefined ? "" : ` (writing "${options.file}")`
+      }; nothing was written there, and an earlier report in it is unchanged`,
+      { cause: options.cause },
+    );
+    this.dir = dir;
+    this.file = options.file;
+  }
+}
+
+/** The files and folders a report consists of; `results.json` last: it marks a report complete. */
+const REPORT_ENTRIES = ["charts", "pcaps", "report.md", "results.json"];
+
+/**
+ * Writes the report into `dir`, all or nothing: everything goes first into a
+ * sibling directory (`.<name>.partial-<tag>`, beside `dir`, so that the same
+ * file system holds both), and only once it is complete does it replace the
+ * report entries of `dir` (`charts/`, `pcaps/`, `report.md`, then
+ * `results.json`, each by a rename; files of the user's in `dir` stay). A
+ * failure removes the partial directory and leaves `dir` as it was.
+ *
+ * What is written: the captures copied into `pcaps/`, every run's chart in
+ * `charts/` (both recorded in the runs' `pcaps` and `charts`), then
+ * `results.json` and `report.md`.
+ *
+ * @throws {ReportWriteError} naming the directory, the file and the reason.
  */
 export async function writeReport(
   dir: string,
   input: ReportInput,
   options: WriteReportOptions = {},
 ): Promise<ReportFiles> {
+  const target = resolve(dir);
+  const parent = dirname(target);
+  const tag = [...crypto.getRandomValues(new Uint8Array(4))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  const staging = join(parent, `.${basename(target)}.partial-${tag}`);
+  let made: string[] = [];
+  let files: ReportFiles;
+  try {
+    made = await mkdirTracked(parent);
+    await options.registerTemp?.(staging);
+    await Deno.mkdir(staging);
+    files = await writeEntries(staging, input, options);
+  } catch (err) {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+    throw asWriteError(dir, err);
+  }
+  try {
+    await swapIn(staging, target, { tag, ...options });
+  } catch (err) {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+    throw asWriteError(dir, err);
+  }
+  if (options.owner) {
+    for (const d of made) await Deno.chown(d, options.owner.uid, options.owner.gid);
+    await Deno.chown(target, options.owner.uid, options.owner.gid);
+    for (const e of REPORT_ENTRIES) {
+      const path = join(target, e);
+      if (await exists(path)) await chownTree(path, options.owner);
+    }
+  }
+  return files;
+}
+
+/** Writes the report's entries into `dir`; an error names the entry (relative) it was writing. */
+async function writeEntries(
+  dir: string,
+  input: ReportInput,
+  options: WriteReportOptions,
+): Promise<ReportFiles> {
+  const at = async <T>(file: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new EntryError(file, err);
+    }
+  };
   const { report } = input;
   const pcaps: string[] = [];
   for (const c of input.captures ?? []) {
@@ -90,9 +184,11 @@ export async function writeReport(
       runFileName(c.index, e.runs.length, run.params)
     }-${c.host}.pcap`;
     const target = join(dir, relative);
-    await Deno.mkdir(dirname(target), { recursive: true });
-    await Deno.copyFile(c.file, target);
-    await Deno.chmod(target, 0o644); // a capture file is private; a report is for sharing
+    await at(relative, async () => {
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await Deno.copyFile(c.file, target);
+      await Deno.chmod(target, 0o644); // a capture file is private; a report is for sharing
+    });
     (run.pcaps ??= {})[c.host] = relative;
     pcaps.push(relative);
   }
@@ -112,27 +208,86 @@ export async function writeReport(
       kernel: report.kernel,
       ...(e.shortened === undefined ? {} : { shortened: e.shortened }),
     }));
-    await Deno.mkdir(join(dir, dirname(stem)), { recursive: true });
-    await Deno.writeTextFile(join(dir, `${stem}.svg`), svg);
-    await Deno.writeFile(join(dir, `${stem}.png`), svgToPng(svg));
+    await at(`${stem}.svg`, async () => {
+      await Deno.mkdir(join(dir, dirname(stem)), { recursive: true });
+      await Deno.writeTextFile(join(dir, `${stem}.svg`), svg);
+    });
+    await at(`${stem}.png`, () => Deno.writeFile(join(dir, `${stem}.png`), svgToPng(svg)));
     run.charts = { svg: `${stem}.svg`, png: `${stem}.png` };
     charts.push(run.charts.svg, run.charts.png);
   }
-  await Deno.writeTextFile(join(dir, "results.json"), JSON.stringify(report, null, 2) + "\n");
-  await Deno.writeTextFile(join(dir, "report.md"), reportMarkdown(report));
+  // report.md before results.json: a directory with results.json is a complete report.
+  await at("report.md", () => Deno.writeTextFile(join(dir, "report.md"), reportMarkdown(report)));
+  await at(
+    "results.json",
+    () => Deno.writeTextFile(join(dir, "results.json"), JSON.stringify(report, null, 2) + "\n"),
+  );
   return { markdown: "report.md", json: "results.json", charts, pcaps };
 }
 
-/** The files and folders a report consists of. */
-const REPORT_ENTRIES = ["charts", "pcaps", "report.md", "results.json"];
+/**
+ * Puts the complete report in `staging` in place of `target`'s report
+ * entries: a missing `target` is the staging directory renamed; an existing
+ * one keeps its own files, its earlier entries go aside (`results.json`
+ * first, so that a directory interrupted here never looks complete) and the
+ * new ones come in (`results.json` last), each one rename.
+ */
+async function swapIn(
+  staging: string,
+  target: string,
+  options: { tag: string; registerTemp?: (path: string) => Promise<void> },
+): Promise<void> {
+  if (!(await exists(target))) {
+    await Deno.rename(staging, target);
+    return;
+  }
+  const old = join(dirname(target), `.${basename(target)}.old-${options.tag}`);
+  await options.registerTemp?.(old);
+  await Deno.mkdir(old);
+  for (const e of [...REPORT_ENTRIES].reverse()) {
+    if (await exists(join(target, e))) await Deno.rename(join(target, e), join(old, e));
+  }
+  for (const e of REPORT_ENTRIES) {
+    if (await exists(join(staging, e))) await Deno.rename(join(staging, e), join(target, e));
+  }
+  await Deno.remove(old, { recursive: true });
+  await Deno.remove(staging, { recursive: true });
+}
+
+/** An error while writing one entry of the report. */
+class EntryError extends Error {
+  readonly file: string;
+  constructor(file: string, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.file = file;
+  }
+}
+
+/** `err` as a one-line {@linkcode ReportWriteError}. */
+function asWriteError(dir: string, err: unknown): ReportWriteError {
+  if (err instanceof ReportWriteError) return err;
+  const cause = err instanceof EntryError ? err.cause : err;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  // Deno's "No space left on device (os error 28): writefile '/long/path'": the reason only.
+  const reason = /^(.*?\(os error \d+\))/.exec(message)?.[1] ?? message.split("\n")[0]!;
+  return new ReportWriteError(dir, reason, {
+    ...(err instanceof EntryError ? { file: err.file } : {}),
+    cause,
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
 
 /**
- * Checks that `dir` can hold a report: a new or empty directory, or one
- * holding a previous report, whose files (and only those) are removed so old
- * charts and pcaps cannot sit beside new ones. Anything else is refused rather
- * than overwritten.
+ * Checks, before anything runs, that `dir` can take a report: a new or empty
+ * directory, or one holding an earlier backlog-lab report (whose report
+ * entries, and only those, the new report will replace, once it is
+ * complete). Anything else is refused rather than overwritten. Nothing is
+ * changed: the earlier report stays until a new one is written.
  *
- * @returns why it cannot, or undefined when it is ready.
+ * @returns why it cannot, or undefined when it can.
  */
 export async function prepareReportDir(dir: string): Promise<string | undefined> {
   const entries: string[] = [];
@@ -150,20 +305,23 @@ export async function prepareReportDir(dir: string): Promise<string | undefined>
   if (entries.length && !(await isPreviousReport(join(dir, "results.json")))) {
     return `Cannot write the report to "${dir}": it is not empty and holds no earlier backlog-lab report; give a new or empty directory`;
   }
-  const foreign = entries.filter((e) => !REPORT_ENTRIES.includes(e));
+  // The report is written beside the directory first: its nearest existing ancestor must take it.
+  const target = resolve(dir);
+  let ancestor = dirname(target);
+  while (!(await exists(ancestor)) && dirname(ancestor) !== ancestor) ancestor = dirname(ancestor);
+  const probe = join(ancestor, `.${basename(target)}.partial-probe-${Deno.pid}`);
   try {
-    await Deno.mkdir(dir, { recursive: true });
-    for (const old of entries.filter((e) => REPORT_ENTRIES.includes(e))) {
-      await Deno.remove(join(dir, old), { recursive: true });
-    }
-    const probe = join(dir, ".backlog-lab-write-test");
-    await Deno.writeTextFile(probe, "");
+    await Deno.mkdir(probe);
     await Deno.remove(probe);
   } catch (err) {
     return `Cannot write the report to "${dir}": ${
-      (err as Error).message
-    }; give a writable directory`;
+      asWriteError(dir, err).message.replace(/^Cannot write the report to "[^"]*": /, "").replace(
+        /; nothing was written.*$/,
+        "",
+      )
+    } in "${ancestor}"; give a writable directory`;
   }
+  const foreign = entries.filter((e) => !REPORT_ENTRIES.includes(e));
   if (foreign.length) {
     console.error(`Keeping ${foreign.join(", ")} in "${dir}"; replacing the earlier report there`);
   }

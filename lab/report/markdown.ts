@@ -110,9 +110,10 @@ export function reportMarkdown(report: LabReport): string {
     "Each verdict links to the evidence in the experiment that decided it.",
     "",
     markdownTable(
-      ["claim", "verdict", "evidence", "decided by"],
+      ["claim", "statement", "verdict", "evidence", "decided by"],
       decided.map((l) => [
         l.claim,
+        l.statement,
         l.experiments.length
           ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
           : l.verdict,

@@ -23,12 +23,25 @@ export function experimentLine(e: ExperimentResult): string {
   return `${tag} ${e.id}: ${e.title} (${seconds(e.durationMs)}, ${n} run${n === 1 ? "" : "s"})`;
 }
 
-/** Observed vs expected for the runs of an experiment (failed ones only unless `all`). */
+/**
+ * Observed vs expected for the runs of an experiment (failed ones only
+ * unless `all`), then each claim rule that could not decide.
+ */
 export function checksTable(e: ExperimentResult, all: boolean, width?: number): string {
   const rows: string[][] = [];
   for (const run of e.runs) {
     if (!all && run.passed) continue;
     if (run.error) rows.push([params(run), "(run)", "", "", `error: ${run.error}`, "FAIL"]);
+    if (!run.passed && run.inputQueueDrops) {
+      rows.push([
+        params(run),
+        "(machine)",
+        "input queue drops",
+        "0",
+        `${run.inputQueueDrops} packets dropped by the machine's input queues during the run (shared by every namespace): the machine was too busy; run it again`,
+        "!",
+      ]);
+    }
     for (const c of run.checks) {
       if (!all && c.passed) continue;
       const at = c.atMs === null ? "" : ` @${Math.round(c.atMs)} ms`;
@@ -41,6 +54,9 @@ export function checksTable(e: ExperimentResult, all: boolean, width?: number): 
         c.passed ? "ok" : "FAIL",
       ]);
     }
+  }
+  for (const [id, d] of Object.entries(e.claims)) {
+    if ("error" in d) rows.push(["(claim rule)", id, "", "a decision", d.error, "FAIL"]);
   }
   const head = ["run", "check", "metric", "expected", "observed", ""];
   return rows.length ? textTable(head, rows, width === undefined ? {} : { width }) : "";
@@ -113,14 +129,18 @@ export function clientsTable(e: ExperimentResult, width?: number): string {
   return rows.length ? textTable(head, rows, width === undefined ? {} : { width }) : "";
 }
 
-/** The claims ledger as a table; each evidence ends with the experiments that decided it. */
+/**
+ * The claims ledger as a table: each claim's statement, then the evidence,
+ * which ends with the experiments that decided it.
+ */
 export function ledgerTable(ledger: readonly LedgerEntry[], width = 100): string {
   return textTable(
-    ["claim", "verdict", "evidence (decided by)"],
+    ["claim", "verdict", "statement → evidence (decided by)"],
     ledger.map((l) => [
       l.claim,
       l.verdict,
-      l.evidence + (l.experiments.length ? `\n(${l.experiments.join(", ")})` : ""),
+      `"${l.statement}"\n→ ${l.evidence}` +
+      (l.experiments.length ? `\n(${l.experiments.join(", ")})` : ""),
     ]),
     { width },
   );

@@ -8,17 +8,22 @@
  * do not collide.
  * @module
  */
-import { tmpdir } from "node:os";
 import { isHistorical } from "../describe/historical.ts";
-import { checkSysctls, type HistoricalEntry } from "../describe/load.ts";
+import {
+  checkSysctls,
+  checkSysctlValues,
+  type HistoricalEntry,
+  sysctlValues,
+} from "../describe/load.ts";
 import { planExperiment } from "../describe/plan.ts";
 import type { PlannedExperiment } from "../describe/run_plan.ts";
 import type { ExperimentDefinition, Matrix } from "../describe/types.ts";
 import { historicalResult } from "../describe/historical.ts";
-import { decideClaims } from "../judge/evidence.ts";
+import { claimErrors, decideClaims } from "../judge/evidence.ts";
 import { buildLedger } from "../judge/ledger.ts";
 import { mergeRepeats, type RepeatSummary, summarizeRepeats } from "../judge/repeat.ts";
 import { machineInfo } from "../observe/machine.ts";
+import { PreflightError } from "../base/errors.ts";
 import type { CaptureFile } from "../report/directory.ts";
 import type {
   ExperimentOutline,
@@ -28,12 +33,15 @@ import type {
   RunResult,
 } from "../results.ts";
 import { DEFAULT_SUBNET4, DEFAULT_SUBNET6, parseSubnet } from "../topology/addressing.ts";
+import { RunRecord } from "../base/run_record.ts";
 import { newRunPrefix } from "../topology/netns.ts";
+import { reapDeadRuns } from "../topology/reap.ts";
 import { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
 import { netemAvailable } from "../topology/shaping/shaping.ts";
 import { preflight } from "../topology/preflight.ts";
 import { runPoint } from "./point.ts";
 import { defaultJobs, Scheduler } from "./scheduler.ts";
+import { MachineLock } from "./machine_lock.ts";
 import { readTimes, timesCachePath, writeTimes } from "./times.ts";
 
 /** Options of a {@linkcode Lab}. */
@@ -59,6 +67,13 @@ export interface LabOptions {
   timesCache?: string | false;
   /** Where preflight says what it installs (default: nowhere). */
   log?: (line: string) => void;
+  /**
+   * Machine-wide admission of points, shared with every other lab on the
+   * machine (default a {@linkcode MachineLock} on `/run/backlog-lab`), or
+   * `false` for none: then points that must run alone are alone only within
+   * this lab.
+   */
+  machineLock?: MachineLock | false;
 }
 
 /** A capture file a run kept (see {@linkcode LabOptions.keepCaptures}); removed when the lab is disposed. */
@@ -96,7 +111,9 @@ export class Lab implements AsyncDisposable {
   readonly prefix: string;
   readonly #options: LabOptions;
   readonly #scheduler: Scheduler;
+  readonly #machine: MachineLock | undefined;
   #seq = 0;
+  #record: Promise<RunRecord> | undefined;
   #keptDir: Promise<string> | undefined;
 
   /**
@@ -109,6 +126,9 @@ export class Lab implements AsyncDisposable {
     this.prefix = newRunPrefix();
     this.#options = options;
     this.#scheduler = new Scheduler(options.jobs ?? defaultJobs());
+    this.#machine = options.machineLock === false
+      ? undefined
+      : options.machineLock ?? new MachineLock();
     parseSubnet(options.subnet4 ?? DEFAULT_SUBNET4, 4);
     parseSubnet(options.subnet6 ?? DEFAULT_SUBNET6, 6);
   }
@@ -134,8 +154,11 @@ export class Lab implements AsyncDisposable {
     const pre = await preflight(this.prefix, {
       tools: () => neededTools(experiments),
       ...(this.#options.log ? { log: this.#options.log } : {}),
+      record: () => this.#runRecord(),
+      sysctlValues: sysctlValues(experiments),
     });
     checkSysctls(experiments, pre.namespaceSysctls);
+    checkSysctlValues(experiments, pre.sysctlProblems);
     const timesPath = this.#options.timesCache === false
       ? undefined
       : this.#options.timesCache ?? timesCachePath();
@@ -144,6 +167,16 @@ export class Lab implements AsyncDisposable {
       kind: "start",
       kernel: pre.kernel,
       reaped: pre.reaped,
+      leftAlone: [
+        ...(pre.reap.unrecorded.length
+          ? [
+            `${pre.reap.unrecorded.length} entries of /run/netns named like the lab's that no run record names (${
+              pre.reap.unrecorded.join(", ")
+            })`,
+          ]
+          : []),
+        ...pre.reap.skipped.map((s) => `${s} (named by a dead run's record)`),
+      ],
       jobs: this.jobs,
       repeats,
       outlines: experiments.map((e) => outline(e, lastTimes)),
@@ -238,7 +271,8 @@ export class Lab implements AsyncDisposable {
     const { definition: def, plans } = e;
     const repeat = o.repeat === undefined ? {} : { repeat: o.repeat };
     const keepCaptures = (this.#options.keepCaptures ?? false) && o.keep !== undefined;
-    const captureDir = keepCaptures ? await this.#keptCapturesDir() : tmpdir();
+    const record = await this.#runRecord();
+    const captureDir = keepCaptures ? await this.#keptCapturesDir() : record.tempDir;
     let started: number | undefined;
     let ended = 0;
     // Every point is queued now; one that fails for good lets the others finish (and clean up).
@@ -246,18 +280,31 @@ export class Lab implements AsyncDisposable {
       plans.map((plan) =>
         this.#scheduler.run(async () => {
           o.signal?.throwIfAborted();
-          started ??= performance.now();
           const point = { experiment: def.id, index: plan.index, of: plan.of, ...repeat };
-          this.#emit({ kind: "run-start", ...point, params: plan.params });
           const family = plan.family === 4
             ? this.#options.subnet4 ?? DEFAULT_SUBNET4
             : this.#options.subnet6 ?? DEFAULT_SUBNET6;
+          const machine = this.#machine;
           const outcome = await runPoint(plan, {
             prefix: `${this.prefix}-${++this.#seq}`,
             subnet: family,
             captureDir,
             keepCaptures,
+            record,
             ...(o.signal ? { signal: o.signal } : {}),
+            onStart: () => {
+              started ??= performance.now();
+              this.#emit({ kind: "run-start", ...point, params: plan.params });
+            },
+            ...(machine === undefined ? {} : {
+              admit: () =>
+                machine.acquire({
+                  exclusive: plan.exclusive,
+                  slots: this.jobs,
+                  ...(o.signal ? { signal: o.signal } : {}),
+                  onWait: (why) => this.#emit({ kind: "waiting", ...point, why }),
+                }),
+            }),
           });
           for (const [host, file] of Object.entries(outcome.captures)) {
             o.keep?.push({ experiment: def.id, index: plan.index, host, file });
@@ -275,33 +322,87 @@ export class Lab implements AsyncDisposable {
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const runs = settled.map((s) => (s as PromiseFulfilledResult<RunResult>).value);
+    const claims = decideClaims(
+      def.claims as never,
+      runs,
+      e.file === undefined ? {} : { file: e.file },
+    );
     return {
       id: def.id,
       title: def.title,
       hypothesis: def.hypothesis,
       ...(e.file === undefined ? {} : { file: e.file }),
-      passed: runs.every((r) => r.passed),
+      // A claim rule that cannot decide fails the experiment: its ledger entry would say nothing.
+      passed: runs.every((r) => r.passed) && claimErrors(claims).length === 0,
       mode: e.mode,
       ...(def.shortened === undefined || e.mode === "default" ? {} : { shortened: def.shortened }),
       durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
-      claims: decideClaims(def.claims as never, runs),
+      claims,
     };
   }
 
+  /**
+   * Records `path`, a temporary file or directory outside the lab's run
+   * directory (e.g. a partial report beside its target), in the lab's run
+   * record, so that a later run removes it if this process is killed. Call it
+   * before making the path; the caller removes it as usual.
+   */
+  async addTempPath(path: string): Promise<void> {
+    await (await this.#runRecord()).addPath(path);
+  }
+
+  /** This lab's run record (`/run/backlog-lab/<prefix>/`), made on first use, held until disposal. */
+  #runRecord(): Promise<RunRecord> {
+    return this.#record ??= createRecord(this.prefix).catch((err) => {
+      this.#record = undefined;
+      throw err;
+    });
+  }
+
+  /** The kept captures' directory, inside the run record's temporary files. */
   #keptCapturesDir(): Promise<string> {
-    return this.#keptDir ??= Deno.makeTempDir({ prefix: `${this.prefix}-captures-` });
+    return this.#keptDir ??= this.#runRecord().then(async (record) => {
+      const dir = record.tempPath("captures");
+      await Deno.mkdir(dir, { recursive: true });
+      return dir;
+    });
   }
 
   #emit(event: LabEvent): void {
     this.#options.onEvent?.(event);
   }
 
-  /** Removes the captures it kept. Idempotent. */
+  /** Removes its run record, with the captures it kept and every temporary file. Idempotent. */
   async [Symbol.asyncDispose](): Promise<void> {
-    const dir = this.#keptDir;
+    const record = this.#record;
+    this.#record = undefined;
     this.#keptDir = undefined;
-    if (dir !== undefined) await Deno.remove(await dir, { recursive: true }).catch(() => {});
+    if (record !== undefined) await (await record.catch(() => undefined))?.[Symbol.asyncDispose]();
+  }
+}
+
+/**
+ * The run record of a lab: its id is the lab's prefix. An id a dead run's
+ * record still holds (the same pid and tag, long ago) is freed by reaping.
+ *
+ * @throws {PreflightError} when `/run/backlog-lab` cannot be written.
+ */
+async function createRecord(id: string): Promise<RunRecord> {
+  try {
+    return await RunRecord.create({ id });
+  } catch (err) {
+    if (
+      err instanceof Deno.errors.PermissionDenied || (err as { code?: string }).code === "EROFS"
+    ) {
+      throw new PreflightError([
+        `Cannot write the run record under "/run/backlog-lab" (${
+          (err as Error).message
+        }): run the lab as root`,
+      ]);
+    }
+    await reapDeadRuns();
+    return await RunRecord.create({ id });
   }
 }
 

@@ -8,12 +8,14 @@ import { join } from "node:path";
 import { Programs } from "../act/launch.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import { Capture } from "../observe/capture.ts";
+import { inputQueueDropsTotal } from "../observe/machine.ts";
 import { packetTimelines } from "../observe/packet_timeline.ts";
 import { readListen, Sampler } from "../observe/sampler.ts";
 import { checkPackets } from "../judge/expect_packets.ts";
 import { summarize } from "../judge/evidence.ts";
 import { settleAll } from "../base/resources.ts";
 import type { ConnectionTimeline, LinkRecord, Phases, RuleRecord, RunResult } from "../results.ts";
+import type { RunRecord } from "../base/run_record.ts";
 import { runExperience } from "../observe/client_experience.ts";
 import { judgeLinks } from "../judge/link_soundness.ts";
 import { Topology } from "../topology/topology.ts";
@@ -25,12 +27,22 @@ export interface PointContext {
   prefix: string;
   /** The lab subnet of the plan's family. */
   subnet: string;
-  /** A directory for the run's capture files. */
+  /** A directory for the run's capture files (inside the run record's temporary files). */
   captureDir: string;
+  /** The run record its namespaces are written into (default: the process's own). */
+  record?: RunRecord;
   /** Keep the capture files (for a report) instead of removing them with the run. */
   keepCaptures: boolean;
   /** Aborts the run; everything it built is still removed. */
   signal?: AbortSignal;
+  /**
+   * Waits until the point may run on the machine (see `MachineLock`) and
+   * holds its place until the point is torn down; a failure to get in
+   * becomes the run's error.
+   */
+  admit?: () => Promise<Disposable>;
+  /** Called once the point is admitted, as it starts building. */
+  onStart?: () => void;
 }
 
 /** A finished point: its result and, when kept, its capture files by host. */
@@ -54,18 +66,36 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
   let rules: Record<string, RuleRecord> = {};
   let links: Record<string, LinkRecord> | undefined;
   let error: unknown;
+  let dropsBefore = 0;
+  let drops = 0;
   try {
+    // Released last: the point keeps its place on the machine until everything is removed.
+    using admitted = new DisposableStack();
+    if (ctx.admit) admitted.use(await ctx.admit());
+    clock.restart();
+    ctx.onStart?.();
     await using stack = new AsyncDisposableStack();
     if (!ctx.keepCaptures) stack.defer(() => removeFiles(Object.values(captureFiles)));
-    topology = stack.use(await Topology.create(plan, { prefix: ctx.prefix, subnet: ctx.subnet }));
+    topology = stack.use(
+      await Topology.create(plan, {
+        prefix: ctx.prefix,
+        subnet: ctx.subnet,
+        ...(ctx.record ? { record: ctx.record } : {}),
+      }),
+    );
     const programs = stack.use(Programs.launch(topology, plan));
     const captures = new Map<string, Capture>();
     await settleAll([
       topology.connect(),
       ...plan.capture.map(async (host) => {
+        // On the host's own link when it has one, so that a pcap names no interface of the
+        // machine that reads it (a host with several links is captured on "any", rewritten).
+        await topology!.linked(host);
+        const ifaces = topology!.interfaces(host);
         const capture = await Capture.start(topology!.ns(host), {
           port: plan.server.port,
           file: captureFiles[host]!,
+          iface: ifaces.length === 1 ? ifaces[0]! : "any",
           ...(ctx.signal ? { signal: ctx.signal } : {}),
         });
         captures.set(host, stack.use(capture));
@@ -85,6 +115,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     const sampler = stack.use(new Sampler(topology.hosts, plan, topology.addresses));
     sampler.serverPid = ready.pid;
     await sampler.baseline();
+    dropsBefore = inputQueueDropsTotal();
     const t0 = performance.now();
     originEpochMs = Math.round((performance.timeOrigin + t0) * 1000) / 1000;
     await programs.go();
@@ -114,6 +145,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     const broken = await brokenLinks();
     if (broken !== undefined) throw new Error(broken);
     clock.lap("observe");
+    drops = inputQueueDropsTotal() - dropsBefore;
 
     for (const [host, capture] of captures) {
       packets[host] = packetTimelines(await capture.stop(), {
@@ -160,6 +192,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     );
   }
   if (originEpochMs !== undefined) result.originEpochMs = originEpochMs;
+  if (drops > 0) result.inputQueueDrops = drops;
   if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);
   return { result, captures: ctx.keepCaptures && error === undefined ? captureFiles : {} };
 }
@@ -183,8 +216,13 @@ class PhaseClock {
     collect: 0,
     teardown: 0,
   };
-  readonly #start = performance.now();
+  #start = performance.now();
   #mark = this.#start;
+
+  /** Starts again from now (the time waiting for the machine is not the run's). */
+  restart(): void {
+    this.#start = this.#mark = performance.now();
+  }
 
   /** Ends `phase` now. */
   lap(phase: keyof Phases): void {

@@ -67,7 +67,10 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
   for (let tick = 0;; tick++) {
     signal?.throwIfAborted();
     if (serverStopped && programs.server.exited) sampler.serverPid = 0;
-    const values: Record<string, number> = { ...await sampler.sample(), ...clientValues() };
+    const sampling = performance.now();
+    const kernel = await sampler.sample();
+    const sampleMs = performance.now() - sampling;
+    const values: Record<string, number> = { ...kernel, ...clientValues() };
     const sample = { t: since(), values };
     samples.push(sample);
     for (const step of timeline.due(sample.t, values)) {
@@ -98,6 +101,14 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
           : `Cannot perform step "${step.name}": ${why}`,
       );
     }
+    if (sample.t >= windowMs && !armed) {
+      // No check could be judged: say why instead of leaving every check at "–".
+      throw new Error(
+        `Cannot judge the run: when its ${windowMs} ms window ended, not every client had been launched (${
+          tallies.map((t) => `${t.group} ${t.launchedCount} of ${t.count}`).join(", ")
+        }, as the client programs reported it); ${machineLoad()}`,
+      );
+    }
     if (done || broken || sample.t >= windowMs) break;
     for (const c of programs.clients) {
       if (c.exited) throw new Error(`Cannot observe the run: ${c.label} exited during it`);
@@ -105,8 +116,12 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
     if (programs.server.exited && !serverStopped) {
       throw new Error(`Cannot observe the run: ${programs.server.label} exited during it`);
     }
+    // Sampling runs on this thread, and so does reading the programs' events. A sample of 20,000
+    // sockets on a busy machine takes longer than the interval; back to back, they starved the
+    // reading (10,000 connections' events arrived 5 s late, and checks waited for them). So
+    // the loop always leaves this thread at least half as long as the sample took.
     const next = (tick + 1) * plan.observe.intervalMs - (performance.now() - t0);
-    if (next > 0) await delay(next, signal);
+    await delay(Math.max(next, sampleMs / 2, 1), signal);
   }
   return {
     samples,
@@ -117,4 +132,14 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
       return t.records();
     }),
   };
+}
+
+/** The machine's load, for messages about a run the machine was too busy for. */
+export function machineLoad(): string {
+  try {
+    const [one] = Deno.readTextFileSync("/proc/loadavg").split(" ");
+    return `load average ${one} on ${navigator.hardwareConcurrency} cores`;
+  } catch {
+    return "load unknown";
+  }
 }

@@ -1,26 +1,32 @@
 /**
- * Network namespaces the lab creates, named with a per-run, pid-stamped
- * prefix (`bl-<pid>-<tag>-…`), each holding a small bounded `sleep` process
- * whose `/proc/<pid>/net/*` the observers read. Disposal ends the processes
- * inside and deletes the namespace; a later run reaps what a killed run left.
+ * Network namespaces the lab creates, named with a per-run prefix
+ * (`bl-<pid>-<tag>-…`), each holding a small bounded `sleep` process whose
+ * `/proc/<pid>/net/*` the observers read. Each is written into a run record
+ * (`RunRecord`) before it is created, which is what lets a later run reap it
+ * if this one is killed (see `reap.ts`); the name alone proves nothing.
+ * Disposal ends the processes inside and deletes the namespace.
  * @module
  */
 import { CommandError, WaitTimeoutError } from "../base/errors.ts";
 import { run } from "../base/command.ts";
+import { newRunId, RUN_ID_PREFIX, RunRecord } from "../base/run_record.ts";
 import { until } from "../base/wait.ts";
 import { didYouMean } from "../base/suggest.ts";
 
 /** Every lab namespace name starts with this. */
-export const NAME_PREFIX = "bl-";
+export const NAME_PREFIX = RUN_ID_PREFIX;
 /** The holder process sleeps at most this long (seconds), so nothing outlives a run by much. */
 const HOLDER_SECONDS = 3600;
 
-/** A unique prefix for this process's runs: `bl-<pid>-<4 hex>`. */
+/** A fresh name prefix, `bl-<pid>-<4 hex>`, for namespaces made outside a `Lab` (tests, tools). */
 export function newRunPrefix(): string {
-  const tag = crypto.getRandomValues(new Uint8Array(2));
-  return `${NAME_PREFIX}${Deno.pid}-${
-    [...tag].map((b) => b.toString(16).padStart(2, "0")).join("")
-  }`;
+  return newRunId();
+}
+
+/** Options of {@linkcode Netns.create}. */
+export interface NetnsOptions {
+  /** The run record the namespace is written into (default: this process's own, `RunRecord.ofProcess()`). */
+  record?: RunRecord;
 }
 
 /** Sysctls every run records in each namespace, besides those it sets. */
@@ -63,25 +69,51 @@ function wrapIn(name: string, argv: readonly string[]): string[] {
 export class Netns implements AsyncDisposable {
   readonly name: string;
   readonly #holder: Deno.ChildProcess;
+  #holderEnd: string | undefined;
   #disposed = false;
 
   private constructor(name: string, holder: Deno.ChildProcess) {
     this.name = name;
     this.#holder = holder;
+    holder.status.then((s) => {
+      this.#holderEnd = s.signal ? `was killed by ${s.signal}` : `exited with status ${s.code}`;
+    });
   }
 
   /**
-   * Creates the namespace, brings `lo` up and starts its holder process.
+   * How the holder process ended, when it did before the namespace was
+   * disposed (`was killed by SIGKILL`, `exited with status 0`): its
+   * `/proc/<pid>/net` is then gone.
+   */
+  get holderEnded(): string | undefined {
+    return this.#disposed ? undefined : this.#holderEnd;
+  }
+
+  /** Whether the namespace was disposed (deleted by the lab). */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** The holder process's pid. */
+  get holderPid(): number {
+    return this.#holder.pid;
+  }
+
+  /**
+   * Records the namespace in the run record, creates it, brings `lo` up and
+   * starts its holder process.
    *
    * @throws {RangeError} for a name without the lab's prefix.
    * @throws {CommandError} when `ip` fails (the namespace is then removed).
    */
-  static async create(name: string): Promise<Netns> {
+  static async create(name: string, options: NetnsOptions = {}): Promise<Netns> {
     if (!name.startsWith(NAME_PREFIX) || !/^[A-Za-z0-9_.-]+$/.test(name)) {
       throw new RangeError(
         `Cannot create namespace "${name}": lab names start with "${NAME_PREFIX}"`,
       );
     }
+    const record = options.record ?? await RunRecord.ofProcess();
+    await record.addNamespace(name);
     await run(["ip", "netns", "add", name], { action: `Cannot create namespace "${name}"` });
     let holder: Deno.ChildProcess | undefined;
     try {
@@ -179,6 +211,43 @@ export class Netns implements AsyncDisposable {
     return values;
   }
 
+  /**
+   * Tries each `[key, value]` in turn (a key may come several times) and
+   * reads it back: for checking values before a run, in a namespace made for
+   * that. Never throws for a value the kernel refuses.
+   *
+   * @returns one entry per pair, in order: `ok`, or why the value cannot be used.
+   */
+  async trySysctls(
+    pairs: readonly (readonly [string, string])[],
+  ): Promise<{ key: string; value: string; problem?: string }[]> {
+    if (pairs.length === 0) return [];
+    const out = await this.exec(
+      ["sh", "-c", SYSCTL_SCRIPT, "sh", ...pairs.flat()],
+      `Cannot try sysctls in "${this.name}"`,
+    );
+    const lines = out.stdout.split("\n").filter(Boolean);
+    return pairs.map(([key, value], i) => {
+      const [status, , ...rest] = (lines[i] ?? "").split(" ");
+      const detail = rest.join(" ").trim();
+      if (status === "missing") {
+        return { key, value, problem: "this kernel has no such per-namespace sysctl" };
+      }
+      if (status === "rejected") {
+        return {
+          key,
+          value,
+          problem: `the kernel rejects it (${detail.replace(/^.*: /, "").toLowerCase()})`,
+        };
+      }
+      if (status !== "ok") return { key, value, problem: "it could not be tried" };
+      if (detail.split(/\s+/).join(" ") !== value.trim().split(/\s+/).join(" ")) {
+        return { key, value, problem: `the kernel keeps "${detail}" instead` };
+      }
+      return { key, value };
+    });
+  }
+
   /** Every `net.*` sysctl this namespace has. */
   async listSysctls(): Promise<string[]> {
     const out = await this.exec(["find", "/proc/sys/net", "-type", "f"]);
@@ -242,38 +311,4 @@ export async function removeNamespace(name: string): Promise<void> {
       `Cannot delete namespace "${name}"`,
     );
   }
-}
-
-/** Names of the lab's namespaces that exist now. */
-export async function listLabNamespaces(): Promise<string[]> {
-  const out = await run(["ip", "netns", "list"], { allowFailure: true });
-  return out.stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) =>
-    n.startsWith(NAME_PREFIX)
-  );
-}
-
-function isLiveLab(pid: number): boolean {
-  try {
-    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-    return cmdline.includes("deno");
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Removes the namespaces (and their processes) of lab runs whose process is
- * gone, e.g. one killed with SIGKILL. Runs of live processes are left alone.
- *
- * @returns the names removed.
- */
-export async function reapStaleNamespaces(): Promise<string[]> {
-  const reaped: string[] = [];
-  for (const name of await listLabNamespaces()) {
-    const pid = Number(/^bl-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === Deno.pid || isLiveLab(pid)) continue;
-    await removeNamespace(name);
-    reaped.push(name);
-  }
-  return reaped;
 }

@@ -7,8 +7,10 @@
  */
 import { hasCommand, run } from "../base/command.ts";
 import { PreflightError } from "../base/errors.ts";
-import { Netns, reapStaleNamespaces } from "./netns.ts";
+import type { RunRecord } from "../base/run_record.ts";
+import { Netns } from "./netns.ts";
 import { ensureTools, type ToolNeed } from "./packages.ts";
+import { reapDeadRuns, type ReapResult } from "./reap.ts";
 
 /** What preflight found. */
 export interface PreflightResult {
@@ -16,8 +18,35 @@ export interface PreflightResult {
   kernel: string;
   /** Namespaces of dead runs that were removed. */
   reaped: string[];
+  /** Everything reaping did and left alone (see {@linkcode reapDeadRuns}). */
+  reap: ReapResult;
   /** Every `net.*` sysctl a fresh namespace of this kernel has. */
   namespaceSysctls: ReadonlySet<string>;
+  /**
+   * Each value of `sysctlValues` the probe namespace would not take, keyed
+   * `<key>=<value>`, with why (keys the namespace lacks are left out: see
+   * `namespaceSysctls`).
+   */
+  sysctlProblems: ReadonlyMap<string, string>;
+}
+
+/** Options of {@linkcode preflight}. */
+export interface PreflightOptions {
+  /**
+   * Optional tools the run needs (installed when missing, where possible), or
+   * a function that says which once the machine passed the checks (it may
+   * probe the kernel, e.g. for netem).
+   */
+  tools?: readonly ToolNeed[] | (() => Promise<readonly ToolNeed[]>);
+  /** Where preflight says what it installs. */
+  log?: (line: string) => void;
+  /**
+   * The run record the probe namespace is written into, or a function that
+   * makes it once the machine passed the checks (default: the process's own).
+   */
+  record?: RunRecord | (() => Promise<RunRecord>);
+  /** Sysctl values to try in the probe namespace before anything runs: `[key, value]`. */
+  sysctlValues?: readonly (readonly [string, string])[];
 }
 
 const TOOLS: Record<string, string> = {
@@ -47,18 +76,44 @@ export function hasPrivileges(): boolean {
   }
 }
 
+/** Directories on sudo's usual `secure_path`, where `sudo deno` finds deno. */
+const SECURE_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
 /**
- * Checks the machine; removes stale lab namespaces; lists a fresh namespace's sysctls.
+ * The command that runs the lab as root the way this process was started:
+ * through npx (`sudo npx -y deno@<version> task lab`, since deno is then on
+ * no PATH), with a deno on sudo's path (`sudo deno task lab`), or with the
+ * full path of this deno otherwise.
+ */
+export function rootCommand(
+  env: { execPath: string; npmCommand?: string | undefined; version: string } = {
+    execPath: Deno.execPath(),
+    npmCommand: Deno.env.get("npm_command"),
+    version: Deno.version.deno,
+  },
+): string {
+  if (env.npmCommand === "exec" || /\/_npx\//.test(env.execPath)) {
+    return `sudo npx -y deno@${env.version} task lab`;
+  }
+  const onSecurePath = SECURE_PATH.some((dir) => {
+    try {
+      return Deno.realPathSync(`${dir}/deno`) === Deno.realPathSync(env.execPath);
+    } catch {
+      return false;
+    }
+  });
+  return onSecurePath ? "sudo deno task lab" : `sudo ${env.execPath} task lab`;
+}
+
+/**
+ * Checks the machine; reaps what dead runs recorded (see {@linkcode reapDeadRuns});
+ * lists a fresh namespace's sysctls.
  *
  * @throws {PreflightError} listing every problem with its fix.
  */
 export async function preflight(
   prefix: string,
-  options: {
-    /** The optional tools to ensure, or a function that says which once the machine is checked. */
-    tools?: readonly ToolNeed[] | (() => Promise<readonly ToolNeed[]>);
-    log?: (line: string) => void;
-  } = {},
+  options: PreflightOptions = {},
 ): Promise<PreflightResult> {
   const problems: string[] = [];
   if (Deno.build.os !== "linux") {
@@ -68,7 +123,7 @@ export async function preflight(
   }
   if (!hasPrivileges()) {
     problems.push(
-      `Not running as root (uid ${Deno.uid()}) with CAP_NET_ADMIN and CAP_SYS_ADMIN, which creating network namespaces needs: run it as root, e.g. \`sudo deno task lab\``,
+      `Not running as root (uid ${Deno.uid()}) with CAP_NET_ADMIN and CAP_SYS_ADMIN, which creating network namespaces needs: run it as root, e.g. \`${rootCommand()}\``,
     );
   }
   for (const [tool, fix] of Object.entries(TOOLS)) {
@@ -79,18 +134,35 @@ export async function preflight(
   if (problems.length) throw new PreflightError(problems);
   const tools = typeof options.tools === "function" ? await options.tools() : options.tools;
   if (tools?.length) await ensureTools(tools, options.log ? { log: options.log } : {});
-  const reaped = await reapStaleNamespaces();
+  const reap = await reapDeadRuns();
   const kernel = Deno.osRelease();
   let namespaceSysctls: Set<string>;
+  const record = typeof options.record === "function" ? await options.record() : options.record;
+  let probe: Netns;
   try {
-    await using probe = await Netns.create(`${prefix}-probe`);
-    namespaceSysctls = new Set(await probe.listSysctls());
+    probe = await Netns.create(`${prefix}-probe`, record ? { record } : {});
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     throw new PreflightError([
       `Cannot create a network namespace (${detail}): check that the kernel has CONFIG_NET_NS and that /run/netns is writable`,
     ]);
   }
+  const sysctlProblems = new Map<string, string>();
+  {
+    await using _ = probe;
+    namespaceSysctls = new Set(await probe.listSysctls());
+    const known = (options.sysctlValues ?? []).filter(([k]) => namespaceSysctls.has(k));
+    const unique = [...new Map(known.map(([k, v]) => [`${k}=${v}`, [k, v] as const])).values()];
+    for (const t of await probe.trySysctls(unique)) {
+      if (t.problem !== undefined) sysctlProblems.set(`${t.key}=${t.value}`, t.problem);
+    }
+  }
   const uname = await run(["uname", "-r"], { allowFailure: true });
-  return { kernel: uname.stdout.trim() || kernel, reaped, namespaceSysctls };
+  return {
+    kernel: uname.stdout.trim() || kernel,
+    reaped: reap.namespaces,
+    reap,
+    namespaceSysctls,
+    sysctlProblems,
+  };
 }

@@ -16,6 +16,7 @@
  */
 import { disposeAll, settleAll } from "../base/resources.ts";
 import type { NormalizedShape } from "../describe/link_shape.ts";
+import type { RunRecord } from "../base/run_record.ts";
 import type { PlannedRule, RunPlan } from "../describe/run_plan.ts";
 import type { LinkStatsRecord, RuleRecord, ShapedDirectionRecord } from "../results.ts";
 import { type AddressPlan, parseSubnet, planAddresses } from "./addressing.ts";
@@ -43,6 +44,8 @@ export interface TopologyOptions {
   prefix: string;
   /** The lab subnet of the plan's family (see `parseSubnet`). */
   subnet: string;
+  /** The run record the namespaces are written into (default: the process's own). */
+  record?: RunRecord;
 }
 
 /** A run's namespaces, links, sysctls and packet rules; `AsyncDisposable`. */
@@ -59,6 +62,7 @@ export class Topology implements AsyncDisposable {
   readonly #rules = new Map<string, WireRule & { host: string }>();
   readonly #shaped: Shaped[] = [];
   readonly #layout: AddressPlan;
+  readonly #linking = new Map<string, Promise<void>>();
   #disposed = false;
 
   private constructor(plan: RunPlan, namespaces: Map<string, Netns>, layout: AddressPlan) {
@@ -77,7 +81,12 @@ export class Topology implements AsyncDisposable {
   static async create(plan: RunPlan, options: TopologyOptions): Promise<Topology> {
     const layout = planAddresses(plan, parseSubnet(options.subnet, plan.family));
     const created = await Promise.allSettled(
-      plan.hosts.map((h) => Netns.create(`${options.prefix}-${h.name}`)),
+      plan.hosts.map((h) =>
+        Netns.create(
+          `${options.prefix}-${h.name}`,
+          options.record ? { record: options.record } : {},
+        )
+      ),
     );
     const made = created.flatMap((c) => c.status === "fulfilled" ? [c.value] : []);
     const failed = created.find((c) => c.status === "rejected");
@@ -107,19 +116,32 @@ export class Topology implements AsyncDisposable {
    */
   async connect(): Promise<void> {
     const ruleHosts = [...new Set(this.plan.rules.map((r) => r.host))];
+    const links = this.#layout.links.map(async (l) => {
+      this.#links.push(
+        await Link.create(
+          { ns: this.ns(this.plan.server.host), ...l.server },
+          {
+            ns: this.ns(l.host),
+            ifname: l.client.ifname,
+            cidr: l.client.cidr,
+            extra: l.client.groups,
+          },
+        ),
+      );
+    });
+    for (const h of this.plan.hosts) {
+      const mine = this.#layout.links.flatMap((l, i) =>
+        l.host === h.name || h.name === this.plan.server.host ? [links[i]!] : []
+      );
+      const linking = Promise.all(mine).then(() => {});
+      linking.catch(() => {}); // connect() reports the failure; a waiter gets it too
+      this.#linking.set(h.name, linking);
+    }
     await settleAll([
-      ...this.#layout.links.map(async (l) => {
-        this.#links.push(
-          await Link.create(
-            { ns: this.ns(this.plan.server.host), ...l.server },
-            {
-              ns: this.ns(l.host),
-              ifname: l.client.ifname,
-              cidr: l.client.cidr,
-              extra: l.client.groups,
-            },
-          ),
-        );
+      ...links,
+      // Each declared direction is shaped once its veth exists.
+      ...this.#layout.links.map(async (l, i) => {
+        await links[i];
         const shape = this.plan.links.find((x) => x.host === l.host);
         await settleAll([
           this.#shape(l.host, "toServer", shape?.toServer, { host: l.host, ...l.client }),
@@ -140,6 +162,32 @@ export class Topology implements AsyncDisposable {
         }
       }),
     ]);
+  }
+
+  /**
+   * The lab's interfaces in `host`'s namespace: the server's host has one per
+   * other host (`veth1`, `veth2`, …), every other host one (`veth0`).
+   */
+  interfaces(host: string): string[] {
+    return this.#layout.links.flatMap((l) =>
+      host === this.plan.server.host ? [l.server.ifname] : l.host === host ? [l.client.ifname] : []
+    );
+  }
+
+  /**
+   * Resolves once every link of `host` exists (while {@linkcode Topology.connect}
+   * runs), e.g. to capture on its interfaces; rejects when one could not be made.
+   *
+   * @throws {Error} when `connect()` has not been called.
+   */
+  linked(host: string): Promise<void> {
+    const linking = this.#linking.get(host);
+    if (linking === undefined) {
+      return Promise.reject(
+        new Error(`Cannot wait for the links of "${host}": call connect() first`),
+      );
+    }
+    return linking;
   }
 
   /** Turns on the packet rule `name`. */

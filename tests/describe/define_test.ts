@@ -2328,3 +2328,14 @@ Deno.test("planRuns() resolves a serving server, a closing follow-up and a deadl
   equal(p!.groups[0]!.deadlineMs, 4000);
   equal(planRuns(defineExperiment(asDefinition(base())))[0]!.server.serve, undefined);
 });
+
+Deno.test("defineExperiment() refuses an async claim rule", () => {
+  const err = definitionError(() =>
+    defineExperiment(asDefinition({
+      ...base(),
+      // deno-lint-ignore require-await
+      claims: { "A2.1": async () => ({ verdict: "reproduced", evidence: "ok" }) },
+    }))
+  );
+  checkError(err, "claims.A2.1", ["the rule is async", "remove `async`"]);
+});

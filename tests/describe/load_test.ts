@@ -156,3 +156,56 @@ Deno.test("loadExperiments() loads the repository's experiments with every point
     for (const p of e.plans) equal(p.mode, e.mode);
   }
 });
+
+Deno.test("experimentFiles() refuses a directory without experiment files", async () => {
+  await withDir({ "_helper.ts": "", "notes.md": "" }, async (dir) => {
+    await rejects(experimentFiles([dir]), (err: Error) => {
+      ok(err instanceof ExperimentDefinitionError);
+      match(err.message, new RegExp(`"${dir}" holds no experiment file`));
+      return true;
+    });
+  });
+});
+
+Deno.test("loadExperiments() gives up on a top-level await that never settles, naming the file", async () => {
+  await withDir({
+    "hangs.ts": `await new Promise(() => {});\n${experiment("hangs")}`,
+  }, async (dir) => {
+    // In a process of its own: the import that never settles stays pending until its exit.
+    const script = `
+      import { loadExperiments } from ${
+      JSON.stringify(new URL("../../lab/describe/load.ts", import.meta.url).href)
+    };
+      try {
+        await loadExperiments([${JSON.stringify(dir)}], { importTimeoutMs: 300 });
+      } catch (err) {
+        console.log(err.name + ": " + err.message);
+      }
+      Deno.exit(0);`;
+    const out = await new Deno.Command(Deno.execPath(), { args: ["eval", script] }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    match(
+      text,
+      /^ExperimentDefinitionError: .*hangs\.ts: Invalid experiment field "\(module\)": cannot import it: its top-level code did not finish within 300 ms: a top-level await that never settles\?/,
+    );
+  });
+});
+
+Deno.test("loadExperiments() bounds a matrix at 1,000 points, naming the sizes", async () => {
+  const values = JSON.stringify(Array.from({ length: 100 }, (_, i) => i + 1));
+  await withDir({
+    "huge.ts": experiment("huge").replace(
+      "matrix: { backlog: [1, 2] },",
+      `matrix: { backlog: ${values}, other: ${values} },`,
+    ),
+  }, async (dir) => {
+    await rejects(loadExperiments([dir]), (err: Error) => {
+      ok(err instanceof ExperimentDefinitionError);
+      match(
+        err.message,
+        /huge\.ts: Invalid experiment field "matrix": 10,000 points \(backlog: 100 × other: 100\) is more than the 1,000 one experiment may have/,
+      );
+      return true;
+    });
+  });
+});

@@ -12,7 +12,7 @@ async function runOne(id: string): Promise<{ result: ExperimentResult; prefix: s
   const all = await loadExperiments([`${ROOT}experiments`]);
   const found = all.find((e) => e.definition.id === id);
   ok(found && !isHistorical(found.definition), `experiment ${id} exists`);
-  const lab = new Lab();
+  await using lab = new Lab();
   await preflight(lab.prefix);
   const result = await lab.runExperiment(found.definition, { file: found.file });
   for (const r of result.runs) {
@@ -129,7 +129,7 @@ rootTest("IPv6 on request: the same accept-queue bound over fd00::/48 addresses"
     ],
     claims: { "A4.1": () => ({ verdict: "reproduced", evidence: "v6" }) },
   });
-  const lab = new Lab();
+  await using lab = new Lab();
   await preflight(lab.prefix);
   const r = await lab.runExperiment(def);
   ok(r.passed, JSON.stringify(r.runs[0]!.checks));

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { compareReports, type ReportComparison } from "../../lab/judge/compare.ts";
-import { CompareInputError, loadReport } from "../../lab/judge/load_report.ts";
+import { CompareInputError, loadReport, MAX_REPORT_BYTES } from "../../lab/judge/load_report.ts";
 import { comparisonMarkdown, comparisonTable } from "../../lab/report/compare_text.ts";
 import type {
   CheckResult,
@@ -606,4 +606,15 @@ rootTest("compareReports() of two real runs on this kernel finds the same verdic
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("loadReport() reads /dev/zero only up to its bound, then refuses it (exit 2 in the CLI)", async () => {
+  await assert.rejects(loadReport("/dev/zero"), (err: Error) => {
+    assert.ok(err instanceof CompareInputError, String(err));
+    assert.match(
+      err.message,
+      new RegExp(`"/dev/zero": it is larger than ${MAX_REPORT_BYTES / 1024 / 1024} MiB`),
+    );
+    return true;
+  });
 });

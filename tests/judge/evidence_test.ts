@@ -4,7 +4,7 @@
  * @module
  */
 import { deepStrictEqual as deepEqual, equal, throws } from "node:assert/strict";
-import { decideClaims, evidenceOf, summarize } from "../../lab/judge/evidence.ts";
+import { claimErrors, decideClaims, evidenceOf, summarize } from "../../lab/judge/evidence.ts";
 import type { RunResult } from "../../lab/results.ts";
 
 function run(): RunResult {
@@ -101,16 +101,79 @@ Deno.test("evidenceOf() reads values, checks, steps, packets and series of a run
   equal(e.mode, "fast");
 });
 
-Deno.test("decideClaims() gives each rule the runs' evidence and keeps a rule's error", () => {
+Deno.test("decideClaims() gives each rule the runs' evidence and keeps a rule's error, naming file and claim", () => {
+  const claims = decideClaims(
+    {
+      "A2.1": (runs) => ({
+        verdict: "reproduced",
+        evidence: `queued ${runs[0]!.value("server.ESTABLISHED", "peak")}`,
+      }),
+      "A2.2": (runs) => ({ verdict: "reproduced", evidence: `${runs[0]!.value("server.NOPE")}` }),
+    },
+    [run()],
+    { file: "experiments/x.ts" },
+  );
+  deepEqual(claims["A2.1"], { verdict: "reproduced", evidence: "queued 3" });
+  const error = (claims["A2.2"] as { error: string }).error;
+  equal(
+    error.startsWith(
+      'experiments/x.ts: claim "A2.2": the rule threw: Metric "server.NOPE" is not a metric: unknown metric "NOPE"',
+    ),
+    true,
+    error,
+  );
+  deepEqual(claimErrors(claims), [error]);
+});
+
+Deno.test("decideClaims() suggests the metric a rule meant: the grammar's, or one the run observed", () => {
   const claims = decideClaims({
     "A2.1": (runs) => ({
       verdict: "reproduced",
-      evidence: `queued ${runs[0]!.value("server.ESTABLISHED", "peak")}`,
+      evidence: `${runs[0]!.value("server.ESTABLISHD")}`,
     }),
-    "A2.2": (runs) => ({ verdict: "reproduced", evidence: `${runs[0]!.value("server.NOPE")}` }),
+    "A2.2": (runs) => ({ verdict: "reproduced", evidence: `${runs[0]!.value("server.SYN_RECV")}` }),
+    "A2.3": (runs) => ({
+      verdict: "reproduced",
+      evidence: `${runs[0]!.value("srever.ESTABLISHED")}`,
+    }),
   }, [run()]);
-  deepEqual(claims["A2.1"], { verdict: "reproduced", evidence: "queued 3" });
-  deepEqual(claims["A2.2"], {
-    error: 'claim rule failed: Metric "server.NOPE" was not observed in this run',
-  });
+  const errors = claimErrors(claims);
+  equal(errors.length, 3);
+  equal(/did you mean "ESTABLISHED"\?/.test(errors[0]!), true, errors[0]);
+  equal(
+    /Metric "server\.SYN_RECV" was not observed in this run.*a rule reads what the run samples/
+      .test(errors[1]!),
+    true,
+    errors[1],
+  );
+  equal(/did you mean "server\.ESTABLISHED"\?/.test(errors[2]!), true, errors[2]);
+});
+
+Deno.test("decideClaims() refuses what is not a decision: null, an unknown or blank verdict, blank evidence, a Promise", () => {
+  const cases: [unknown, RegExp][] = [
+    [null, /the rule returned null: return \{ verdict, evidence \}/],
+    [undefined, /the rule returned nothing/],
+    [
+      { verdict: "maybe", evidence: "x" },
+      /verdict "maybe", which is not a verdict \(verdicts: "reproduced", "not reproduced", "partly", "historical"\)/,
+    ],
+    [{ verdict: "reprodcued", evidence: "x" }, /did you mean "reproduced"\?/],
+    [{ verdict: "", evidence: "x" }, /verdict "", which is not a verdict/],
+    [{ verdict: "partly", evidence: " " }, /evidence " ": give a sentence/],
+    [{ verdict: "partly" }, /evidence nothing: give a sentence/],
+    [
+      Promise.resolve({ verdict: "partly", evidence: "x" }),
+      /a Promise: claim rules are synchronous/,
+    ],
+  ];
+  for (const [returned, want] of cases) {
+    const claims = decideClaims({ "A2.1": () => returned as never }, [run()], { file: "x.ts" });
+    const [error] = claimErrors(claims);
+    equal(
+      error !== undefined && error.startsWith('x.ts: claim "A2.1": the rule returned'),
+      true,
+      error,
+    );
+    equal(want.test(error!), true, `${JSON.stringify(returned)}: ${error}`);
+  }
 });

@@ -5,12 +5,12 @@ import {
   rejects,
   strictEqual as equal,
 } from "node:assert/strict";
-import { Capture } from "../../lab/observe/capture.ts";
+import { Capture, CaptureIncompleteError, droppedPackets } from "../../lab/observe/capture.ts";
 import { run } from "../../lab/base/command.ts";
 import { CommandError } from "../../lab/base/errors.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { eventsOf, packetTimelines } from "../../lab/observe/packet_timeline.ts";
-import { rootTest } from "../_helpers.ts";
+import { cliPrefix, labProcesses, rootTest, spawnCli, until } from "../_helpers.ts";
 
 const PORT = 18213;
 
@@ -125,3 +125,99 @@ rootTest("Capture.start() names the namespace when tcpdump cannot start", async 
   const pids = await run(["ip", "netns", "pids", ns.name]);
   equal(pids.stdout.trim().split("\n").length, 1, `left in the namespace: ${pids.stdout}`);
 });
+
+Deno.test("droppedPackets() reads what tcpdump's exit summary says was lost", () => {
+  deepEqual(
+    droppedPackets(
+      "12 packets captured\n12 packets received by filter\n0 packets dropped by kernel",
+    ),
+    [],
+  );
+  deepEqual(
+    droppedPackets(
+      "9 packets captured\n40 packets received by filter\n31 packets dropped by kernel\n2 packets dropped by interface",
+    ),
+    ["31 packets dropped by the kernel", "2 packets dropped by the interface"],
+  );
+});
+
+for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+  rootTest(
+    `Capture.stop() refuses a capture whose tcpdump ended by ${signal} before it`,
+    async () => {
+      await using ns = await Netns.create(`${newRunPrefix()}-capk`);
+      await using file = await tempCaptureFile();
+      await using capture = await Capture.start(ns, { port: PORT, file: file.path, iface: "lo" });
+      Deno.kill(capture.pid, signal); // not the lab: someone else on the machine
+      await until("tcpdump to end", () => isRunning(capture.pid), (running) => !running);
+      await rejects(capture.stop(), (err: Error) => {
+        assert(err instanceof CaptureIncompleteError, String(err));
+        match(
+          err.message,
+          new RegExp(
+            `Cannot use the capture in namespace "${ns.name}": tcpdump ended before the lab stopped it \\(${
+              signal === "SIGKILL" ? "killed by SIGKILL" : "it exited \\(status 0"
+            }`,
+          ),
+        );
+        return true;
+      });
+    },
+  );
+}
+
+rootTest(
+  "a run whose tcpdump is killed by someone else fails, saying so, and decides no claim",
+  async () => {
+    // The issue's reproducer: kill -TERM a run's tcpdump soon after it starts.
+    const child = spawnCli(["--json", "--filter", "client-syn-retransmission"]);
+    const prefix = cliPrefix(child.pid);
+    try {
+      // A tcpdump of the run, once its run is past building (its captures started): its
+      // namespace has a client socket in SYN-SENT, which exists only after the release.
+      const netnsOf = (pid: number) =>
+        Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0").find((v) =>
+          v.startsWith("BACKLOG_LAB_NETNS=")
+        )?.slice("BACKLOG_LAB_NETNS=".length);
+      const released = async () => {
+        for (const pid of labProcesses(prefix)) {
+          try {
+            if (!Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("tcpdump\0")) continue;
+            const ns = netnsOf(pid);
+            if (ns === undefined) continue;
+            const ss = await new Deno.Command("ip", {
+              args: ["netns", "exec", ns, "ss", "-Htn", "state", "syn-sent"],
+              stdout: "piped",
+              stderr: "null",
+            }).output();
+            if (new TextDecoder().decode(ss.stdout).trim()) return pid;
+          } catch { /* gone meanwhile */ }
+        }
+        return undefined;
+      };
+      const pid = await until("a released run's tcpdump", released, (p) => p !== undefined, {
+        timeoutMs: 30_000,
+      });
+      Deno.kill(pid!, "SIGTERM");
+      const out = await child.output();
+      const doc = JSON.parse(new TextDecoder().decode(out.stdout));
+      equal(out.code, 1);
+      const e = doc.experiments[0];
+      equal(e.passed, false);
+      const errors = e.runs.flatMap((r: { error?: string }) => r.error ? [r.error] : []);
+      equal(errors.length, 1, JSON.stringify(errors));
+      match(
+        errors[0],
+        /Cannot use the capture in namespace "bl-[^"]+": tcpdump ended before the lab stopped it/,
+      );
+      for (const l of doc.ledger.filter((x: { experiments: string[] }) => x.experiments.length)) {
+        equal(l.verdict, "undecided", `${l.claim}: ${l.evidence}`);
+      }
+      deepEqual(labProcesses(prefix), []);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }
+  },
+);

@@ -129,10 +129,25 @@ rootTest("readCounters() names the namespace whose holder process is gone", asyn
   await rejects(
     readCounters(ns),
     new RegExp(
-      `Cannot read the counters of namespace "${ns.name}": ${procNet}/(netstat|snmp): the namespace's holder process is gone`,
+      `Cannot read the counters of namespace "${ns.name}": the process holding the namespace \\(pid \\d+, a sleep the lab started\\) is gone, and its ${procNet}/(netstat|snmp) went with it`,
     ),
   );
 });
+
+rootTest(
+  "readCounters() names the host whose namespace holder someone killed, and how it died",
+  async () => {
+    await using ns = await Netns.create(`${newRunPrefix()}-gk`);
+    Deno.kill(ns.holderPid, "SIGKILL");
+    await until("the holder to end", () => ns.holderEnded, (e) => e !== undefined);
+    await rejects(
+      readCounters(ns, "server"),
+      new RegExp(
+        `Cannot read the counters of host "server" \\(namespace "${ns.name}"\\): the process holding the namespace \\(pid ${ns.holderPid}, a sleep the lab started\\) was killed by SIGKILL, .*something outside the lab ended it`,
+      ),
+    );
+  },
+);
 
 Deno.test("readCounters() fails with a KernelTextError naming the files when their text cannot be parsed", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sampler_test_" });

@@ -14,7 +14,8 @@ import {
   PACKET_TABLE_LIMITS,
   reportMarkdown,
 } from "../../lab/report/markdown.ts";
-import { writeReport } from "../../lab/report/directory.ts";
+import { ReportWriteError, writeReport } from "../../lab/report/directory.ts";
+import { checksTable, ledgerTable } from "../../lab/report/text.ts";
 import { markdownCell as cell } from "../../lab/report/table.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
@@ -409,9 +410,9 @@ Deno.test("reportMarkdown() writes well-formed tables and escapes pipes in cells
   const checks = tableWith(section(md, "run-queue-fills-1"), CHECK_HEAD);
   assert.strictEqual(unescapeCell(checks.rows[0]![2]!), PIPE_EXPECTED);
   assert.ok(md.includes(cell(PIPE_EXPECTED)), "the expected text's pipe is escaped");
-  const ledger = tableWith(md, ["claim", "verdict", "evidence", "decided by"]);
+  const ledger = tableWith(md, ["claim", "statement", "verdict", "evidence", "decided by"]);
   assert.strictEqual(
-    unescapeCell(ledger.rows.find((r) => r[0] === "A2.1")![2]!),
+    unescapeCell(ledger.rows.find((r) => r[0] === "A2.1")![3]!),
     "3 SYN_RECV with backlog 2 | fast timers.",
   );
 });
@@ -450,13 +451,19 @@ Deno.test("reportMarkdown() shows a command with a quoted apostrophe exactly", (
 
 Deno.test("reportMarkdown() lists decided claims linked to their evidence, undecided on one line", () => {
   const md = reportMarkdown(syntheticReport());
-  const ledger = tableWith(md, ["claim", "verdict", "evidence", "decided by"]);
+  const ledger = tableWith(md, ["claim", "statement", "verdict", "evidence", "decided by"]);
   assert.deepStrictEqual(ledger.rows.map((r) => r[0]), ["A1.1", "A2.1", "A2.2"]);
   const row = (id: string) => ledger.rows.find((r) => r[0] === id)!;
-  assert.strictEqual(row("A1.1")[1], `[historical](#${claimAnchor("old-kernels", "A1.1")})`);
-  assert.strictEqual(row("A2.1")[1], `[reproduced](#${claimAnchor("queue-fills", "A2.1")})`);
-  assert.strictEqual(row("A2.2")[1], `[undecided](#${claimAnchor("queue-fills", "A2.2")})`);
-  assert.strictEqual(row("A2.1")[3], `[queue-fills](#${experimentAnchor("queue-fills")})`);
+  // Each claim's statement, so that a reader knows what A2.1 says.
+  assert.deepStrictEqual(ledger.rows.map((r) => unescapeCell(r[1]!)), [
+    "Old kernels kept one queue.",
+    "The SYN queue holds backlog entries.",
+    "A rule that errors.",
+  ]);
+  assert.strictEqual(row("A1.1")[2], `[historical](#${claimAnchor("old-kernels", "A1.1")})`);
+  assert.strictEqual(row("A2.1")[2], `[reproduced](#${claimAnchor("queue-fills", "A2.1")})`);
+  assert.strictEqual(row("A2.2")[2], `[undecided](#${claimAnchor("queue-fills", "A2.2")})`);
+  assert.strictEqual(row("A2.1")[4], `[queue-fills](#${experimentAnchor("queue-fills")})`);
   // Each claim's evidence anchor is in the deciding experiment's section.
   const queue = section(md, experimentAnchor("queue-fills"));
   assert.match(
@@ -841,4 +848,99 @@ Deno.test("reportMarkdown() gives a run's shaped links and what its clients felt
   // A run without links or clients' records has neither table.
   const second = section(reportMarkdown(report), "run-queue-fills-2");
   assert.ok(!second.includes("| link |") && !second.includes("| clients |"));
+});
+
+/** Every entry of `dir`, recursively, relative, sorted. */
+async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(r);
+      if (e.isDirectory) await walk(join(d, e.name), r);
+    }
+  };
+  await walk(dir, "");
+  return out.sort();
+}
+
+Deno.test("writeReport() replaces an earlier report only once the new one is complete, keeping the user's files", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "report_test_" });
+  try {
+    const dir = join(parent, "report");
+    await Deno.mkdir(join(dir, "charts", "gone"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "charts", "gone", "1.svg"), "<svg/>");
+    await Deno.writeTextFile(
+      join(dir, "results.json"),
+      '{"version":1,"experiments":[],"ledger":[]}',
+    );
+    await Deno.writeTextFile(join(dir, "notes.txt"), "mine");
+    const temps: string[] = [];
+    await writeReport(dir, { report: syntheticReport() }, {
+      registerTemp: (p) => Promise.resolve(void temps.push(p)),
+    });
+    const entries = await tree(dir);
+    assert.ok(!entries.includes("charts/gone"), "the earlier report's files are gone");
+    assert.ok(entries.includes("notes.txt"));
+    assert.deepStrictEqual(
+      JSON.parse(await Deno.readTextFile(join(dir, "results.json"))).experiments[0].id,
+      "queue-fills",
+    );
+    assert.deepStrictEqual(
+      await tree(parent).then((t) => t.filter((e) => !e.startsWith("report"))),
+      [],
+    );
+    assert.strictEqual(temps.length, 2, "the partial report and the earlier one set aside");
+    for (const t of temps) {
+      assert.match(t, new RegExp(`^${parent}/\\.report\\.(partial|old)-[0-9a-f]{8}$`));
+    }
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("writeReport() fails in one line naming the file when a name is too long, leaving the earlier report", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "report_test_" });
+  try {
+    const dir = join(parent, "report");
+    await Deno.mkdir(dir);
+    const earlier = '{"version":1,"experiments":[],"ledger":[]}';
+    await Deno.writeTextFile(join(dir, "results.json"), earlier);
+    const report = syntheticReport();
+    report.experiments[0]!.id = "x".repeat(300);
+    await assert.rejects(writeReport(dir, { report }), (err: Error) => {
+      assert.ok(err instanceof ReportWriteError, String(err));
+      assert.strictEqual(err.message.split("\n").length, 1);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^Cannot write the report to "${dir}": File name too long \\(os error 36\\) \\(writing "charts/x{300}/1-backlog-2-syncookies-1\\.svg"\\); nothing was written there, and an earlier report in it is unchanged$`,
+        ),
+      );
+      return true;
+    });
+    assert.deepStrictEqual(await tree(parent), ["report", "report/results.json"]);
+    assert.strictEqual(await Deno.readTextFile(join(dir, "results.json")), earlier);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("ledgerTable() shows each claim's statement before its evidence", () => {
+  const text = ledgerTable(syntheticReport().ledger.slice(0, 2), 200);
+  assert.match(text, /│ A1\.1 +│ historical +│ "Old kernels kept one queue\." +│/);
+  assert.match(text, /│ +│ +│ → /);
+  assert.match(text, /statement → evidence \(decided by\)/);
+});
+
+Deno.test("checksTable() names the machine's input queue drops as the likely cause of a failed run", () => {
+  const e = syntheticReport().experiments[0]!;
+  const failed = e.runs.find((r) => !r.passed) ?? e.runs[0]!;
+  failed.passed = false;
+  failed.inputQueueDrops = 1653;
+  const text = checksTable(e, false, 300);
+  assert.match(
+    text,
+    /\(machine\) +│ input queue drops +│ 0 +│ 1653 packets dropped by the machine's input queues during the run/,
+  );
 });

@@ -8,6 +8,7 @@ import {
 import { defineExperiment } from "../../lab/describe/validate.ts";
 import { Lab } from "../../lab/run/lab.ts";
 import { preflight } from "../../lab/topology/preflight.ts";
+import { RUNS_ROOT } from "../../lab/base/run_record.ts";
 import {
   hostSysctls,
   hostVeths,
@@ -48,7 +49,7 @@ async function assertNothingLeft(
 
 rootTest("Lab.runExperiment() removes everything after a normal run", async () => {
   const before = hostSysctls();
-  const lab = new Lab();
+  await using lab = new Lab();
   await preflight(lab.prefix);
   const r = await lab.runExperiment(tiny());
   ok(r.passed);
@@ -59,7 +60,7 @@ rootTest(
   "Lab.runExperiment() removes everything after a failed expectation, reporting the last value",
   async () => {
     const before = hostSysctls();
-    const lab = new Lab();
+    await using lab = new Lab();
     const r = await lab.runExperiment(tiny({ equals: 99 }));
     equal(r.passed, false);
     const check = r.runs[0]!.checks[0]!;
@@ -72,7 +73,7 @@ rootTest(
 
 rootTest("Lab.runExperiment() removes everything after an error while building", async () => {
   const before = hostSysctls();
-  const lab = new Lab();
+  await using lab = new Lab();
   const r = await lab.runExperiment(tiny({ somaxconn: -1 }));
   equal(r.passed, false);
   match(
@@ -85,7 +86,7 @@ rootTest("Lab.runExperiment() removes everything after an error while building",
 rootTest("Lab.runExperiment() removes everything when aborted mid-observation", async () => {
   const before = hostSysctls();
   const controller = new AbortController();
-  const lab = new Lab({ signal: controller.signal });
+  await using lab = new Lab({ signal: controller.signal });
   const running = lab.runExperiment(tiny({ equals: 99, windowMs: 20_000 }));
   await until(
     "the server to listen",
@@ -98,7 +99,14 @@ rootTest("Lab.runExperiment() removes everything when aborted mid-observation", 
   await assertNothingLeft(lab.prefix, before);
 });
 
-for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+for (
+  const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+    ["SIGQUIT", 131],
+  ] as const
+) {
   rootTest(`the CLI removes everything on ${signal} and exits ${code}`, async () => {
     const before = hostSysctls();
     const child = spawnCli(["--filter", "syn-dropped"]);
@@ -126,34 +134,54 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   });
 }
 
-rootTest("a new run removes what a SIGKILLed run left behind", async () => {
-  const before = hostSysctls();
-  const child = spawnCli(["--filter", "syn-dropped"]);
-  const prefix = `bl-${child.pid}-`;
-  await until(
-    "the run's namespaces",
-    async () => (await namespacesWith(prefix)).some((n) => n.endsWith("-1-client")),
-    (ok) => ok,
-  );
-  await until("its programs", () => labProcesses(prefix).length >= 4, (ok) => ok);
-  child.kill("SIGKILL");
-  const killed = await child.output();
-  equal(killed.signal, "SIGKILL");
-  const left = await namespacesWith(prefix);
-  ok(left.length >= 2, `a SIGKILLed run leaves its namespaces (${left.join(", ")})`);
-  ok(labProcesses(prefix).length > 0, "and its processes");
+rootTest(
+  "a new run removes what a SIGKILLed run left behind, temporary files included",
+  async () => {
+    const before = hostSysctls();
+    // An experiment with captures, so that the run has temporary files (pcaps).
+    const child = spawnCli(["--filter", "ss-queues"]);
+    const prefix = `bl-${child.pid}-`;
+    const runDirs = () =>
+      [...Deno.readDirSync(RUNS_ROOT)].filter((e) => e.name.startsWith(prefix)).map((e) =>
+        `${RUNS_ROOT}/${e.name}`
+      );
+    const pcaps = () =>
+      runDirs().flatMap((d) =>
+        [...Deno.readDirSync(`${d}/tmp`)].filter((f) => f.name.endsWith(".pcap"))
+      );
+    await until(
+      "the run's namespaces",
+      async () => (await namespacesWith(prefix)).some((n) => n.endsWith("-1-client")),
+      (ok) => ok,
+    );
+    await until("its programs", () => labProcesses(prefix).length >= 4, (ok) => ok);
+    await until("its capture file", () => pcaps().length, (n) => n > 0);
+    child.kill("SIGKILL");
+    const killed = await child.output();
+    equal(killed.signal, "SIGKILL");
+    const left = await namespacesWith(prefix);
+    ok(left.length >= 2, `a SIGKILLed run leaves its namespaces (${left.join(", ")})`);
+    ok(labProcesses(prefix).length > 0, "and its processes");
+    const [dir] = runDirs();
+    ok(dir && pcaps().length > 0, "and its run directory with its pcaps");
 
-  const next = await runCli(["--filter", "syn-dropped"]);
-  equal(next.code, 0, next.stderr);
-  match(next.stdout, new RegExp(`Removed ${left.length} namespaces left by a dead run: ${prefix}`));
-  await assertNothingLeft(prefix, before);
-});
+    const next = await runCli(["--filter", "syn-dropped"]);
+    equal(next.code, 0, next.stderr);
+    match(
+      next.stdout,
+      new RegExp(`Removed ${left.length} namespaces left by a dead run: ${prefix}`),
+    );
+    await assertNothingLeft(prefix, before);
+    await rejects(Deno.stat(dir!), Deno.errors.NotFound, "its run directory and pcaps are gone");
+    deepEqual(runDirs(), []);
+  },
+);
 
 rootTest(
   "a client group whose start condition never holds fails the run clearly, leaving nothing",
   async () => {
     const before = hostSysctls();
-    const lab = new Lab();
+    await using lab = new Lab();
     const r = await lab.runExperiment(defineExperiment({
       id: "never-starts",
       title: "never",

@@ -69,7 +69,7 @@ const stepping = defineExperiment({
 rootTest(
   "Lab.runPlan() performs timeline steps in order, with rules, captures and accepts",
   async () => {
-    const lab = new Lab();
+    await using lab = new Lab();
     await preflight(lab.prefix);
     const result = await lab.runExperiment(stepping);
     const run = result.runs[0]!;
@@ -107,7 +107,7 @@ rootTest(
 rootTest(
   "Lab.runPlan() reports a step whose condition never held, and removes everything",
   async () => {
-    const lab = new Lab();
+    await using lab = new Lab();
     await preflight(lab.prefix);
     const def = defineExperiment({
       ...stepping,
@@ -134,7 +134,7 @@ rootTest(
 
 rootTest("Lab.runPlan() removes rules, captures and processes when aborted mid-run", async () => {
   const controller = new AbortController();
-  const lab = new Lab({ signal: controller.signal });
+  await using lab = new Lab({ signal: controller.signal });
   await preflight(lab.prefix);
   const def = defineExperiment({
     ...stepping,
@@ -162,7 +162,7 @@ rootTest("Lab.runPlan() removes rules, captures and processes when aborted mid-r
 });
 
 rootTest("a server with maxOpenFiles accepts until EMFILE; the rest stay queued", async () => {
-  const lab = new Lab();
+  await using lab = new Lab();
   await preflight(lab.prefix);
   // A Deno server has 24 files open at start (stdio, epoll, runtime sockets, cache databases).
   const def = defineExperiment({

@@ -10,7 +10,15 @@ import { loadExperiments } from "../../lab/describe/load.ts";
 import { planRuns } from "../../lab/describe/plan.ts";
 import { isHistorical } from "../../lab/describe/historical.ts";
 import type { LabReport, RunResult } from "../../lab/results.ts";
-import { labProcesses, namespacesWith, ROOT, rootTest, runCli, spawnCli } from "../_helpers.ts";
+import {
+  cliPrefix,
+  labProcesses,
+  namespacesWith,
+  ROOT,
+  rootTest,
+  runCli,
+  spawnCli,
+} from "../_helpers.ts";
 
 const FILTER = "somaxconn-clamps|accept-queue-holds|listen-counters";
 
@@ -154,3 +162,48 @@ Deno.test("--repeat refuses what is not a whole number from 1 to 1000 (exit 2)",
     ok(r.stderr.includes(`Invalid --repeat "${n}": give a whole number from 1 to 1000`), r.stderr);
   }
 });
+
+rootTest(
+  "three labs at once: all pass, a point that must run alone runs alone on the machine, nothing left",
+  async () => {
+    // somaxconn-default-filled opens 4,097 connections: it must run alone; the others are
+    // timing-sensitive handshakes that failed when three labs ran side by side.
+    const filter = "somaxconn-default-filled|listen-counters|final-ack|syn-queue-bound";
+    const labs = [0, 1, 2].map(() => spawnCli(["--json", "--filter", filter]));
+    const outs = await Promise.all(labs.map((l) => l.output()));
+    const d = new TextDecoder();
+    const docs = outs.map((o, i) => {
+      const stderr = d.decode(o.stderr);
+      equal(o.code, 0, `lab ${i + 1}: ${stderr}\n${d.decode(o.stdout).slice(0, 2000)}`);
+      return JSON.parse(d.decode(o.stdout)) as LabReport;
+    });
+    // Every run of every lab: [start, end] of its observation, and whether it ran alone.
+    const runs = docs.flatMap((doc, lab) =>
+      doc.experiments.flatMap((e) =>
+        e.runs.map((r) => ({
+          lab,
+          what: `${e.id} ${JSON.stringify(r.params)}`,
+          alone: e.id === "somaxconn-default-filled",
+          window: window(r),
+        }))
+      )
+    );
+    const alone = runs.filter((r) => r.alone);
+    equal(alone.length, 3, "one exclusive run per lab");
+    for (const a of alone) {
+      for (const b of runs) {
+        if (a === b) continue;
+        ok(
+          b.window[1] <= a.window[0] || a.window[1] <= b.window[0],
+          `lab ${a.lab + 1}'s ${a.what} overlaps lab ${b.lab + 1}'s ${b.what}`,
+        );
+      }
+    }
+    deepEqual(docs[0]!.ledger.map((l) => l.verdict), docs[1]!.ledger.map((l) => l.verdict));
+    deepEqual(docs[0]!.ledger.map((l) => l.verdict), docs[2]!.ledger.map((l) => l.verdict));
+    for (const l of labs) {
+      deepEqual(await namespacesWith(cliPrefix(l.pid)), []);
+      deepEqual(labProcesses(cliPrefix(l.pid)), []);
+    }
+  },
+);

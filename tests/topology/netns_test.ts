@@ -5,12 +5,7 @@ import {
   rejects,
   strictEqual as equal,
 } from "node:assert/strict";
-import {
-  Netns,
-  newRunPrefix,
-  reapStaleNamespaces,
-  waitUntilInside,
-} from "../../lab/topology/netns.ts";
+import { Netns, newRunPrefix, waitUntilInside } from "../../lab/topology/netns.ts";
 import { run } from "../../lab/base/command.ts";
 import { hostSysctls, namespacesWith, rootTest } from "../_helpers.ts";
 
@@ -53,37 +48,6 @@ rootTest(
     await rejects(ns.sysctls({ "net.core.somaxconn": "-1" }), /value "-1" was rejected/);
   },
 );
-
-rootTest("reapStaleNamespaces() removes a dead run's namespaces and their processes", async () => {
-  // A PID that is not running: the "dead run".
-  let pid = 4_000_000;
-  while (await Deno.stat(`/proc/${pid}`).then(() => true, () => false)) pid--;
-  const name = `bl-${pid}-dead-server`;
-  await run(["ip", "netns", "add", name]);
-  const orphan = new Deno.Command("ip", { args: ["netns", "exec", name, "sleep", "60"] }).spawn();
-  try {
-    // A dead run's processes are already inside its namespaces.
-    await waitUntilInside(orphan.pid, name);
-    const reaped = await reapStaleNamespaces();
-    assert(reaped.includes(name), `reaped ${JSON.stringify(reaped)}`);
-    deepEqual(await namespacesWith(name), []);
-    const status = await orphan.status;
-    equal(status.signal, "SIGKILL");
-  } finally {
-    try {
-      orphan.kill("SIGKILL");
-    } catch { /* reaped */ }
-    await orphan.status;
-    await run(["ip", "netns", "del", name], { allowFailure: true });
-  }
-});
-
-rootTest("reapStaleNamespaces() leaves a live run's namespaces alone", async () => {
-  await using ns = await Netns.create(`${newRunPrefix()}-live`);
-  const reaped = await reapStaleNamespaces();
-  assert(!reaped.includes(ns.name));
-  deepEqual(await namespacesWith(ns.name), [ns.name]);
-});
 
 rootTest(
   "Netns.create() returns only once its holder reads the namespace's tables, not the host's",
