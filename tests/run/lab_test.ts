@@ -208,7 +208,7 @@ const shaped = defineExperiment({
 rootTest(
   "Lab records a run's links and what its clients felt, and fails a run whose delayer stopped",
   async () => {
-    const lab = new Lab();
+    await using lab = new Lab();
     await preflight(lab.prefix);
     const sound = await lab.runExperiment(shaped);
     const run = sound.runs[0]!;
