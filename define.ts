@@ -1,7 +1,8 @@
 /**
- * The authoring entry of backlog-lab: what an experiment file imports. It
- * loads the definition types, their validation and the claims catalogue, and
- * nothing that runs, renders or draws.
+ * The authoring entry of backlog-lab: what an experiment file (and a claims
+ * module of your own, `defineClaims`) imports. It loads the definition types,
+ * their validation and the claims catalogue, and nothing that runs, renders
+ * or draws.
  *
  * @example An experiment file
  * ```ts
@@ -29,6 +30,12 @@
 export { defineExperiment } from "./lab/describe/validate.ts";
 export type { LinkShape } from "./lab/describe/link_shape.ts";
 export { defineHistoricalClaims, type HistoricalClaims } from "./lab/describe/historical.ts";
+export {
+  type ClaimsDefinition,
+  type ClaimSource,
+  defineClaims,
+  type UserClaimDefinition,
+} from "./lab/describe/user_claims.ts";
 export type {
   AcceptPolicy,
   ArrivalsDefinition,

@@ -25,10 +25,22 @@ export * from "./define.ts";
 export {
   type HistoricalEntry,
   isHistoricalEntry,
+  loadClaimsFile,
   type LoadedExperiment,
+  type LoadedLab,
   loadExperiments,
+  loadLab,
+  type LoadOptions,
 } from "./lab/describe/load.ts";
 export { planExperiment, type PlanOptions } from "./lab/describe/plan.ts";
+export { parseClaimsMarkdown, USER_CLAIM_ID, type UserClaim } from "./lab/describe/user_claims.ts";
+export {
+  checkFiles,
+  type CheckOptions,
+  type CheckProblem,
+  type CheckReport,
+} from "./lab/describe/check.ts";
+export { scaffoldExperiment, writeScaffold } from "./lab/describe/scaffold.ts";
 export type {
   FollowUpSpec,
   PlannedAction,
@@ -77,7 +89,7 @@ export {
 } from "./lab/base/run_record.ts";
 export { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
-export { buildLedger } from "./lab/judge/ledger.ts";
+export { buildLedger, type LedgerOptions } from "./lab/judge/ledger.ts";
 export {
   type CheckDifference,
   type ClaimOnlyInOne,
@@ -113,12 +125,14 @@ export { type Packet, parsePcap } from "./lab/observe/pcap.ts";
 export { type PacketTimelineOptions, packetTimelines } from "./lab/observe/packet_timeline.ts";
 export {
   CommandError,
+  type DefinitionSubject,
   ExperimentDefinitionError,
   KernelTextError,
   PreflightError,
   WaitTimeoutError,
 } from "./lab/base/errors.ts";
 export type {
+  ClaimSourceRecord,
   ClientOutcome,
   ConnectionTimeline,
   Distribution,

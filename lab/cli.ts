@@ -8,14 +8,17 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { ExperimentDefinitionError, PreflightError } from "./base/errors.ts";
 import { didYouMean } from "./base/suggest.ts";
 import { parseSubnet } from "./topology/addressing.ts";
 import { paramsText, plural, seconds } from "./base/format.ts";
 import { CLAIMS } from "./describe/catalogue.ts";
 import { isHistorical } from "./describe/historical.ts";
-import { type LoadedExperiment, loadExperiments } from "./describe/load.ts";
+import { checkFiles } from "./describe/check.ts";
+import { type LoadedLab, loadLab } from "./describe/load.ts";
+import { overrideText } from "./describe/plan.ts";
+import { writeScaffold } from "./describe/scaffold.ts";
 import { compareReports } from "./judge/compare.ts";
 import { CompareInputError, loadReport } from "./judge/load_report.ts";
 import { comparisonMarkdown, comparisonTable } from "./report/compare_text.ts";
@@ -28,6 +31,8 @@ import {
   clientsTable,
   experimentLine,
   ledgerTable,
+  observedTable,
+  ownClaimsTable,
   phasesTable,
   repeatTable,
 } from "./report/text.ts";
@@ -39,12 +44,23 @@ import { defaultJobs } from "./run/scheduler.ts";
 const HELP = `backlog-lab: settle claims about Linux listen() backlogs by experiment.
 
 Usage: deno task lab [options] [experiment files or directories]
+       deno task lab --check [options] [paths]   check files without root
+       deno task lab new <id> [--dir DIR]         write a first experiment
 
 Runs every experiment in experiments/ (or those given), each in its own
 network namespaces, and prints what the kernel did next to what each
 experiment expected, then the claims ledger. Needs root.
 
 Options:
+  --check         type-check and validate experiment and claims files and plan
+                  every matrix point (default and faithful), as any user;
+                  print every problem at once; run nothing
+  --claims FILE   a claims file of your own (Markdown or a defineClaims
+                  module) whose <prefix>:<name> claims experiments may decide;
+                  repeatable
+  --set N=V[,V…]  what-if: run matrix parameter N with these values instead
+                  of the experiment's own (e.g. --set backlog=0,1000); applies
+                  to the selected experiments that have N; repeatable
   --filter RE     run only experiments whose id or file matches RE, or one of
                   whose claim ids RE matches whole (--filter A4.1: claim A4.1)
   --list          list the experiments and the claims they decide; run nothing
@@ -70,10 +86,17 @@ Options:
   --subnet6 CIDR  IPv6 lab prefix, a unique-local /48 (default fd00:213::/48)
   -h, --help      this text
 
-Exit status: 0 all expectations held; 1 one failed; 2 bad usage or a bad
-experiment definition; 3 the machine cannot run the lab; 4 all held but the
---report directory could not be written; 129/130/131/143 interrupted by
-SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing everything).`;
+Exit status: 0 all expectations held (--check: no problem); 1 one failed;
+2 bad usage or a bad experiment or claims definition; 3 the machine cannot run
+the lab; 4 all held but the --report directory could not be written;
+129/130/131/143 interrupted by SIGHUP/SIGINT/SIGQUIT/SIGTERM (after removing
+everything).`;
+
+const NEW_HELP = `Usage: deno task lab new <id> [--dir DIR]
+
+Writes experiments/<id as snake_case>.ts (or DIR/…): a commented experiment
+that passes --check and runs as it is, to start a question of your own from.
+It never overwrites a file.`;
 
 const EXPERIMENTS_DIR = fileURLToPath(new URL("../experiments", import.meta.url));
 
@@ -92,6 +115,9 @@ const OPTIONS = {
   subnet6: { type: "string" },
   jobs: { type: "string", short: "j" },
   repeat: { type: "string" },
+  check: { type: "boolean" },
+  claims: { type: "string", multiple: true },
+  set: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -119,6 +145,7 @@ export function usageProblem(err: unknown): string {
 
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "new") return await newCommand(args.slice(1));
   let flags;
   try {
     flags = parseArgs({ args, allowPositionals: true, options: OPTIONS });
@@ -192,11 +219,36 @@ export async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
+  const set = parseSet(values.set ?? []);
+  if (typeof set === "string") {
+    console.error(set);
+    return 2;
+  }
+  const claimsFiles = values.claims ?? [];
+  const paths = positionals.length ? positionals : [EXPERIMENTS_DIR];
+  if (values.check) {
+    return await checkCommand(positionals, {
+      claimsFiles,
+      set,
+      ...(values.faithful ? { faithful: true } : {}),
+    });
+  }
 
-  let experiments: LoadedExperiment[];
+  // A claim id matches whole: --filter A4.1 is claim A4.1, not A4.10 too.
+  const claimFilter = filter && new RegExp(`^(?:${filter.source})$`);
+  let loaded: LoadedLab;
   try {
-    experiments = await loadExperiments(positionals.length ? positionals : [EXPERIMENTS_DIR], {
+    loaded = await loadLab(paths, {
       faithful: values.faithful ?? false,
+      claimsFiles,
+      set,
+      ...(filter
+        ? {
+          filter: ({ definition, file }) =>
+            filter.test(definition.id) || filter.test(file) ||
+            Object.keys(definition.claims ?? {}).some((c) => claimFilter!.test(c)),
+        }
+        : {}),
     });
   } catch (err) {
     if (err instanceof ExperimentDefinitionError) {
@@ -205,25 +257,22 @@ export async function main(args: string[]): Promise<number> {
     }
     throw err;
   }
-  if (filter) {
-    // A claim id matches whole: --filter A4.1 is claim A4.1, not A4.10 too.
-    const claim = new RegExp(`^(?:${filter.source})$`);
-    experiments = experiments.filter((e) =>
-      filter.test(e.definition.id) || filter.test(e.file) ||
-      Object.keys(e.definition.claims).some((c) => claim.test(c))
-    );
-    if (experiments.length === 0) {
-      console.error(`No experiment matches --filter "${values.filter}"; see --list`);
-      return 2;
-    }
+  const { experiments } = loaded;
+  if (filter && experiments.length === 0) {
+    console.error(`No experiment matches --filter "${values.filter}"; see --list`);
+    return 2;
   }
   if (values.list) {
     for (const e of experiments) {
+      const claims = Object.keys(e.definition.claims ?? {});
       console.log(
         `${e.definition.id}  (${e.file})\n  ${e.definition.title}\n  claims: ${
-          Object.keys(e.definition.claims).join(", ")
+          claims.length ? claims.join(", ") : "none (exploratory: it prints what it observed)"
         }${isHistorical(e.definition) ? " (historical)" : ""}`,
       );
+    }
+    if (loaded.claims.length) {
+      console.log(`claims of your own: ${loaded.claims.map((c) => c.id).join(", ")}`);
     }
     return 0;
   }
@@ -237,7 +286,7 @@ export async function main(args: string[]): Promise<number> {
   const handlers = STOP_SIGNALS.map((s) => [s, onSignal(s)] as const);
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   try {
-    return await runAll(experiments, { ...values, jobs, repeat, args }, controller.signal);
+    return await runAll(loaded, { ...values, jobs, repeat, args }, controller.signal);
   } catch (err) {
     if (stopSignal) {
       // After SIGHUP the terminal may be gone: the exit status still says what happened.
@@ -291,10 +340,11 @@ interface RunFlags {
 }
 
 async function runAll(
-  experiments: readonly LoadedExperiment[],
+  loaded: LoadedLab,
   flags: RunFlags,
   signal: AbortSignal,
 ): Promise<number> {
+  const { experiments, claims } = loaded;
   const quiet = flags.json || flags.ledger;
   let progress: Progress | undefined;
   const log = (s: string) => {
@@ -309,8 +359,19 @@ async function runAll(
         log(
           `backlog-lab on Linux ${e.kernel}: ${
             plural(experiments.length, "experiment")
-          }, ${CLAIMS.length} claims in the catalogue, ${plural(e.jobs, "job")} at once`,
+          }, ${CLAIMS.length} claims in the catalogue${
+            claims.length ? ` and ${claims.length} of your own` : ""
+          }, ${plural(e.jobs, "job")} at once`,
         );
+        for (const x of experiments) {
+          if ("overrides" in x && x.overrides) {
+            log(
+              `What-if: ${x.definition.id} runs with --set ${
+                overrideText(x.overrides)
+              } instead of its own matrix`,
+            );
+          }
+        }
         if (e.reaped.length) {
           log(`Removed ${e.reaped.length} namespaces left by a dead run: ${e.reaped.join(", ")}`);
         }
@@ -353,6 +414,7 @@ async function runAll(
       repeat: flags.repeat,
       ledger: flags.json || flags.ledger || flags.report !== undefined ? "all" : "decided",
       command: shellCommand(["deno", "task", "lab", ...flags.args]),
+      claims,
     });
   } finally {
     progress?.stop();
@@ -383,13 +445,19 @@ async function runAll(
       reportError = err.message;
     }
   };
+  const catalogue = report.ledger.filter((l) => l.source === undefined && !l.claim.includes(":"));
+  const own = report.ledger.filter((l) => !catalogue.includes(l));
   if (flags.json) {
     await writeReportDir();
     if (reportLine) console.error(reportLine);
     console.log(JSON.stringify(report, null, 2));
   } else if (flags.ledger) {
     console.log(`Claims ledger (Linux ${report.kernel}):`);
-    console.log(ledgerTable(report.ledger, terminalWidth()));
+    console.log(ledgerTable(catalogue, terminalWidth()));
+    if (own.length) {
+      console.log(`\nClaims of your own (Linux ${report.kernel}):`);
+      console.log(ownClaimsTable(own, terminalWidth()));
+    }
     const failed = report.experiments.filter((r) => !r.passed);
     if (failed.length) {
       console.log(`\nFailed experiments (${failed.length}):`);
@@ -398,8 +466,15 @@ async function runAll(
     await writeReportDir();
     if (reportLine) console.log(reportLine);
   } else {
-    log(`\nClaims ledger (Linux ${report.kernel}):`);
-    log(ledgerTable(report.ledger.filter((l) => l.experiments.length > 0), terminalWidth()));
+    const decided = catalogue.filter((l) => l.experiments.length > 0);
+    if (decided.length) {
+      log(`\nClaims ledger (Linux ${report.kernel}):`);
+      log(ledgerTable(decided, terminalWidth()));
+    }
+    if (own.length) {
+      log(`\nClaims of your own (Linux ${report.kernel}):`);
+      log(ownClaimsTable(own, terminalWidth()));
+    }
     const failed = report.experiments.filter((r) => !r.passed).length;
     log(
       `\n${report.experiments.length - failed} passed, ${failed} failed in ${
@@ -428,6 +503,10 @@ function printExperiment(
   log(experimentLine(result));
   const table = checksTable(result, verbose, terminalWidth());
   if (table) log(table);
+  if (Object.keys(result.claims).length === 0 && !result.skipped) {
+    const observed = observedTable(result, terminalWidth());
+    if (observed) log(`Observed (each metric's last and highest value):\n${observed}`);
+  }
   if (!verbose) return;
   log(phasesTable(result));
   const clients = clientsTable(result, terminalWidth());
@@ -435,6 +514,107 @@ function printExperiment(
   for (const run of result.runs) {
     const chart = terminalChart(run, run.server.host);
     if (chart) log(`${paramsText(run.params) || "(single run)"}\n${chart}`);
+  }
+}
+
+/**
+ * `--set name=value[,value…]` flags as what-ifs, or the message saying what is
+ * wrong with one. Values are text; planning reads each as its parameter's type.
+ */
+export function parseSet(flags: readonly string[]): Record<string, string[]> | string {
+  const set: Record<string, string[]> = {};
+  for (const flag of flags) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.+)$/.exec(flag);
+    const values = m?.[2]?.split(",").map((v) => v.trim());
+    if (!m || !values || values.some((v) => v === "")) {
+      return `Invalid --set "${flag}": give a matrix parameter and its values, e.g. --set backlog=0,1000`;
+    }
+    if (m[1]! in set) {
+      return `Invalid --set "${flag}": ${
+        m[1]
+      } is set twice; give all its values at once, e.g. --set ${m[1]}=${
+        [...set[m[1]!]!, ...values].join(",")
+      }`;
+    }
+    set[m[1]!] = values;
+  }
+  return set;
+}
+
+/** `--check`: prints every problem of the files (or that they are fine); 0 or 2. */
+async function checkCommand(
+  paths: readonly string[],
+  options: { claimsFiles: string[]; set: Record<string, string[]>; faithful?: boolean },
+): Promise<number> {
+  const t0 = performance.now();
+  const r = await checkFiles(paths.length ? paths : [EXPERIMENTS_DIR], options);
+  for (const p of r.problems) {
+    console.error(p.source ? `${p.message}\n    ${p.source}` : p.message);
+  }
+  const what = `${plural(r.files.length, "file")}: ${plural(r.experiments, "experiment")}, ${
+    plural(r.points, "matrix point")
+  } planned (faithful matrices too), ${plural(r.claims, "claim")} of your own`;
+  if (r.problems.length) {
+    console.error(
+      `\n${plural(r.problems.length, "problem")} in ${what}. Fix them and run --check again.`,
+    );
+    return 2;
+  }
+  console.log(
+    `Checked ${what} in ${seconds(performance.now() - t0)}: no problems. ` +
+      `Run ${r.experiments === 1 ? "it" : "them"} as root: ${
+        shellCommand(["sudo", "deno", "task", "lab", ...paths, ...claimsArgs(options.claimsFiles)])
+      }`,
+  );
+  return 0;
+}
+
+function claimsArgs(files: readonly string[]): string[] {
+  return files.flatMap((f) => ["--claims", f]);
+}
+
+/** `new <id>`: writes a first experiment; 0, or 2 for a bad id or an existing file. */
+async function newCommand(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { dir: { type: "string" }, help: { type: "boolean", short: "h" } },
+    });
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : err}\n${NEW_HELP}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(NEW_HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    console.error(`${NEW_HELP}\n\nGive one id, e.g. deno task lab new my-first-question`);
+    return 2;
+  }
+  const id = parsed.positionals[0]!;
+  try {
+    const path = await writeScaffold(
+      id,
+      parsed.values.dir === undefined ? {} : {
+        dir: parsed.values.dir,
+      },
+    );
+    const file = relative(Deno.cwd(), path) || path;
+    console.log(
+      `Wrote ${file}: an exploratory experiment to make your own (its comments say how).\n` +
+        `Check it (no root needed): deno task lab --check ${file}\n` +
+        `Run it (as root):          sudo deno task lab ${file}`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof ExperimentDefinitionError) {
+      console.error(`Cannot write experiment "${id}": ${err.detail}`);
+      return 2;
+    }
+    throw err;
   }
 }
 

@@ -399,14 +399,26 @@ export interface RunEvidence<P> {
   links: Record<string, LinkRecord>;
 }
 
+/** Where a claim of your own comes from, as its claims file gives it. */
+export interface ClaimSourceRecord {
+  /** The title of the article (talk, page) that makes the claim. */
+  title: string;
+  /** Its http(s) address. */
+  url: string;
+  /** The claims file that defines the claim, relative to the working directory (with `:line` for Markdown). */
+  file?: string;
+}
+
 /** A claim's entry in the ledger. */
 export interface LedgerEntry {
-  /** Catalogue claim id, e.g. `A2.1`. */
+  /** Claim id: a catalogue id, e.g. `A2.1`, or one of your own, `<prefix>:<name>`, e.g. `cf:synack-retries`. */
   claim: string;
-  /** Id of the article that makes the claim, e.g. `A2`. */
+  /** Id of the article that makes the claim, e.g. `A2`; for a claim of your own, its id's prefix (`cf`). */
   article: string;
-  /** The claim as the catalogue states it. */
+  /** The claim as the catalogue (or your claims file) states it. */
   statement: string;
+  /** For a claim of your own: its source (title and URL) and the file that defines it. */
+  source?: ClaimSourceRecord;
   /**
    * The deciding experiments' common verdict; `undecided` if none decided it or one failed or
    * errored, `conflict` if they disagree.
@@ -469,8 +481,19 @@ export interface ExperimentResult {
   durationMs: number;
   /** One result per matrix point, in matrix order. */
   runs: RunResult[];
-  /** Claim id → its rule's decision, or the error the rule threw. */
+  /** Claim id → its rule's decision, or the error the rule threw; `{}` for an exploratory experiment. */
   claims: Record<string, ClaimDecision | { error: string }>;
+  /**
+   * The metrics the experiment names (`observe.metrics`, then its
+   * expectations'), in order: its table of observed values shows each one's
+   * `final` and `peak` of `runs[].observed`. Absent for historical claims.
+   */
+  metrics?: string[];
+  /**
+   * What-ifs (`--set name=value,…`): each matrix parameter whose values this
+   * run replaced, with the values run. Its verdicts say so in their evidence.
+   */
+  overrides?: Record<string, (number | string | boolean)[]>;
   /**
    * With `--repeat N`: how many times it ran (N). The result is then the
    * first repeat's, except `passed`, `durationMs`, `flips` and `repeatDurationsMs`.
@@ -530,7 +553,8 @@ export interface LabReport {
   /**
    * The verdict on each claim, in catalogue order: with `--json`, `--ledger` or
    * `--report`, every catalogue claim (undecided ones have no `experiments`);
-   * otherwise only those the selected experiments decide.
+   * otherwise only those the selected experiments decide. Then every claim
+   * of your own that was loaded, in the order of its files, decided or not.
    */
   ledger: LedgerEntry[];
 }

@@ -10,6 +10,7 @@ import type { ConnectionTimeline, PacketEvent } from "../lab/observe/packet_time
 import type {
   CheckResult,
   ClaimDecision,
+  ClaimSourceRecord,
   ConnectionRecord,
   Distribution,
   ExperimentResult,
@@ -122,7 +123,16 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
   ),
   ExperimentResult: fieldsOf<ExperimentResult>()(
     ["id", "title", "hypothesis", "passed", "mode", "durationMs", "runs", "claims"],
-    ["file", "skipped", "shortened", "repeats", "flips", "repeatDurationsMs"],
+    [
+      "file",
+      "skipped",
+      "shortened",
+      "repeats",
+      "flips",
+      "repeatDurationsMs",
+      "metrics",
+      "overrides",
+    ],
   ),
   Flip: fieldsOf<Flip>()(["kind", "outcomes"], ["claim", "run", "check"]),
   FlipOutcome: fieldsOf<FlipOutcome>()(["value", "repeats"], []),
@@ -201,8 +211,9 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
   ServerRecord: fieldsOf<ServerRecord>()(["host", "port", "backlog"], []),
   LedgerEntry: fieldsOf<LedgerEntry>()(
     ["claim", "article", "statement", "verdict", "evidence", "experiments"],
-    [],
+    ["source"],
   ),
+  ClaimSource: fieldsOf<ClaimSourceRecord>()(["title", "url"], ["file"]),
 };
 
 /** The schema's objects with fixed keys: the root, then each `$defs` entry that has properties. */
@@ -424,7 +435,10 @@ const SYNTHETIC: LabReport = {
       claims: {
         "A2.1": { verdict: "reproduced", evidence: "2 queued for backlog 1" },
         "A2.2": { error: 'claim rule failed: Metric "x" was not observed in this run' },
+        "cf:synack-retries": { verdict: "reproduced", evidence: "2 SYN-ACKs for retries 1" },
       },
+      metrics: ["server.ESTABLISHED", "server.recvQ"],
+      overrides: { backlog: [1], family: ["ipv4"], cookies: [true] },
       repeats: 3,
       flips: [
         {
@@ -480,6 +494,19 @@ const SYNTHETIC: LabReport = {
       verdict: "historical",
       evidence: "Linux before 2.2.",
       experiments: ["historical-claims"],
+    },
+    {
+      claim: "cf:synack-retries",
+      article: "cf",
+      statement: "The SYN Queue retries a SYN+ACK tcp_synack_retries times.",
+      source: {
+        title: "SYN packet handling in the wild",
+        url: "https://blog.cloudflare.com/syn-packet-handling-in-the-wild/",
+        file: "experiments/examples/cloudflare_claims.md:9",
+      },
+      verdict: "undecided",
+      evidence: "tiny-backlog could not complete a run",
+      experiments: ["tiny-backlog"],
     },
   ],
 };

@@ -5,8 +5,9 @@
  * see {@linkcode STAGES}. Also: a `_`-prefixed (private) file is imported
  * only from its own folder, and an experiment imports only the authoring
  * entry (`define.ts`) and its own folder's private helpers; and the
- * authoring entry loads no package (no chart, PNG or table library), so that
- * loading an experiment stays fast.
+ * authoring entry loads no package (no chart, PNG or table library) and no
+ * Node built-in (`node:path` starts Deno's Node layer), so that loading an
+ * experiment stays fast.
  *
  * The module graph comes from `deno info --json` of a temporary module that
  * imports every checked file, so it is Deno's own resolution.
@@ -36,7 +37,8 @@ export const STAGES: readonly { name: string; paths: readonly string[] }[] = [
 
 /**
  * A module graph: repository-relative file → the repository files it imports,
- * and the packages it imports as `npm:<name>` entries.
+ * the packages it imports as `npm:<name>` entries, and Deno's Node built-ins
+ * as `node:<name>` entries.
  */
 export type ImportGraph = ReadonlyMap<string, readonly string[]>;
 
@@ -126,7 +128,8 @@ export function closure(graph: ImportGraph, from: string): Set<string> {
 export function importProblems(graph: ImportGraph): string[] {
   const problems: string[] = [];
   if (graph.has(AUTHORING_ENTRY)) {
-    const packages = [...closure(graph, AUTHORING_ENTRY)].filter((d) => d.startsWith("npm:"));
+    const reached = [...closure(graph, AUTHORING_ENTRY)];
+    const packages = reached.filter((d) => d.startsWith("npm:"));
     if (packages.length) {
       problems.push(
         `Authoring entry: ${AUTHORING_ENTRY} loads ${
@@ -134,12 +137,21 @@ export function importProblems(graph: ImportGraph): string[] {
         }; an experiment must load no package (move the import out of the describe stage)`,
       );
     }
+    // A Node built-in starts Deno's Node layer: importing define.ts went from ~3.5 ms to 20-80 ms.
+    const builtins = reached.filter((d) => d.startsWith("node:"));
+    if (builtins.length) {
+      problems.push(
+        `Authoring entry: ${AUTHORING_ENTRY} loads ${
+          builtins.sort().join(", ")
+        }, which starts Deno's Node layer; keep what needs it (reading files, paths) in load.ts`,
+      );
+    }
   }
   for (const c of cycles(graph)) problems.push(`Import cycle: ${c.join(" → ")} → ${c[0]}`);
   for (const [file, deps] of [...graph].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) {
     const from = stageOf(file);
     for (const dep of deps) {
-      if (dep.startsWith("npm:")) continue;
+      if (dep.startsWith("npm:") || dep.startsWith("node:")) continue;
       const to = stageOf(dep);
       if (from !== undefined && to !== undefined && to > from) {
         problems.push(
@@ -226,6 +238,7 @@ export async function repositoryGraph(root: string): Promise<ImportGraph> {
         const specifier = d.code?.specifier ?? d.type?.specifier;
         const pkg = npm(specifier);
         if (pkg !== undefined) return [pkg];
+        if (specifier?.startsWith("node:")) return [specifier];
         const dep = local(specifier);
         return dep === undefined || dep.startsWith("..") ? [] : [dep];
       });
@@ -247,10 +260,10 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   const arrows = [...graph.values()].reduce(
-    (n, d) => n + d.filter((x) => !x.startsWith("npm:")).length,
+    (n, d) => n + d.filter((x) => !x.startsWith("npm:") && !x.startsWith("node:")).length,
     0,
   );
   console.log(
-    `Imports: ${graph.size} files, ${arrows} imports, no cycle, every arrow points to the same or an earlier stage, ${AUTHORING_ENTRY} loads no package`,
+    `Imports: ${graph.size} files, ${arrows} imports, no cycle, every arrow points to the same or an earlier stage, ${AUTHORING_ENTRY} loads no package and no Node built-in`,
   );
 }

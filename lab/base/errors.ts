@@ -4,29 +4,40 @@
  * @module
  */
 
+/** What a definition error is about: an experiment, or a claims file of the user's own. */
+export type DefinitionSubject = "experiment" | "claims";
+
 /** A definition that cannot run: names the file (when known), the field and the fix. */
 export class ExperimentDefinitionError extends Error {
   /** Always `"ExperimentDefinitionError"`. */
   override name = "ExperimentDefinitionError";
   /** The field path inside the definition, e.g. `clients[0].count`. */
   readonly field: string;
-  /** The experiment file, when the definition was loaded from one. */
+  /** The experiment or claims file (`file:line` in a Markdown claims file), when known. */
   readonly file: string | undefined;
   /** The message without the file prefix. */
   readonly detail: string;
+  /** Whether the definition is an experiment or a claims file (default `experiment`). */
+  readonly subject: DefinitionSubject;
 
-  /** Builds the message `<file>: Invalid experiment field "<field>": <detail>`. */
-  constructor(field: string, detail: string, options: { file?: string } = {}) {
+  /** Builds the message `<file>: Invalid <subject> field "<field>": <detail>`. */
+  constructor(
+    field: string,
+    detail: string,
+    options: { file?: string; subject?: DefinitionSubject } = {},
+  ) {
     const where = options.file ? `${options.file}: ` : "";
-    super(`${where}Invalid experiment field "${field}": ${detail}`);
+    const subject = options.subject ?? "experiment";
+    super(`${where}Invalid ${subject} field "${field}": ${detail}`);
     this.field = field;
     this.file = options.file;
     this.detail = detail;
+    this.subject = subject;
   }
 
   /** The same error, attributed to a file. */
   inFile(file: string): ExperimentDefinitionError {
-    return new ExperimentDefinitionError(this.field, this.detail, { file });
+    return new ExperimentDefinitionError(this.field, this.detail, { file, subject: this.subject });
   }
 }
 

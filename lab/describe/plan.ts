@@ -7,6 +7,7 @@
  * @module
  */
 import { ExperimentDefinitionError } from "../base/errors.ts";
+import { didYouMean } from "../base/suggest.ts";
 import type { RunMode } from "../vocabulary.ts";
 import {
   type BOUND_FIELDS,
@@ -51,6 +52,77 @@ import type {
 export interface PlanOptions {
   /** Plan the faithful matrix (the kernel's default timers) where the experiment has one. */
   faithful?: boolean;
+  /**
+   * What-ifs (`--set name=value,…`): matrix parameters whose values replace
+   * the definition's (and the faithful matrix's) for this run. Values may be
+   * given as text; each is read as the type of the parameter's own values.
+   * Every name must be a parameter of the experiment.
+   */
+  set?: Readonly<Record<string, readonly ParamValue[]>>;
+}
+
+/** A what-if as the command line writes it: `backlog=0,1000`. */
+export function overrideText(set: Readonly<Record<string, readonly ParamValue[]>>): string {
+  return Object.entries(set).map(([k, vs]) => `${k}=${vs.join(",")}`).join(" ");
+}
+
+/**
+ * The values `set` gives the experiment's parameters, each read as the type
+ * of the parameter's own values (a number, `true`/`false`, or one of the
+ * strings it lists).
+ *
+ * @throws {ExperimentDefinitionError} for a name that is no parameter (with
+ *   did-you-mean) or a value of the wrong type, naming `matrix.<name>`.
+ */
+export function resolveOverrides(
+  def: ExperimentDefinition,
+  set: Readonly<Record<string, readonly ParamValue[]>>,
+): Record<string, ParamValue[]> {
+  const params = Object.keys(def.matrix ?? {});
+  const out: Record<string, ParamValue[]> = {};
+  for (const [name, values] of Object.entries(set)) {
+    const own = [...(def.matrix?.[name] ?? []), ...(def.faithfulMatrix?.[name] ?? [])];
+    if (!params.includes(name)) {
+      fail(
+        `matrix.${name}`,
+        `--set ${name}: the experiment has no parameter "${name}"${didYouMean(name, params)} (${
+          params.length ? `parameters: ${params.join(", ")}` : "it has no matrix"
+        })`,
+      );
+    }
+    if (values.length === 0) fail(`matrix.${name}`, `--set ${name}: give at least one value`);
+    const kind = typeof own[0];
+    out[name] = values.map((raw) => {
+      const text = String(raw);
+      const listed = [...new Set(own)].join(", ");
+      const bad = (what: string): never =>
+        fail(`matrix.${name}`, `--set ${name}=${text}: expected ${what}`);
+      if (kind === "number") {
+        const n = typeof raw === "number"
+          ? raw
+          : /^\s*-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text)
+          ? Number(text)
+          : NaN;
+        return Number.isFinite(n) ? n : bad(`a number, like the matrix's values (${listed})`);
+      }
+      if (kind === "boolean") {
+        if (raw === true || raw === "true") return true;
+        if (raw === false || raw === "false") return false;
+        return bad(`true or false, like the matrix's values (${listed})`);
+      }
+      if (!own.includes(text)) {
+        // A string parameter is an enumeration its functions switch on: only its own values.
+        return bad(`one of the matrix's values (${listed})${didYouMean(text, own.map(String))}`);
+      }
+      return text;
+    });
+  }
+  return out;
+}
+
+/** The metrics a definition names: `observe.metrics`, then its expectations', each once. */
+export function namedMetrics(def: ExperimentDefinition): string[] {
+  return [...new Set([...(def.observe.metrics ?? []), ...(def.expect ?? []).map((e) => e.metric)])];
 }
 
 /**
@@ -79,15 +151,24 @@ export function modeOf(def: ExperimentDefinition, options: PlanOptions = {}): Ru
   return options.faithful ? "faithful" : "fast";
 }
 
-/** Plans an experiment for one mode: its definition, file, mode and one plan per matrix point. */
+/**
+ * Plans an experiment for one mode: its definition, file, mode, the metrics
+ * it names, the what-ifs applied and one plan per matrix point.
+ */
 export function planExperiment<M extends Matrix>(
   def: ExperimentDefinition<M>,
   options: PlanOptions & { file?: string } = {},
 ): PlannedExperiment {
+  const d = def as unknown as ExperimentDefinition;
+  const overrides = options.set && Object.keys(options.set).length
+    ? resolveOverrides(d, options.set)
+    : undefined;
   return {
-    definition: def as unknown as ExperimentDefinition,
+    definition: d,
     ...(options.file === undefined ? {} : { file: options.file }),
-    mode: modeOf(def as unknown as ExperimentDefinition, options),
+    mode: modeOf(d, options),
+    metrics: namedMetrics(d),
+    ...(overrides === undefined ? {} : { overrides }),
     plans: planRuns(def, options),
   };
 }
@@ -103,22 +184,30 @@ export function planRuns<M extends Matrix>(
   options: PlanOptions = {},
 ): RunPlan[] {
   const mode = modeOf(def as unknown as ExperimentDefinition, options);
-  const matrix = mode === "faithful"
-    ? { ...def.matrix, ...def.faithfulMatrix } as Matrix
-    : def.matrix;
-  const sizes = Object.entries(matrix ?? {}).map(([k, v]) => [k, v.length] as const);
+  const overrides = options.set && Object.keys(options.set).length
+    ? resolveOverrides(def as unknown as ExperimentDefinition, options.set)
+    : {};
+  const matrix = {
+    ...def.matrix,
+    ...(mode === "faithful" ? def.faithfulMatrix : {}),
+    ...overrides,
+  } as Matrix;
+  const sizes = Object.entries(matrix).map(([k, v]) => [k, v.length] as const);
   const total = sizes.reduce((n, [, len]) => n * len, 1);
   if (total > MAX_MATRIX_POINTS) {
     fail(
-      mode === "faithful" ? "faithfulMatrix" : "matrix",
+      Object.keys(overrides).length ? "matrix" : mode === "faithful" ? "faithfulMatrix" : "matrix",
       `${total.toLocaleString("en-US")} points (${
         sizes.map(([k, len]) => `${k}: ${len}`).join(" × ")
       }) is more than the ${
         MAX_MATRIX_POINTS.toLocaleString("en-US")
-      } one experiment may have: split the sweep into experiments, or take fewer values`,
+      } one experiment may have: split the sweep into experiments, or take fewer values${
+        Object.keys(overrides).length ? ` (with --set ${overrideText(overrides)})` : ""
+      }`,
     );
   }
   const points = matrixPoints(matrix);
+  const whatIf = Object.keys(overrides).length ? `, set by --set ${overrideText(overrides)}` : "";
   const parsed = new Map<string, Metric>();
   const metric = (name: string) => {
     let m = parsed.get(name);
@@ -126,7 +215,7 @@ export function planRuns<M extends Matrix>(
     return m;
   };
   return points.map((params, index) => {
-    const at = Object.keys(params).length ? ` (at ${JSON.stringify(params)})` : "";
+    const at = Object.keys(params).length ? ` (at ${JSON.stringify(params)}${whatIf})` : "";
     try {
       return planPoint(def, params as ParamsOf<M>, { mode, index, of: points.length, metric });
     } catch (err) {
@@ -176,7 +265,7 @@ function planPoint<M extends Matrix>(
       },
     }),
   }));
-  const expectations = def.expect.map((e, i): PlannedExpectation => ({
+  const expectations = (def.expect ?? []).map((e, i): PlannedExpectation => ({
     name: e.name,
     metric: e.metric,
     over: e.over ?? "settled",
@@ -222,6 +311,7 @@ function planPoint<M extends Matrix>(
     groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS;
   const metricNames = new Set([
     ...defaultMetrics(hostOrder, serverHost, groups.map((g) => g.name)),
+    ...(def.observe.metrics ?? []),
     ...expectations.map((e) => e.metric),
     ...timeline.flatMap((x) => x.when ? [x.when.metric] : []),
   ]);

@@ -196,6 +196,13 @@ export interface PlannedExperiment {
   file?: string;
   /** How its runs' timers are set (every plan has this mode). */
   mode: RunMode;
+  /**
+   * The metrics the definition names (`observe.metrics`, then its
+   * expectations'): what its table of observed values shows.
+   */
+  metrics: string[];
+  /** What-ifs (`--set`): each parameter whose values were replaced, with the values run. */
+  overrides?: Record<string, ParamValue[]>;
   /** One plan per matrix point, in matrix order. */
   plans: RunPlan[];
 }

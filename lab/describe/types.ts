@@ -239,6 +239,12 @@ export interface ObserveDefinition {
   intervalMs: number;
   /** Longest observation; it ends sooner once every `settled` expectation has held. */
   windowMs: number;
+  /**
+   * Metrics to show in the run's table of observed values (each one's last and
+   * highest value per matrix point), besides those the expectations read. An
+   * experiment without claims prints that table; every experiment records it.
+   */
+  metrics?: string[];
 }
 
 /** One thing that must be observed. */
@@ -282,8 +288,19 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   title: string;
   /** The hypothesis in a sentence. */
   hypothesis: string;
-  /** The catalogue claims it decides, each with its rule. */
-  claims: Record<string, ClaimRule<ParamsOf<M>>>;
+  /**
+   * The claims it decides, each with its rule: built-in catalogue ids
+   * (`A2.1`) or claims of your own (`cf:synack-retries`, defined in a claims
+   * file: `claimsFiles` or `--claims`). Without claims the experiment is
+   * exploratory: its run prints what it observed (`observe.metrics` and the
+   * expectations' metrics) per matrix point.
+   */
+  claims?: Record<string, ClaimRule<ParamsOf<M>>>;
+  /**
+   * Claims files of your own (Markdown or a `defineClaims` module) that define
+   * the `<prefix>:<name>` claims it decides, relative to this file.
+   */
+  claimsFiles?: string[];
   /** Parameter sweep: one run per combination. */
   matrix?: M;
   /** IP version; default 4. */
@@ -298,8 +315,8 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   clients: ClientGroupDefinition<ParamsOf<M>>[];
   /** How often and how long the kernel is sampled. */
   observe: ObserveDefinition;
-  /** What must be observed; each becomes a check of every run. */
-  expect: Expectation<ParamsOf<M>>[];
+  /** What must be observed; each becomes a check of every run (none: the run only observes). */
+  expect?: Expectation<ParamsOf<M>>[];
   /**
    * The matrix under `--faithful`: parameters given here replace the
    * default matrix's (used where the default run shortens kernel timers).

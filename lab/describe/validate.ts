@@ -33,6 +33,7 @@ import {
 import { claimById, CLAIMS } from "./catalogue.ts";
 import { SHAPE_FIELDS, shapeProblem } from "./link_shape.ts";
 import type { MetricContext } from "./metric.ts";
+import { isUserClaimId, userClaimIdProblem } from "./user_claims.ts";
 import type { ExperimentDefinition, Matrix } from "./types.ts";
 
 const TOP_FIELDS = [
@@ -40,6 +41,7 @@ const TOP_FIELDS = [
   "title",
   "hypothesis",
   "claims",
+  "claimsFiles",
   "matrix",
   "family",
   "hosts",
@@ -100,7 +102,7 @@ const GROUP_FIELDS = [
 ];
 const ARRIVAL_FIELDS = ["perSecond", "forMs", "process", "seed"];
 const LINK_FIELDS = ["toServer", "toClient"];
-const OBSERVE_FIELDS = ["intervalMs", "windowMs"];
+const OBSERVE_FIELDS = ["intervalMs", "windowMs", "metrics"];
 const EXPECT_FIELDS = ["name", "metric", "equals", "atLeast", "atMost", "over", "stableMs"];
 
 /** Definitions {@linkcode defineExperiment} has checked (a loader need not check them again). */
@@ -152,15 +154,21 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     fail("family", `expected 4 or 6, got ${describe(d.family)}`);
   }
 
-  const claims = requireObject(d.claims, "claims", Object.keys(d.claims ?? {}));
-  if (Object.keys(claims).length === 0) fail("claims", "name at least one claim id it decides");
+  const claims = d.claims === undefined
+    ? {}
+    : requireObject(d.claims, "claims", Object.keys(d.claims ?? {}));
   for (const [cid, rule] of Object.entries(claims)) {
-    if (!claimById(cid)) {
+    if (isUserClaimId(cid)) {
+      const problem = userClaimIdProblem(cid);
+      if (problem) fail(`claims.${cid}`, problem);
+    } else if (!claimById(cid)) {
       fail(
         `claims.${cid}`,
         `"${cid}" is not in the claims catalogue${
           didYouMean(cid, CLAIMS.map((c) => c.id))
-        } (ids run ${CLAIMS[0]!.id} … ${CLAIMS.at(-1)!.id})`,
+        } (ids run ${CLAIMS[0]!.id} … ${
+          CLAIMS.at(-1)!.id
+        }; a claim of your own is written "<prefix>:<name>" and defined in a claims file)`,
       );
     }
     if (typeof rule !== "function") {
@@ -172,6 +180,21 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
         "the rule is async: claim rules are synchronous (the runs they read are complete); remove `async`",
       );
     }
+  }
+  if (d.claimsFiles !== undefined) {
+    if (!Array.isArray(d.claimsFiles)) {
+      fail("claimsFiles", `expected an array of claims files, got ${describe(d.claimsFiles)}`);
+    }
+    d.claimsFiles.forEach((f: unknown, i: number) => {
+      if (typeof f !== "string" || !/\.(md|ts)$/.test(f)) {
+        fail(
+          `claimsFiles[${i}]`,
+          `expected the path of a claims file (.md or .ts) relative to this file, e.g. "./my_claims.md", got ${
+            describe(f)
+          }`,
+        );
+      }
+    });
   }
 
   const matrix = d.matrix === undefined
@@ -385,12 +408,34 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   const observe = requireObject(d.observe, "observe", OBSERVE_FIELDS);
   const intervalMs = requireInt(observe.intervalMs, "observe.intervalMs", 5, 10_000);
   requireInt(observe.windowMs, "observe.windowMs", intervalMs, MAX_WINDOW_MS);
+  if (observe.metrics !== undefined) {
+    if (!Array.isArray(observe.metrics)) {
+      fail(
+        "observe.metrics",
+        `expected an array of metric names, got ${describe(observe.metrics)}`,
+      );
+    }
+    observe.metrics.forEach((m: unknown, i: number) => {
+      requireMetric(requireString(m, `observe.metrics[${i}]`), `observe.metrics[${i}]`, ctx);
+    });
+  }
 
-  if (!Array.isArray(d.expect) || d.expect.length === 0) {
-    fail("expect", `expected a non-empty array of expectations, got ${describe(d.expect)}`);
+  const expectations = d.expect ?? [];
+  if (!Array.isArray(expectations)) {
+    fail("expect", `expected an array of expectations, got ${describe(d.expect)}`);
+  }
+  if (
+    Object.keys(claims).length === 0 && expectations.length === 0 &&
+    !(observe.metrics as unknown[] | undefined)?.length
+  ) {
+    fail(
+      "observe.metrics",
+      "an experiment without claims shows what it observed: name the metrics to show, " +
+        'e.g. metrics: ["server.recvQ", "server.SYN_RECV"], or give expectations',
+    );
   }
   const seen: string[] = [];
-  d.expect.forEach((e: unknown, i: number) => {
+  expectations.forEach((e: unknown, i: number) => {
     const f = `expect[${i}]`;
     const x = requireObject(e, f, EXPECT_FIELDS);
     const name = requireString(x.name, `${f}.name`);

@@ -8,6 +8,7 @@
 import { isObject } from "../base/values.ts";
 import type {
   CheckResult,
+  ClaimSourceRecord,
   ExperimentResult,
   LabReport,
   LedgerEntry,
@@ -34,10 +35,12 @@ export interface ComparisonSide {
 
 /** A claim both sides decided differently. */
 export interface VerdictDifference {
-  /** Catalogue claim id, e.g. `A1.3`. */
+  /** Claim id: a catalogue id, e.g. `A1.3`, or one of your own, e.g. `cf:synack-retries`. */
   claim: string;
-  /** The claim as A's catalogue states it. */
+  /** The claim as A's catalogue (or claims file) states it. */
   statement: string;
+  /** For a claim of your own: its source, as A gives it (else B's). */
+  source?: ClaimSourceRecord;
   /** A's verdict. */
   verdictA: LedgerEntry["verdict"];
   /** B's verdict. */
@@ -50,10 +53,12 @@ export interface VerdictDifference {
 
 /** A claim in only one side's ledger. */
 export interface ClaimOnlyInOne {
-  /** Catalogue claim id. */
+  /** Claim id: a catalogue id, or one of your own. */
   claim: string;
-  /** The claim as the catalogue states it. */
+  /** The claim as the catalogue (or claims file) states it. */
   statement: string;
+  /** For a claim of your own: its source. */
+  source?: ClaimSourceRecord;
   /** The side whose ledger has it. */
   side: Side;
   /** Its verdict there. */
@@ -337,9 +342,11 @@ export function compareReports(
         c.claims.same++;
         if (x.verdict === "undecided") c.claims.sameUndecided++;
       } else {
+        const source = x.source ?? y.source;
         c.claims.differ.push({
           claim: x.claim,
           statement: x.statement,
+          ...(source === undefined ? {} : { source }),
           verdictA: x.verdict,
           verdictB: y.verdict,
           evidenceA: x.evidence,
@@ -351,6 +358,7 @@ export function compareReports(
       c.claims.onlyIn.push({
         claim: l.claim,
         statement: l.statement,
+        ...(l.source === undefined ? {} : { source: l.source }),
         side: x ? "A" : "B",
         verdict: l.verdict,
         evidence: l.evidence,

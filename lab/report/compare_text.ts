@@ -102,18 +102,36 @@ function grouped<T extends { experiment: string }>(items: T[], row: (t: T) => st
   return rows;
 }
 
+/**
+ * A claim's statement, with its source for a claim of your own: on a new line
+ * in the terminal, as a link in Markdown.
+ */
+function statementCell(
+  d: { statement: string; source?: { title: string; url: string } },
+  markdown: boolean,
+): string {
+  if (!d.source) return d.statement;
+  return markdown
+    ? `${d.statement} (source: [${d.source.title}](${d.source.url}))`
+    : `${d.statement}\n(source: ${d.source.title}, ${d.source.url})`;
+}
+
 function sections(c: ReportComparison, sep: string): Section[] {
   const out: Section[] = [];
   const claimRows: Row[] = [
     ...c.claims.differ.map((d) => [
       d.claim,
-      d.statement,
+      statementCell(d, sep !== "\n"),
       verdictCell(d.verdictA, d.evidenceA, sep),
       verdictCell(d.verdictB, d.evidenceB, sep),
     ]),
     ...c.claims.onlyIn.map((o) => {
       const cell = verdictCell(o.verdict, o.evidence, sep);
-      return [o.claim, o.statement, ...(o.side === "A" ? [cell, "absent"] : ["absent", cell])];
+      return [
+        o.claim,
+        statementCell(o, sep !== "\n"),
+        ...(o.side === "A" ? [cell, "absent"] : ["absent", cell]),
+      ];
     }),
   ];
   if (claimRows.length) {

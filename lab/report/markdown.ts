@@ -22,7 +22,12 @@ export function experimentAnchor(id: string): string {
 
 /** The anchor id of a claim's evidence in an experiment's section. */
 export function claimAnchor(experiment: string, claim: string): string {
-  return `claim-${claim.replaceAll(".", "-")}-${experiment}`;
+  return `claim-${claim.replace(/[^A-Za-z0-9_-]/g, "-")}-${experiment}`;
+}
+
+/** The what-ifs of an experiment as the command line writes them: `backlog=0,1000`. */
+function whatIf(e: ExperimentResult): string {
+  return Object.entries(e.overrides ?? {}).map(([k, vs]) => `${k}=${vs.join(",")}`).join(" ");
 }
 
 function runAnchor(experiment: string, index: number): string {
@@ -65,8 +70,11 @@ export function reportMarkdown(report: LabReport): string {
   const m = report.machine;
   const passed = report.experiments.filter((e) => e.passed).length;
   const baseline = baselineSysctls(report);
-  const decided = report.ledger.filter((l) => l.experiments.length > 0);
-  const undecided = report.ledger.filter((l) => l.experiments.length === 0);
+  const catalogue = report.ledger.filter((l) => l.source === undefined && !l.claim.includes(":"));
+  const own = report.ledger.filter((l) => !catalogue.includes(l));
+  const decided = catalogue.filter((l) => l.experiments.length > 0);
+  const undecided = catalogue.filter((l) => l.experiments.length === 0);
+  const whatIfs = report.experiments.filter((e) => e.overrides);
   const out: string[] = [];
   out.push(
     `# backlog-lab on Linux ${report.kernel}`,
@@ -77,11 +85,20 @@ export function reportMarkdown(report: LabReport): string {
       ["system", `${m.os}, Deno ${m.deno}, host ${m.hostname}`],
       ["date", report.startedAt],
       ["command", `\`${report.command}\``],
+      ...(whatIfs.length
+        ? [[
+          "what-if",
+          whatIfs.map((e) => `\`--set ${whatIf(e)}\` (${e.id})`).join("; ") +
+          ": these parameters took the values given instead of the experiment's own",
+        ]]
+        : []),
       [
         "result",
         `${passed} of ${report.experiments.length} experiments passed in ${
           seconds(report.durationMs)
-        }; claims: ${verdictCounts(decided)}`,
+        }; claims: ${verdictCounts(decided) || "none decided"}${
+          own.length ? `; claims of your own: ${verdictCounts(own)}` : ""
+        }`,
       ],
     ]),
     "",
@@ -93,6 +110,7 @@ export function reportMarkdown(report: LabReport): string {
     "## Contents",
     "",
     "- [Claims ledger](#claims-ledger)",
+    ...(own.length ? ["- [Claims of your own](#own-claims)"] : []),
     "- [Sysctls](#sysctls)",
     ...report.experiments.map((e) =>
       `- [${e.id}](#${experimentAnchor(e.id)}): ${markdownCell(e.title)}${
@@ -102,33 +120,35 @@ export function reportMarkdown(report: LabReport): string {
     "",
   );
 
-  out.push(
-    '<a id="claims-ledger"></a>',
-    "",
-    "## Claims ledger",
-    "",
-    "Each verdict links to the evidence in the experiment that decided it.",
-    "",
-    markdownTable(
-      ["claim", "statement", "verdict", "evidence", "decided by"],
-      decided.map((l) => [
-        l.claim,
-        l.statement,
-        l.experiments.length
-          ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
-          : l.verdict,
-        l.evidence,
-        l.experiments.map((x) => `[${x}](#${experimentAnchor(x)})`).join(", ") || "–",
-      ]),
-    ),
-    "",
-    ...(undecided.length
-      ? [
-        `Not decided by the experiments of this run: ${undecided.map((l) => l.claim).join(", ")}.`,
-        "",
-      ]
-      : []),
-  );
+  out.push('<a id="claims-ledger"></a>', "", "## Claims ledger", "");
+  if (decided.length) {
+    out.push(
+      "Each verdict links to the evidence in the experiment that decided it.",
+      "",
+      markdownTable(
+        ["claim", "statement", "verdict", "evidence", "decided by"],
+        decided.map((l) => [
+          l.claim,
+          l.statement,
+          l.experiments.length
+            ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
+            : l.verdict,
+          l.evidence,
+          l.experiments.map((x) => `[${x}](#${experimentAnchor(x)})`).join(", ") || "–",
+        ]),
+      ),
+      "",
+    );
+  } else {
+    out.push("No experiment of this run decides a claim of the built-in catalogue.", "");
+  }
+  if (decided.length && undecided.length) {
+    out.push(
+      `Not decided by the experiments of this run: ${undecided.map((l) => l.claim).join(", ")}.`,
+      "",
+    );
+  }
+  if (own.length) out.push(...ownClaimsSection(own));
 
   out.push(
     '<a id="sysctls"></a>',
@@ -146,6 +166,61 @@ export function reportMarkdown(report: LabReport): string {
   return out.join("\n");
 }
 
+/** Claims of your own: statement, source (a link), verdict linked to its evidence, deciders. */
+function ownClaimsSection(own: readonly LedgerEntry[]): string[] {
+  return [
+    '<a id="own-claims"></a>',
+    "",
+    "## Claims of your own",
+    "",
+    "From the claims files given to this run, each with its source. A claim no experiment of the " +
+    "run decided is undecided.",
+    "",
+    markdownTable(
+      ["claim", "statement", "source", "verdict", "evidence", "decided by"],
+      own.map((l) => [
+        l.claim,
+        l.statement,
+        l.source
+          ? `[${markdownCell(l.source.title)}](${l.source.url})${
+            l.source.file ? ` (\`${l.source.file}\`)` : ""
+          }`
+          : "–",
+        l.experiments.length
+          ? `[${l.verdict}](#${claimAnchor(l.experiments[0]!, l.claim)})`
+          : l.verdict,
+        l.evidence,
+        l.experiments.map((x) => `[${x}](#${experimentAnchor(x)})`).join(", ") || "–",
+      ]),
+    ),
+    "",
+  ];
+}
+
+/** Per run, each metric the experiment names with its last and highest value. */
+function observedSection(e: ExperimentResult): string[] {
+  const metrics = e.metrics ?? [];
+  if (metrics.length === 0 || e.runs.length === 0) return [];
+  const rows: string[][] = [];
+  for (const run of e.runs) {
+    metrics.forEach((m, i) => {
+      const o = run.observed[m];
+      rows.push([
+        i === 0 ? runParams(run) : "",
+        `\`${m}\``,
+        o ? String(o.final) : "–",
+        o ? String(o.peak) : "–",
+      ]);
+    });
+  }
+  return [
+    "**Observed** (each metric's last value and its highest over the window)",
+    "",
+    markdownTable(["run", "metric", "final", "peak"], rows),
+    "",
+  ];
+}
+
 function experimentSection(e: ExperimentResult, baseline: Map<string, string>): string[] {
   const status = e.skipped ? `skipped: ${e.skipped}` : e.passed ? "passed" : "FAILED";
   const out = [
@@ -160,7 +235,17 @@ function experimentSection(e: ExperimentResult, baseline: Map<string, string>): 
     }${e.mode === "default" ? "" : ", "}${seconds(e.durationMs)}: **${status}**.`,
     "",
   ];
+  if (e.overrides) {
+    out.push(
+      `**What-if.** Run with \`--set ${whatIf(e)}\`: these parameters took the values given ` +
+        `instead of the experiment's own matrix${
+          Object.keys(e.claims).length ? ", and its verdicts say so" : ""
+        }.`,
+      "",
+    );
+  }
   const claims = Object.entries(e.claims);
+  if (claims.length === 0 && !e.skipped) out.push(...observedSection(e));
   if (claims.length) {
     out.push("**Claims decided**", "");
     for (const [id, d] of claims) {

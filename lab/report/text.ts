@@ -7,7 +7,7 @@
 import { paramsText, seconds } from "../base/format.ts";
 import { flipsText, type RepeatSummary } from "../judge/repeat.ts";
 import type { ExperimentResult, LedgerEntry, RunResult } from "../results.ts";
-import { textTable } from "./table.ts";
+import { type TextRow, textTable } from "./table.ts";
 
 export { paramsText };
 
@@ -56,7 +56,9 @@ export function checksTable(e: ExperimentResult, all: boolean, width?: number): 
     }
   }
   for (const [id, d] of Object.entries(e.claims)) {
-    if ("error" in d) rows.push(["(claim rule)", id, "", "a decision", d.error, "FAIL"]);
+    // Under a what-if the rule read another matrix than its own: the claim is undecided, no failure.
+    const mark = e.overrides ? "undecided (what-if)" : "FAIL";
+    if ("error" in d) rows.push(["(claim rule)", id, "", "a decision", d.error, mark]);
   }
   const head = ["run", "check", "metric", "expected", "observed", ""];
   return rows.length ? textTable(head, rows, width === undefined ? {} : { width }) : "";
@@ -144,6 +146,60 @@ export function ledgerTable(ledger: readonly LedgerEntry[], width = 100): string
     ]),
     { width },
   );
+}
+
+/**
+ * Claims of your own as a table: each one's statement and source title,
+ * verdict and evidence (with the experiments that decided it), then each
+ * source's full address once, so that a terminal never cuts it. Undecided
+ * claims are listed too: a claim you loaded and no experiment decided says so.
+ */
+export function ownClaimsTable(ledger: readonly LedgerEntry[], width = 100): string {
+  const table = textTable(
+    ["claim", "statement (source)", "verdict", "evidence (decided by)"],
+    ledger.map((l) => [
+      l.claim,
+      l.source ? `${l.statement}\n(source: ${l.source.title})` : l.statement,
+      l.verdict,
+      l.evidence + (l.experiments.length ? `\n(${l.experiments.join(", ")})` : ""),
+    ]),
+    { width },
+  );
+  const sources = new Map<string, string>();
+  for (const l of ledger) {
+    if (!l.source) continue;
+    const file = l.source.file?.replace(/:\d+$/, "");
+    sources.set(
+      `${l.source.title}\0${l.source.url}`,
+      `  ${l.source.title}: ${l.source.url}${file ? ` (claims file ${file})` : ""}`,
+    );
+  }
+  return sources.size ? `${table}\nSources:\n${[...sources.values()].join("\n")}` : table;
+}
+
+/** A metric's final and peak value in a run, as text (`–` when it was not observed). */
+export function observedValues(run: RunResult, metric: string): { final: string; peak: string } {
+  const o = run.observed[metric];
+  return o ? { final: String(o.final), peak: String(o.peak) } : { final: "–", peak: "–" };
+}
+
+/**
+ * What an experiment observed: per matrix point (a heading row), each metric
+ * it names with its last (`final`) and highest (`peak`) value. Empty when it
+ * names none or has no runs.
+ */
+export function observedTable(e: ExperimentResult, width?: number): string {
+  const metrics = e.metrics ?? [];
+  if (metrics.length === 0 || e.runs.length === 0) return "";
+  const rows: TextRow[] = [];
+  for (const run of e.runs) {
+    rows.push({ group: `${params(run)}${run.error ? ` (error: ${run.error})` : ""}` });
+    for (const m of metrics) {
+      const v = observedValues(run, m);
+      rows.push([m, v.final, v.peak]);
+    }
+  }
+  return textTable(["metric", "final", "peak"], rows, width === undefined ? {} : { width });
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 import { planExperiment } from "../describe/plan.ts";
 import type { PlannedExperiment } from "../describe/run_plan.ts";
 import type { ExperimentDefinition, Matrix } from "../describe/types.ts";
+import type { UserClaim } from "../describe/user_claims.ts";
 import { historicalResult } from "../describe/historical.ts";
 import { claimErrors, decideClaims } from "../judge/evidence.ts";
 import { buildLedger } from "../judge/ledger.ts";
@@ -97,6 +98,11 @@ export interface RunOptions {
   ledger?: "all" | "decided";
   /** The command line recorded in the report (default `Lab.run()`). */
   command?: string;
+  /**
+   * Claims of your own to list in the ledger, decided or not (see
+   * `loadLab`, which returns those of the claims files it read).
+   */
+  claims?: readonly UserClaim[];
 }
 
 /** An experiment as {@linkcode Lab.run} takes it: planned (see `loadExperiments`), or historical claims. */
@@ -235,7 +241,11 @@ export class Lab implements AsyncDisposable {
       durationMs: Math.round(performance.now() - t0),
       passed: results.every((r) => r.passed),
       experiments: results,
-      ledger: buildLedger(results, { all: options.ledger === "all", kernel: pre.kernel }),
+      ledger: buildLedger(results, {
+        all: options.ledger === "all",
+        kernel: pre.kernel,
+        ...(options.claims === undefined ? {} : { claims: options.claims }),
+      }),
     };
     return { report, repeats: summaries, captures };
   }
@@ -323,7 +333,7 @@ export class Lab implements AsyncDisposable {
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const runs = settled.map((s) => (s as PromiseFulfilledResult<RunResult>).value);
     const claims = decideClaims(
-      def.claims as never,
+      (def.claims ?? {}) as never,
       runs,
       e.file === undefined ? {} : { file: e.file },
     );
@@ -333,12 +343,17 @@ export class Lab implements AsyncDisposable {
       hypothesis: def.hypothesis,
       ...(e.file === undefined ? {} : { file: e.file }),
       // A claim rule that cannot decide fails the experiment: its ledger entry would say nothing.
-      passed: runs.every((r) => r.passed) && claimErrors(claims).length === 0,
+      // Under a what-if (--set) the rules read another matrix than the one they were written for:
+      // such a claim is undecided, saying why, and the experiment stands on its expectations.
+      passed: runs.every((r) => r.passed) &&
+        (e.overrides !== undefined || claimErrors(claims).length === 0),
       mode: e.mode,
       ...(def.shortened === undefined || e.mode === "default" ? {} : { shortened: def.shortened }),
       durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
       claims,
+      metrics: e.metrics,
+      ...(e.overrides === undefined ? {} : { overrides: e.overrides }),
     };
   }
 
@@ -444,11 +459,14 @@ function outline(e: RunnableExperiment, lastTimes: Record<string, number>): Expe
   };
 }
 
-/** The times cache entries of passed experiments: each one's time and its runs' mean. */
+/**
+ * The times cache entries of passed experiments: each one's time and its runs' mean. A what-if
+ * (`--set`) ran another matrix, so its times say nothing of the experiment's own.
+ */
 function newTimes(results: readonly ExperimentResult[]): Record<string, number> {
   const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return Object.fromEntries(
-    results.filter((r) => r.passed && !r.skipped && r.runs.length).flatMap((r) => [
+    results.filter((r) => r.passed && !r.skipped && r.runs.length && !r.overrides).flatMap((r) => [
       [`${r.id}:${r.mode}`, r.durationMs],
       [`${r.id}:${r.mode}:run`, Math.round(mean(r.runs.map((x) => x.durationMs)))],
     ]),

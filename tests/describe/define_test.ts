@@ -12,7 +12,7 @@ import { isHistorical } from "../../lab/describe/historical.ts";
 import { defineExperiment } from "../../lab/describe/validate.ts";
 import { EXCLUSIVE_CONNECTIONS } from "../../lab/describe/run_plan.ts";
 import type { ExperimentDefinition } from "../../lab/describe/types.ts";
-import { matrixPoints, planRuns } from "../../lab/describe/plan.ts";
+import { matrixPoints, namedMetrics, planRuns, resolveOverrides } from "../../lab/describe/plan.ts";
 import { ExperimentDefinitionError } from "../../lab/base/errors.ts";
 
 type Loose = Record<string, unknown>;
@@ -84,7 +84,7 @@ function checkError(
 }
 
 const TOP_FIELDS =
-  "valid fields: id, title, hypothesis, claims, matrix, family, hosts, server, clients, observe, expect";
+  "valid fields: id, title, hypothesis, claims, claimsFiles, matrix, family, hosts, server, clients, observe, expect";
 
 /** Definitions defineExperiment rejects: the field and what its message must say. */
 const INVALID: { name: string; def: () => Loose; field: string; says: (string | RegExp)[] }[] = [
@@ -444,10 +444,31 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: ["value -1 is out of range: expected an integer from 0 to 600000"],
   },
   {
-    name: "no expectations",
-    def: () => ({ ...base(), expect: [] }),
+    name: "expectations that are not an array",
+    def: () => ({ ...base(), expect: { name: "queued" } }),
     field: "expect",
-    says: ["expected a non-empty array of expectations"],
+    says: ["expected an array of expectations"],
+  },
+  {
+    name: "no claims, no expectations and no metrics to show",
+    def: () => ({ ...base(), claims: undefined, expect: [] }),
+    field: "observe.metrics",
+    says: ["an experiment without claims shows what it observed", "or give expectations"],
+  },
+  {
+    name: "a metric to show with a typo",
+    def: () => ({
+      ...base(),
+      observe: { intervalMs: 20, windowMs: 1000, metrics: ["server.recvQ", "sever.SYN_RECV"] },
+    }),
+    field: "observe.metrics[1]",
+    says: [`unknown host "sever"`, `did you mean "server"?`],
+  },
+  {
+    name: "metrics to show that are not a list",
+    def: () => ({ ...base(), observe: { intervalMs: 20, windowMs: 1000, metrics: "x" } }),
+    field: "observe.metrics",
+    says: ["expected an array of metric names"],
   },
   // Observe.
   {
@@ -467,7 +488,11 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     name: "a claim id not in the catalogue (A9.9)",
     def: () => ({ ...base(), claims: { "A9.9": rule } }),
     field: "claims.A9.9",
-    says: [`"A9.9" is not in the claims catalogue`, "(ids run A0.1 … A4.10)"],
+    says: [
+      `"A9.9" is not in the claims catalogue`,
+      "(ids run A0.1 … A4.10;",
+      `a claim of your own is written "<prefix>:<name>"`,
+    ],
   },
   {
     name: "a claim id one digit off (A0.20)",
@@ -482,10 +507,22 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: [`expected a rule function, got "reproduced"`],
   },
   {
-    name: "no claims",
-    def: () => ({ ...base(), claims: {} }),
-    field: "claims",
-    says: ["name at least one claim id it decides"],
+    name: "a claim of your own without a name after the prefix",
+    def: () => ({ ...base(), claims: { "cf:": rule } }),
+    field: "claims.cf:",
+    says: [`"cf:" is not "<prefix>:<name>"`],
+  },
+  {
+    name: "a claim of your own whose prefix looks like a built-in article",
+    def: () => ({ ...base(), claims: { "a1:3": rule } }),
+    field: "claims.a1:3",
+    says: [`the prefix "a1" looks like a built-in article id`],
+  },
+  {
+    name: "a claims file that is neither Markdown nor TypeScript",
+    def: () => ({ ...base(), claimsFiles: ["./claims.txt"] }),
+    field: "claimsFiles[0]",
+    says: ["expected the path of a claims file (.md or .ts)", '"./claims.txt"'],
   },
   // Hosts and sysctls.
   {
@@ -944,7 +981,7 @@ for (const name of experimentFiles) {
     equal(runs.length, points);
     for (const run of runs) {
       equal(run.hosts[0]!.name, def.server.host);
-      equal(run.expectations.length, def.expect.length);
+      equal(run.expectations.length, (def.expect ?? []).length);
       equal(run.groups.length, def.clients.length);
       for (const e of run.expectations) {
         assert(e.min <= e.max, `${e.name}: ${e.min} > ${e.max}`);
@@ -2327,6 +2364,83 @@ Deno.test("planRuns() resolves a serving server, a closing follow-up and a deadl
   deepEqual(p!.groups[0]!.then, { kind: "sendRead", bytes: 100, timeoutMs: 1000, close: true });
   equal(p!.groups[0]!.deadlineMs, 4000);
   equal(planRuns(defineExperiment(asDefinition(base())))[0]!.server.serve, undefined);
+});
+
+// --- exploratory experiments and what-ifs -----------------------------------
+
+Deno.test("defineExperiment() accepts an exploratory experiment: no claims, no expectations, metrics to show", () => {
+  const def = {
+    ...base(),
+    claims: undefined,
+    expect: undefined,
+    observe: { intervalMs: 20, windowMs: 1000, metrics: ["server.recvQ", "clients.seq.connected"] },
+  };
+  equal(defineExperiment(asDefinition(def)), def);
+  const [run] = planRuns(asDefinition(def));
+  deepEqual(run!.expectations, []);
+  const names = run!.metrics.map((m) => m.name);
+  assert(names.includes("server.recvQ") && names.includes("clients.seq.connected"), names.join());
+  deepEqual(namedMetrics(asDefinition({ ...def, expect: base().expect })), [
+    "server.recvQ",
+    "clients.seq.connected",
+    "server.ESTABLISHED",
+  ]);
+});
+
+Deno.test("planRuns() with set replaces a parameter's values, in the default and the faithful matrix", () => {
+  const def = asDefinition({
+    ...base(),
+    matrix: { backlog: [1, 2], cookies: [true], stop: ["close"] },
+    faithfulMatrix: { backlog: [9] },
+    server: { host: "server", backlog: (p: { backlog: number }) => p.backlog },
+  });
+  const points = (o: Parameters<typeof planRuns>[1]) => planRuns(def, o).map((r) => r.params);
+  deepEqual(points({ set: { backlog: ["0", "5"] } }).map((p) => p.backlog), [0, 5]);
+  deepEqual(points({ faithful: true, set: { backlog: [7] } }).map((p) => p.backlog), [7]);
+  deepEqual(points({ set: { cookies: ["false", "true"] } }).map((p) => p.cookies), [
+    false,
+    true,
+    false,
+    true,
+  ]);
+  deepEqual(points({ set: { stop: ["close"] } }).map((p) => p.stop), ["close", "close"]);
+  deepEqual(resolveOverrides(def, { backlog: ["1e3", " 2 "] }), { backlog: [1000, 2] });
+});
+
+Deno.test("resolveOverrides() refuses an unknown parameter and a value of the wrong type, naming matrix.<name>", () => {
+  const def = asDefinition({
+    ...base(),
+    matrix: { backlog: [1, 2], cookies: [true], stop: ["SIGKILL", "close"] },
+  });
+  const cases: [Record<string, string[]>, string, RegExp][] = [
+    [
+      { backlgo: ["1"] },
+      "matrix.backlgo",
+      /has no parameter "backlgo"; did you mean "backlog"\? \(parameters: backlog, cookies, stop\)/,
+    ],
+    [
+      { backlog: ["two"] },
+      "matrix.backlog",
+      /--set backlog=two: expected a number, like the matrix's values \(1, 2\)/,
+    ],
+    [{ backlog: ["0x10"] }, "matrix.backlog", /expected a number/],
+    [{ cookies: ["yes"] }, "matrix.cookies", /--set cookies=yes: expected true or false/],
+    [
+      { stop: ["SIGKIL"] },
+      "matrix.stop",
+      /expected one of the matrix's values \(SIGKILL, close\); did you mean "SIGKILL"\?/,
+    ],
+    [{ backlog: [] }, "matrix.backlog", /give at least one value/],
+  ];
+  for (const [set, field, says] of cases) {
+    const err = definitionError(() => resolveOverrides(def, set));
+    equal(err.field, field);
+    match(err.message, says);
+  }
+  const noMatrix = definitionError(() =>
+    resolveOverrides(asDefinition(base()), { backlog: ["1"] })
+  );
+  match(noMatrix.message, /it has no matrix/);
 });
 
 Deno.test("defineExperiment() refuses an async claim rule", () => {

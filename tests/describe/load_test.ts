@@ -18,6 +18,7 @@ import {
   experimentFiles,
   isHistoricalEntry,
   loadExperiments,
+  loadLab,
 } from "../../lab/describe/load.ts";
 import { ROOT } from "../_helpers.ts";
 
@@ -155,6 +156,218 @@ Deno.test("loadExperiments() loads the repository's experiments with every point
     ok(e.plans.length > 0, e.definition.id);
     for (const p of e.plans) equal(p.mode, e.mode);
   }
+});
+
+// --- claims of your own, filters and what-ifs ------------------------------
+
+const CLAIMS_MD = `## src — [A post](https://example.org/post)
+
+- **my:one** The first claim.
+- **my:two** The second claim.
+`;
+
+/** An experiment deciding `claims` (ids), with `extra` in its definition. */
+function deciding(id: string, claims: string[], extra = ""): string {
+  return experiment(id, extra).replace(
+    `claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "n" }) },`,
+    `claims: { ${
+      claims.map((c) => `${JSON.stringify(c)}: () => ({ verdict: "reproduced", evidence: "n" })`)
+        .join(", ")
+    } },`,
+  );
+}
+
+Deno.test("experimentFiles() leaves out subdirectories, so experiments/examples is not in the default run", async () => {
+  const files = await experimentFiles([join(ROOT, "experiments")]);
+  ok(files.length >= 15);
+  ok(files.every((f) => !f.includes("/examples/")), files.join(", "));
+  const examples = await experimentFiles([join(ROOT, "experiments/examples")]);
+  deepEqual(examples.map((f) => f.split("/").at(-1)), ["cloudflare_syn_queue.ts"]);
+});
+
+Deno.test("loadLab() resolves claims of your own from an experiment's claimsFiles, relative to it", async () => {
+  await withDir({ "claims.md": CLAIMS_MD }, async (dir) => {
+    await Deno.mkdir(join(dir, "sub"));
+    await Deno.writeTextFile(
+      join(dir, "sub", "one.ts"),
+      deciding("one", ["my:one", "A2.1"], `claimsFiles: ["../claims.md"],`),
+    );
+    const { experiments, claims } = await loadLab([join(dir, "sub")]);
+    deepEqual(experiments.map((e) => e.definition.id), ["one"]);
+    deepEqual(claims.map((c) => [c.id, c.source.url]), [
+      ["my:one", "https://example.org/post"],
+      ["my:two", "https://example.org/post"],
+    ]);
+  });
+});
+
+Deno.test("loadLab() takes claims files given (claimsFiles, .md paths, defineClaims modules) for every experiment", async () => {
+  const module = `import { defineClaims } from ${JSON.stringify(DEFINE)};
+export default defineClaims([{ id: "ts:1", statement: "s", source: { title: "t", url: "https://example.org" } }]);`;
+  await withDir(
+    {
+      "claims.md": CLAIMS_MD,
+      "my_claims.ts": module,
+      "one.ts": deciding("one", ["my:two", "ts:1"]),
+    },
+    async (dir) => {
+      // The module is found among the directory's files; the Markdown file is given.
+      const a = await loadLab([dir], { claimsFiles: [join(dir, "claims.md")] });
+      deepEqual(a.experiments.map((e) => e.definition.id), ["one"]);
+      deepEqual(a.claims.map((c) => c.id), ["my:one", "my:two", "ts:1"]);
+      const b = await loadLab([join(dir, "claims.md"), dir]);
+      deepEqual(b.claims.map((c) => c.id), ["my:one", "my:two", "ts:1"]);
+    },
+  );
+});
+
+Deno.test("loadLab() names the file and the claim when an experiment names a claim no file defines", async () => {
+  await withDir(
+    {
+      "claims.md": CLAIMS_MD,
+      "one.ts": deciding("one", ["my:tow"], `claimsFiles: ["claims.md"],`),
+    },
+    async (dir) => {
+      const err = await loadLab([join(dir, "one.ts")]).catch((e) => e);
+      ok(err instanceof ExperimentDefinitionError, String(err));
+      match(
+        err.message,
+        /one\.ts: Invalid experiment field "claims\.my:tow": no claims file defines "my:tow"; did you mean "my:two"\? \(the claims it sees: my:one, my:two in .*claims\.md\)/,
+      );
+    },
+  );
+  await withDir({ "one.ts": deciding("one", ["my:one"]) }, async (dir) => {
+    await rejects(
+      loadLab([dir]),
+      /one\.ts: Invalid experiment field "claims\.my:one": no claims file defines "my:one": the experiment sees none; declare one with claimsFiles: \["\.\/my_claims\.md"\] or pass --claims FILE/,
+    );
+  });
+  await withDir(
+    { "one.ts": deciding("one", ["my:one"], `claimsFiles: ["nope.md"],`) },
+    async (dir) => {
+      await rejects(
+        loadLab([dir]),
+        /one\.ts: Invalid experiment field "claimsFiles\[0\]": "nope\.md" does not exist/,
+      );
+    },
+  );
+});
+
+Deno.test("loadLab() refuses a claims file that redefines a built-in id, and an id two files define", async () => {
+  await withDir(
+    { "claims.md": "## [A post](https://example.org)\n\n- **A2.1** Mine now.\n" },
+    async (dir) => {
+      await rejects(
+        loadLab([], { claimsFiles: [join(dir, "claims.md")] }),
+        /claims\.md:3: Invalid claims field "A2\.1": "A2\.1" is a built-in claim id; claims of your own live in their own namespace/,
+      );
+    },
+  );
+  await withDir(
+    {
+      "a.md": CLAIMS_MD,
+      "b.md": "## [Other](https://example.org/other)\n\n- **my:two** Someone else's.\n",
+      "one.ts": deciding("one", ["my:two"], `claimsFiles: ["b.md"],`),
+    },
+    async (dir) => {
+      await rejects(
+        loadLab([dir], { claimsFiles: [join(dir, "a.md")] }),
+        /b\.md:3: Invalid claims field "my:two": "my:two" is defined twice: also at .*a\.md:4/,
+      );
+    },
+  );
+});
+
+Deno.test("loadLab() keeps what the filter accepts, and checks claims and what-ifs only for those", async () => {
+  await withDir(
+    { "a.ts": deciding("a", ["my:missing"]), "b.ts": experiment("b") },
+    async (dir) => {
+      const { experiments } = await loadLab([dir], {
+        filter: ({ definition }) => definition.id === "b",
+        set: { backlog: ["4"] },
+      });
+      deepEqual(experiments.map((e) => e.definition.id), ["b"]);
+    },
+  );
+});
+
+Deno.test("loadLab() applies a what-if to the experiments that have the parameter, through planning", async () => {
+  const other = experiment("other").replace("matrix: { backlog: [1, 2] },", "matrix: { n: [1] },")
+    .replace("faithfulMatrix: { backlog: [5] },", "").replaceAll("p.backlog", "p.n");
+  await withDir({ "one.ts": experiment("one"), "other.ts": other }, async (dir) => {
+    const { experiments } = await loadLab([dir], { set: { backlog: ["0", "7"] } });
+    const [one, two] = experiments;
+    ok(one && !isHistoricalEntry(one) && two && !isHistoricalEntry(two));
+    deepEqual(one.overrides, { backlog: [0, 7] });
+    deepEqual(one.plans.map((p) => [p.params.backlog, p.server.backlog, p.groups[0]!.count]), [
+      [0, 0, 1],
+      [7, 7, 8],
+    ]);
+    equal(two.overrides, undefined);
+    // It replaces the faithful matrix's values too.
+    const [faithful] =
+      (await loadLab([join(dir, "one.ts")], { faithful: true, set: { backlog: [3] } }))
+        .experiments;
+    ok(faithful && !isHistoricalEntry(faithful));
+    deepEqual(faithful.plans.map((p) => p.server.backlog), [3]);
+  });
+});
+
+Deno.test("loadLab() refuses a bad what-if like a bad definition: unknown name, wrong type, out of range", async () => {
+  await withDir({ "one.ts": experiment("one") }, async (dir) => {
+    const cases: [Record<string, string[]>, RegExp][] = [
+      [
+        { backlgo: ["1"] },
+        /^ExperimentDefinitionError: Invalid experiment field "matrix\.backlgo": --set backlgo=1: no selected experiment has a parameter "backlgo"; did you mean "backlog"\? \(their parameters: backlog\)/,
+      ],
+      [
+        { backlog: ["many"] },
+        /one\.ts: Invalid experiment field "matrix\.backlog": --set backlog=many: expected a number, like the matrix's values \(1, 2, 5\)/,
+      ],
+      [
+        { backlog: ["2", "-1"] },
+        /one\.ts: Invalid experiment field "server\.backlog": value -1 is out of range: expected an integer from 0 to 65535.* \(at \{"backlog":-1\}, set by --set backlog=2,-1\)/,
+      ],
+      [
+        { backlog: ["100000"] },
+        /one\.ts: Invalid experiment field "clients\[0\]\.count": value 100001 is out of range.*set by --set backlog=100000/,
+      ],
+    ];
+    for (const [set, says] of cases) await rejects(loadLab([dir], { set }), says);
+  });
+});
+
+Deno.test("loadLab() with onError reports every problem of every file and loads the rest", async () => {
+  await withDir(
+    {
+      "a.ts": experiment("a", `exclusive: "yes",`),
+      "b.ts": deciding("b", ["my:nope"]),
+      "c.ts": experiment("c").replace("count: (p) => p.backlog + 1", "count: (p) => -p.backlog"),
+      "d.ts": experiment("d"),
+      "e.md": "nothing here\n",
+    },
+    async (dir) => {
+      const errors: string[] = [];
+      const { experiments } = await loadLab([dir], {
+        onError: (e) => errors.push(e.message),
+        planBothModes: true,
+      });
+      deepEqual(experiments.map((e) => e.definition.id), ["d"]);
+      equal(errors.length, 4, errors.join("\n"));
+      match(errors.join("\n"), /a\.ts: Invalid experiment field "exclusive"/);
+      match(errors.join("\n"), /b\.ts: Invalid experiment field "claims\.my:nope"/);
+      // Both modes are planned: the default matrix's point and the faithful one's.
+      match(errors.join("\n"), /c\.ts: .*clients\[0\]\.count.*\(at \{"backlog":1\}\)/);
+      match(errors.join("\n"), /c\.ts: .*clients\[0\]\.count.*\(at \{"backlog":5\}\)/);
+
+      // A claims file that fails to load is reported; a claim it might define is not, as well.
+      const more: string[] = [];
+      await loadLab([dir, join(dir, "e.md")], { onError: (e) => more.push(e.message) });
+      match(more.join("\n"), /e\.md: Invalid claims field "claims": no claims found/);
+      ok(!more.join("\n").includes("my:nope"), more.join("\n"));
+      equal(more.length, 3, more.join("\n")); // a, e.md, c (no faithful plan without planBothModes)
+    },
+  );
 });
 
 Deno.test("experimentFiles() refuses a directory without experiment files", async () => {

@@ -608,6 +608,41 @@ rootTest("compareReports() of two real runs on this kernel finds the same verdic
   }
 });
 
+Deno.test("compareReports() shows a claim of your own whose verdict differs, or that one side lacks, with its statement and source", () => {
+  const source = { title: "A post", url: "https://example.org/post", file: "mine.md:3" };
+  const own = (verdict: LedgerEntry["verdict"]): LedgerEntry => ({
+    ...entry("mine:one", verdict, `${verdict} evidence`),
+    article: "mine",
+    statement: "My claim.",
+    source,
+  });
+  const a = report();
+  const b = report();
+  a.ledger.push(own("reproduced"), { ...own("partly"), claim: "mine:two" });
+  b.ledger.push(own("not reproduced"));
+  const c = compareReports(a, b);
+  assert.deepStrictEqual(c.claims.differ, [{
+    claim: "mine:one",
+    statement: "My claim.",
+    source,
+    verdictA: "reproduced",
+    verdictB: "not reproduced",
+    evidenceA: "reproduced evidence",
+    evidenceB: "not reproduced evidence",
+  }]);
+  assert.deepStrictEqual(c.claims.onlyIn.map((o) => [o.claim, o.side, o.source]), [
+    ["mine:two", "A", source],
+  ]);
+  const text = comparisonTable(c, 200);
+  assert.match(text, /My claim\.\s*│/);
+  assert.match(text, /\(source: A post, https:\/\/example\.org\/post\)/);
+  const md = comparisonMarkdown(c);
+  assert.match(
+    md,
+    /\| mine:one \| My claim\. \(source: \[A post\]\(https:\/\/example\.org\/post\)\) \| reproduced: reproduced evidence \| not reproduced: not reproduced evidence \|/,
+  );
+});
+
 Deno.test("loadReport() reads /dev/zero only up to its bound, then refuses it (exit 2 in the CLI)", async () => {
   await assert.rejects(loadReport("/dev/zero"), (err: Error) => {
     assert.ok(err instanceof CompareInputError, String(err));

@@ -422,3 +422,96 @@ Deno.test("buildLedger({ all: true }) lists undecided claims beside historical a
     deepEqual(e.experiments, []);
   }
 });
+
+// --- claims of your own and what-ifs ----------------------------------------
+
+const MINE = {
+  id: "cf:synack-retries",
+  statement: "The SYN Queue retries a SYN+ACK tcp_synack_retries times.",
+  source: {
+    title: "SYN packet handling in the wild",
+    url: "https://blog.cloudflare.com/syn-packet-handling-in-the-wild/",
+  },
+  file: "experiments/examples/cloudflare_claims.md",
+  line: 10,
+};
+const UNDECIDED = { ...MINE, id: "cf:never", statement: "Nobody decides this." };
+
+Deno.test("buildLedger() lists claims of your own after the catalogue's, with statement and source; undecided when none decides", () => {
+  const ledger = buildLedger(
+    [experiment("cf", {
+      "cf:synack-retries": decide("reproduced", "2 SYN-ACKs"),
+      "A2.1": decide("partly", "3"),
+    })],
+    { claims: [MINE, UNDECIDED] },
+  );
+  deepEqual(ledger.map((l) => l.claim), ["A2.1", "cf:synack-retries", "cf:never"]);
+  equal(ledger[0]!.source, undefined);
+  deepEqual(ledger[1], {
+    claim: "cf:synack-retries",
+    article: "cf",
+    statement: MINE.statement,
+    source: { ...MINE.source, file: "experiments/examples/cloudflare_claims.md:10" },
+    verdict: "reproduced",
+    evidence: "2 SYN-ACKs",
+    experiments: ["cf"],
+  });
+  deepEqual(ledger[2], {
+    claim: "cf:never",
+    article: "cf",
+    statement: "Nobody decides this.",
+    source: { ...MINE.source, file: "experiments/examples/cloudflare_claims.md:10" },
+    verdict: "undecided",
+    evidence: "no experiment of this run decides it",
+    experiments: [],
+  });
+  // Listed even when the ledger lists only decided catalogue claims, and with every claim too.
+  equal(buildLedger([], { claims: [UNDECIDED] }).length, 1);
+  equal(buildLedger([], { all: true, claims: [UNDECIDED] }).length, CLAIMS.length + 1);
+});
+
+Deno.test("buildLedger() keeps a claim of your own apart from the built-in one whose id it ends with", () => {
+  const own = { ...MINE, id: "mine:A2.1", statement: "My own version of A2.1." };
+  const ledger = buildLedger(
+    [experiment("e", {
+      "A2.1": decide("partly", "built-in"),
+      "mine:A2.1": decide("reproduced", "own"),
+    })],
+    { claims: [own] },
+  );
+  deepEqual(ledger.map((l) => [l.claim, l.verdict, l.statement]), [
+    ["A2.1", "partly", claimById("A2.1")!.statement],
+    ["mine:A2.1", "reproduced", "My own version of A2.1."],
+  ]);
+});
+
+Deno.test("buildLedger() lists a claim of your own decided without its claims file, saying its statement is unknown", () => {
+  const [entry] = buildLedger([experiment("e", { "x:1": decide("reproduced", "seen") })]);
+  equal(entry!.claim, "x:1");
+  equal(entry!.article, "x");
+  equal(entry!.source, undefined);
+  match(entry!.statement, /unknown: no claims file of this run defines it/);
+  equal(entry!.verdict, "reproduced");
+});
+
+Deno.test("buildLedger() says a verdict was decided under a what-if, and why a rule failed under one", () => {
+  const ran = ranExperiment(
+    "q",
+    {
+      "A4.1": decide("reproduced", "Recv-Q 1, 1001"),
+      "A2.1": { error: "claim rule failed: x is undefined" },
+    },
+    "default",
+  );
+  ran.overrides = { backlog: [0, 1000] };
+  const [a21, a41] = buildLedger([ran], { kernel: "6.8.0" });
+  equal(
+    a41!.evidence,
+    "Recv-Q 1, 1001 [Linux 6.8.0; what-if --set backlog=0,1000, not the experiment's own matrix]",
+  );
+  equal(a21!.verdict, "undecided");
+  equal(
+    a21!.evidence,
+    "q: claim rule failed: x is undefined (under --set backlog=0,1000: the rule may read matrix points the what-if left out)",
+  );
+});

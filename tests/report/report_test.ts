@@ -17,6 +17,7 @@ import {
 import { ReportWriteError, writeReport } from "../../lab/report/directory.ts";
 import { checksTable, ledgerTable } from "../../lab/report/text.ts";
 import { markdownCell as cell } from "../../lab/report/table.ts";
+import { observedTable, ownClaimsTable } from "../../lab/report/text.ts";
 import type { ConnectionTimeline, LabReport, RunResult, Sample } from "../../lab/results.ts";
 import type { PacketEvent } from "../../lab/observe/packet_timeline.ts";
 
@@ -848,6 +849,133 @@ Deno.test("reportMarkdown() gives a run's shaped links and what its clients felt
   // A run without links or clients' records has neither table.
   const second = section(reportMarkdown(report), "run-queue-fills-2");
   assert.ok(!second.includes("| link |") && !second.includes("| clients |"));
+});
+
+// ---------------------------------------------------------------------------
+// Exploratory experiments, claims of your own, what-ifs
+
+const OWN_SOURCE = {
+  title: "SYN packet handling in the wild",
+  url: "https://blog.cloudflare.com/syn-packet-handling-in-the-wild/",
+  file: "experiments/examples/cloudflare_claims.md:10",
+};
+
+/** The synthetic report plus an exploratory experiment under a what-if and two claims of your own. */
+function reportWithOwnClaims(): LabReport {
+  const report = syntheticReport();
+  const run = passedRun();
+  run.params = { backlog: 0 };
+  run.observed = {
+    "server.recvQ": { final: 1, peak: 1 },
+    "server.SYN_RECV": { final: 0, peak: 2 },
+  };
+  report.experiments.push({
+    id: "my-question",
+    title: "What listen(fd, 0) holds",
+    hypothesis: "One connection.",
+    file: "experiments/my_question.ts",
+    passed: true,
+    mode: "default",
+    durationMs: 700,
+    runs: [run],
+    claims: {},
+    metrics: ["server.recvQ", "server.SYN_RECV", "client.SYN_SENT"],
+    overrides: { backlog: [0] },
+  });
+  report.experiments[0]!.claims["cf:one"] = { verdict: "reproduced", evidence: "2 SYN-ACKs" };
+  report.ledger.push(
+    {
+      claim: "cf:one",
+      article: "cf",
+      statement: "The SYN Queue retries | on timeout.",
+      source: OWN_SOURCE,
+      verdict: "reproduced",
+      evidence: "2 SYN-ACKs",
+      experiments: ["queue-fills"],
+    },
+    {
+      claim: "cf:two",
+      article: "cf",
+      statement: "Nobody decides this one.",
+      source: OWN_SOURCE,
+      verdict: "undecided",
+      evidence: "no experiment of this run decides it",
+      experiments: [],
+    },
+  );
+  return report;
+}
+
+Deno.test("reportMarkdown() lists claims of your own apart, each with its source linked and its verdict linked to the evidence", () => {
+  const md = reportWithOwnClaims();
+  const text = reportMarkdown(md);
+  const ids = anchors(text);
+  for (const l of links(text).filter((l) => l.startsWith("#"))) assert.ok(ids.has(l.slice(1)), l);
+  assert.ok(text.includes("- [Claims of your own](#own-claims)"));
+  const own = tableWith(section(text, "own-claims"), [
+    "claim",
+    "statement",
+    "source",
+    "verdict",
+    "evidence",
+    "decided by",
+  ]);
+  assert.deepStrictEqual(own.rows.map((r) => r[0]), ["cf:one", "cf:two"]);
+  assert.strictEqual(unescapeCell(own.rows[0]![1]!), "The SYN Queue retries | on timeout.");
+  assert.strictEqual(
+    own.rows[0]![2],
+    "[SYN packet handling in the wild](https://blog.cloudflare.com/syn-packet-handling-in-the-wild/) (`experiments/examples/cloudflare_claims.md:10`)",
+  );
+  assert.strictEqual(own.rows[0]![3], `[reproduced](#${claimAnchor("queue-fills", "cf:one")})`);
+  assert.ok(ids.has(claimAnchor("queue-fills", "cf:one")), "the evidence has its anchor");
+  assert.deepStrictEqual(own.rows[1]!.slice(3), [
+    "undecided",
+    "no experiment of this run decides it",
+    "–",
+  ]);
+  // The catalogue's ledger does not list them.
+  const ledger = tableWith(text, ["claim", "statement", "verdict", "evidence", "decided by"]);
+  assert.ok(ledger.rows.every((r) => !r[0]!.includes(":")));
+  assert.match(text, /claims of your own: 1 reproduced, 1 undecided/);
+});
+
+Deno.test("reportMarkdown() shows an exploratory experiment's observed values per run, and a what-if", () => {
+  const text = reportMarkdown(reportWithOwnClaims());
+  assert.match(
+    text,
+    /\| what-if \| `--set backlog=0` \(my-question\): these parameters took the values given/,
+  );
+  const mine = section(text, experimentAnchor("my-question"));
+  assert.match(
+    mine,
+    /\*\*What-if\.\*\* Run with `--set backlog=0`: these parameters took the values given instead of the experiment's own matrix\./,
+  );
+  const observed = tableWith(mine, ["run", "metric", "final", "peak"]);
+  assert.deepStrictEqual(observed.rows, [
+    ["backlog=0", "`server.recvQ`", "1", "1"],
+    ["", "`server.SYN_RECV`", "0", "2"],
+    ["", "`client.SYN_SENT`", "–", "–"],
+  ]);
+  // An experiment with claims shows no such table.
+  assert.ok(!section(text, experimentAnchor("queue-fills")).includes("**Observed**"));
+});
+
+Deno.test("observedTable() and ownClaimsTable() print what a terminal shows, sources in full", () => {
+  const report = reportWithOwnClaims();
+  const table = observedTable(report.experiments.at(-1)!, 80);
+  assert.match(table, /│ backlog=0 +│/);
+  assert.match(table, /│ server\.SYN_RECV +│ 0 +│ 2 +│/);
+  assert.match(table, /│ client\.SYN_SENT +│ – +│ – +│/);
+  assert.strictEqual(observedTable({ ...report.experiments[0]!, metrics: [] }), "");
+  const own = ownClaimsTable(report.ledger.filter((l) => l.source), 60);
+  assert.match(own, /\(source: SYN packet\s/);
+  // A table cell may cut a long address; the list below it never does.
+  assert.ok(
+    own.endsWith(
+      "Sources:\n  SYN packet handling in the wild: https://blog.cloudflare.com/syn-packet-handling-in-the-wild/ (claims file experiments/examples/cloudflare_claims.md)",
+    ),
+    own,
+  );
 });
 
 /** Every entry of `dir`, recursively, relative, sorted. */

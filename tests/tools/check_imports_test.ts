@@ -87,6 +87,18 @@ Deno.test("importProblems() keeps experiments to the authoring entry and it to n
   ]);
 });
 
+Deno.test("importProblems() keeps Node built-ins out of the authoring entry, not out of the lab", () => {
+  const problems = importProblems(graph({
+    "define.ts": ["lab/describe/user_claims.ts"],
+    "lab/describe/user_claims.ts": ["node:path"],
+    "lab/describe/load.ts": ["node:path", "lab/describe/user_claims.ts"],
+  }));
+  deepEqual(problems, [
+    "Authoring entry: define.ts loads node:path, which starts Deno's Node layer; keep what needs it (reading files, paths) in load.ts",
+  ]);
+  deepEqual(importProblems(graph({ "define.ts": [], "lab/describe/load.ts": ["node:path"] })), []);
+});
+
 Deno.test("the repository's import graph has no cycle, no backward arrow and a package-free authoring entry", async () => {
   const g = await repositoryGraph(ROOT);
   for (const f of ["define.ts", "mod.ts", "lab/cli.ts", "lab/act/programs/listen_server.ts"]) {
