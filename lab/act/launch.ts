@@ -7,12 +7,11 @@
  * socket only when told to listen, the clients connect only on "go".
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { disposeAll } from "../base/resources.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import type { AcceptPolicy } from "../describe/types.ts";
 import type { Topology } from "../topology/topology.ts";
-import { ManagedProcess } from "../base/process.ts";
+import { denoProgramArgv, ManagedProcess } from "../base/process.ts";
 import type {
   ClientCommand,
   ClientEvent,
@@ -45,17 +44,9 @@ export function programArgv(
   spec: ServerSpec | ClientGroupSpec,
   flags: readonly string[] = PROGRAM_FLAGS[name],
 ): string[] {
-  const url = new URL(`./programs/${name}`, import.meta.url);
-  const path = url.protocol === "file:" ? fileURLToPath(url) : url.href;
-  return [
-    Deno.execPath(),
-    "run",
-    "--no-config",
-    "--quiet",
-    ...flags,
-    path,
+  return denoProgramArgv(new URL(`./programs/${name}`, import.meta.url), flags, [
     JSON.stringify(spec),
-  ];
+  ]);
 }
 
 /** The server program. */
