@@ -28,16 +28,19 @@
  * @module
  */
 export { defineExperiment } from "./lab/describe/validate.ts";
+export type { LinkShape } from "./lab/describe/link_shape.ts";
 export { defineHistoricalClaims, type HistoricalClaims } from "./lab/describe/historical.ts";
 export {
   hasChange,
   hasSysctl,
+  isTimingLimited,
   KERNEL_CHANGES,
   type KernelBehaviour,
   type KernelChange,
   type KernelFacts,
   type KernelMachine,
   sysctlNumber,
+  TIMING_LIMIT,
 } from "./lab/describe/kernel.ts";
 export {
   type ClaimsDefinition,
@@ -47,12 +50,15 @@ export {
 } from "./lab/describe/user_claims.ts";
 export type {
   AcceptPolicy,
+  ArrivalsDefinition,
   ClaimRule,
   ClientGroupDefinition,
   Expectation,
   ExperimentDefinition,
   FollowUp,
   HostDefinition,
+  LinkDefinition,
+  LinkShapeDefinition,
   Matrix,
   ObserveDefinition,
   PacketExpectation,
@@ -68,9 +74,16 @@ export type {
 export type {
   CheckResult,
   ClaimDecision,
+  ClientOutcome,
   ConnectionRecord,
+  Distribution,
+  GroupExperience,
+  LinkRecord,
+  LinkStatsRecord,
+  OutcomeBin,
   PacketQuery,
   RunEvidence,
+  ShapedDirectionRecord,
 } from "./lab/results.ts";
 export {
   JUDGED_OVER,

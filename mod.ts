@@ -47,12 +47,15 @@ export type {
   PlannedExpectation,
   PlannedExperiment,
   PlannedGroup,
+  PlannedLink,
   PlannedPacketExpectation,
   PlannedRule,
   PlannedStep,
   RunPlan,
   SkippedPoint,
 } from "./lab/describe/run_plan.ts";
+export { type ArrivalPlan, arrivalTimes } from "./lab/describe/arrivals.ts";
+export { type LinkShape, type NormalizedShape } from "./lab/describe/link_shape.ts";
 export {
   hasChange,
   hasSysctl,
@@ -107,7 +110,7 @@ export {
   type RunRecordOptions,
   RUNS_ROOT,
 } from "./lab/base/run_record.ts";
-export { NFT, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
+export { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "./lab/topology/packages.ts";
 export type { RepeatSummary } from "./lab/judge/repeat.ts";
 export { buildLedger, type LedgerOptions } from "./lab/judge/ledger.ts";
 export {
@@ -153,10 +156,13 @@ export {
 } from "./lab/base/errors.ts";
 export type {
   ClaimSourceRecord,
+  ClientOutcome,
   ConnectionTimeline,
+  Distribution,
   ExperimentOutline,
   ExperimentResult,
   Flip,
+  GroupExperience,
   KernelBehaviour,
   KernelFacts,
   KernelLedgerCell,
@@ -167,7 +173,10 @@ export type {
   LabEvent,
   LabReport,
   LedgerEntry,
+  LinkRecord,
+  LinkStatsRecord,
   MachineInfo,
+  OutcomeBin,
   PacketEvent,
   Phases,
   ProgressEvent,
@@ -175,6 +184,7 @@ export type {
   RunResult,
   Sample,
   ServerRecord,
+  ShapedDirectionRecord,
   StepRecord,
   VmRecord,
 } from "./lab/results.ts";

@@ -1,6 +1,6 @@
 /**
- * Hypothesis: in the plain burst the articles describe (many clients connect
- * at once to a server that never accepts), few clients ever reach the
+ * Hypothesis: in a plain burst (many clients connect at once to a server
+ * that never accepts, over a link without delay), few clients ever reach the
  * overflowing final ACK that tcp_abort_on_overflow is about. Most SYNs that
  * arrive once the accept queue is full are dropped (`tcp_conn_request()`
  * checks `sk_acceptq_is_full()`), so those clients sit in SYN-SENT and
@@ -16,6 +16,14 @@
  * other 17 split between reset, connected-and-timing-out and pending depends
  * on packet timing, so only what cannot vary is asserted; the split is the
  * evidence.
+ *
+ * What the clients of a full queue get (A3.2: ECONNREFUSED, or an ignored
+ * SYN and a retry) is decided here for the burst. Whether abort_on_overflow=1
+ * makes clients see many resets (A4.7) is decided where the claim places it,
+ * a server that falls behind clients a round trip away
+ * (slow_server_under_sustained_load.ts): this burst's zero-delay link lets
+ * almost no final ACK arrive after the queue filled, which is why it once
+ * decided A4.7 "not reproduced".
  */
 import { defineExperiment, type RunEvidence } from "../define.ts";
 
@@ -60,20 +68,20 @@ export default defineExperiment({
     },
   ],
   claims: {
-    "A4.7": (runs) => {
-      const r0 = runs.find((r) => r.params.abortOnOverflow === 0)!;
-      const r1 = runs.find((r) => r.params.abortOnOverflow === 1)!;
-      const resets = r1.value("clients.burst.after.ECONNRESET");
-      const overflowed = N - 3;
+    "A3.2": (runs) => {
+      // Either alternative of the claim holding makes it partly true: the kernel does one thing.
+      const refused = runs.reduce((n, r) => n + r.value("clients.burst.connect.ECONNREFUSED"), 0);
+      const resent = runs.reduce((n, r) => n + r.value("client.TcpExtTCPSynRetrans"), 0);
       return {
-        verdict: resets * 2 >= overflowed ? "reproduced" : resets > 0 ? "partly" : "not reproduced",
-        evidence: `${N} clients at once against listen(fd, 2), tcp_syncookies=${
-          r1.sysctls.server?.["net.ipv4.tcp_syncookies"]
-        }: with tcp_abort_on_overflow=1 ${resets} of the ${overflowed} that did not fit saw ECONNRESET, ${
-          split(r1)
-        }; with 0: ${
-          split(r0)
-        }. Resets need a final ACK that finds the queue full, which a burst over a fast link rarely makes; built on purpose (final-ack-at-full-accept-queue) it resets every such client`,
+        verdict: (refused > 0) !== (resent > 0)
+          ? "partly"
+          : refused > 0
+          ? "reproduced"
+          : "not reproduced",
+        evidence:
+          `${N} clients at once against listen(fd, 2): ECONNREFUSED ${refused}, SYNs resent ${resent} in both runs; ${
+            runs.map((r) => `abort_on_overflow=${r.params.abortOnOverflow}: ${split(r)}`).join("; ")
+          }`,
       };
     },
   },

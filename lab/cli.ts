@@ -28,6 +28,7 @@ import { Progress } from "./report/progress.ts";
 import { terminalChart } from "./report/terminal_chart.ts";
 import {
   checksTable,
+  clientsTable,
   experimentLine,
   ledgerTable,
   observedTable,
@@ -79,8 +80,9 @@ Options:
   --json          print one JSON document instead of the report
   --verbose       show every check, each run's phase times and a terminal
                   chart of its queues
-  --faithful      run timer experiments with the kernel's default timers (slow:
-                  minutes); by default they shorten the timers they are not about
+  --faithful      run timer experiments with the kernel's default timers and
+                  load experiments at full length (slow: minutes); by default
+                  they shorten the timers they are not about, or the load
   --ledger        print only the claims ledger, every catalogue claim, running
                   the experiments that decide them
   --report DIR    also write DIR/report.md, DIR/results.json, a chart (SVG
@@ -575,6 +577,8 @@ function printExperiment(
   }
   if (!verbose) return;
   log(phasesTable(result));
+  const clients = clientsTable(result, terminalWidth());
+  if (clients) log(clients);
   for (const run of result.runs) {
     const chart = terminalChart(run, run.server.host);
     if (chart) log(`${paramsText(run.params) || "(single run)"}\n${chart}`);

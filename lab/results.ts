@@ -168,6 +168,141 @@ export interface ConnectionRecord {
   after: string | null;
   /** Milliseconds since "go" when the follow-up ended or hit the deadline (null if it did not). */
   afterAtMs: number | null;
+  /**
+   * Milliseconds from the start of connect() to the first reply byte, for a
+   * follow-up that reads and got data (null otherwise). Absent in results of
+   * lab versions before it was recorded.
+   */
+  firstByteMs?: number | null;
+}
+
+/** Durations in ms: how many, and their nearest-rank percentiles. */
+export interface Distribution {
+  /** How many values. */
+  count: number;
+  /** Median. */
+  p50: number;
+  /** 90th percentile. */
+  p90: number;
+  /** 99th percentile. */
+  p99: number;
+  /** The largest. */
+  max: number;
+}
+
+/**
+ * How a connection ended for its client: `connected` (connect() returned
+ * and nothing failed after), `reset` (ECONNRESET, in connect() or after),
+ * `refused` (ECONNREFUSED), `timedOut` (connect() ETIMEDOUT, the group's
+ * deadline, or a read that timed out), `failed` (any other errno), `pending`
+ * (still connecting when the run ended).
+ */
+export type ClientOutcome = "connected" | "reset" | "refused" | "timedOut" | "failed" | "pending";
+
+/** The outcome events of one time bin (events, not connections: a reset follows a connect). */
+export interface OutcomeBin {
+  /** The bin's start, ms since the release. */
+  t: number;
+  /** connect() calls that returned successfully. */
+  connected: number;
+  /** ECONNRESET, in connect() or after it. */
+  reset: number;
+  /** connect() calls refused (ECONNREFUSED). */
+  refused: number;
+  /** connect() ETIMEDOUT, a deadline, or a read timeout. */
+  timedOut: number;
+  /** Any other error. */
+  failed: number;
+}
+
+/** What one client group's connections felt, from their records. */
+export interface GroupExperience {
+  /** Connections launched. */
+  connections: number;
+  /** Each connection's final outcome, counted (see {@linkcode ClientOutcome}). */
+  outcomes: Record<ClientOutcome, number>;
+  /** How long connect() took, over the connections whose connect() returned; null for none. */
+  connectMs: Distribution | null;
+  /** From connect() to the first reply byte, over the connections that got one; null for none. */
+  firstByteMs: Distribution | null;
+  /**
+   * Outcome events by when they happened, in bins of `binMs` from the release:
+   * the bins with an event, in time order (a bin without one is left out).
+   */
+  overTime: { binMs: number; bins: OutcomeBin[] };
+}
+
+/** A shaped direction's counters at the end of the observation (see docs/link-shaping.md). */
+export interface LinkStatsRecord {
+  /** IPv4/IPv6 packets sent to the interface (before loss). */
+  offered: number;
+  /** Packets dropped by the random loss. */
+  lost: number;
+  /** Packets let through after their delay. */
+  delayed: number;
+  /** Packets held at that moment. */
+  held: number;
+  /** Packets dropped because the delay queue was full; 0 in a sound run. */
+  queueDropped: number;
+  /** Packets the rate limiter dropped from its full queue. */
+  rateDropped: number;
+  /** NFQUEUE only: packets the NFQUEUE rules sent to the delayer. */
+  queued?: number;
+  /** NFQUEUE only: how late the delayer released packets against their due times, ms. */
+  lateness?: {
+    /** Packets measured. */
+    count: number;
+    /** Median lateness. */
+    medianMs: number;
+    /** 99th percentile. */
+    p99Ms: number;
+    /** Mean. */
+    meanMs: number;
+    /** The largest. */
+    maxMs: number;
+    /** Packets more than 1 ms late. */
+    over1ms: number;
+  };
+  /** NFQUEUE only: the most packets held at once. */
+  peakHeld?: number;
+  /** NFQUEUE only: the delayer's CPU time (user + system), ms. */
+  cpuMs?: number;
+}
+
+/** One shaped direction of a link: what was declared, what ran, what it did. */
+export interface ShapedDirectionRecord {
+  /** The shape in force: the declared values with defaults filled in (`rateKbit` only when limited). */
+  shape: {
+    /** One-way delay, ms. */
+    delayMs: number;
+    /** Half-width of a uniform jitter, ms. */
+    jitterMs: number;
+    /** Random loss, percent. */
+    lossPercent: number;
+    /** Rate limit, kbit/s. */
+    rateKbit?: number;
+    /** The rate limiter's queue, ms at the rate. */
+    rateQueueMs?: number;
+  };
+  /** What delayed the packets: `netem`, the NFQUEUE delayer, or `none` (loss or rate only). */
+  mechanism: "netem" | "nfqueue" | "none";
+  /** The interface whose outgoing packets were shaped, as `<host>:<ifname>`. */
+  interface: string;
+  /** Its counters at the end of the observation; null when they could not be read. */
+  stats: LinkStatsRecord | null;
+  /**
+   * Why the link's evidence is broken (its delayer exited, dropped packets from a full queue,
+   * or released them late beyond the tolerance); absent when it is sound. A run with a problem fails.
+   */
+  problem?: string;
+}
+
+/** A client host's link, per shaped direction. */
+export interface LinkRecord {
+  /** Packets from the client host to the server. */
+  toServer?: ShapedDirectionRecord;
+  /** Packets from the server to the client host. */
+  toClient?: ShapedDirectionRecord;
 }
 
 /** Phase durations of one matrix point, in milliseconds. */
@@ -211,7 +346,8 @@ export interface RunResult {
   /** The matrix point: each parameter's value for this run. */
   params: Record<string, number | string | boolean>;
   /**
-   * `fast`: kernel timers shortened for speed; `faithful`: the kernel's
+   * `fast`: shortened for speed (kernel timers, or a load's length: see
+   * `ExperimentResult.shortened`); `faithful`: the full variant, the kernel's
    * defaults (`--faithful`); `default`: the experiment has no faithful variant.
    */
   mode: RunMode;
@@ -244,6 +380,13 @@ export interface RunResult {
   timeline: StepRecord[];
   /** Packet rules by name. */
   rules: Record<string, RuleRecord>;
+  /** Shaped links by client host (absent when the experiment shapes none). */
+  links?: Record<string, LinkRecord>;
+  /**
+   * What each client group's connections felt: outcomes, connect and first-byte
+   * time distributions, outcomes over time. Absent in results of lab versions before it.
+   */
+  experience?: Record<string, GroupExperience>;
   /** Per captured host: each connection's packets (times in ms since the release). */
   packets: Record<string, ConnectionTimeline[]>;
   /**
@@ -304,6 +447,10 @@ export interface RunEvidence<P> {
   series(metric: string): [number, number][];
   /** The kernel the run ran on: its release, sysctls, measured behaviour and machine. */
   kernel: KernelFacts;
+  /** What client group `group`'s connections felt; throws for an unknown group. */
+  experience(group: string): GroupExperience;
+  /** The shaped links of the run by client host (empty when none). */
+  links: Record<string, LinkRecord>;
 }
 
 /** Where a claim of your own comes from, as its claims file gives it. */
@@ -379,6 +526,11 @@ export interface ExperimentResult {
   skipped?: string;
   /** How its runs' timers were set (see {@linkcode RunResult.mode}). */
   mode: RunMode;
+  /**
+   * What its default (`fast`) variant shortens, when that is not kernel
+   * timers, e.g. `load: 1 s of arrivals instead of 20 s`; `--faithful` runs the full length.
+   */
+  shortened?: string;
   /** Wall-clock time of all its runs, in milliseconds. */
   durationMs: number;
   /** One result per matrix point, in matrix order. */

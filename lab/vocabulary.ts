@@ -47,10 +47,10 @@ export const RULE_PACKETS = ["syn", "syn-ack", "ack", "rst", "fin", "all"] as co
 export type RulePacketKind = (typeof RULE_PACKETS)[number];
 
 /**
- * How a run's kernel timers were set: `fast` shortens the timers an
- * experiment is not about (it has a faithful variant and `--faithful` was
- * not given), `faithful` runs the kernel's defaults, `default` means the
- * experiment has no faithful variant.
+ * Which variant of an experiment ran: `fast` shortens the timers it is not
+ * about, or the length of its load (it has a faithful variant and
+ * `--faithful` was not given), `faithful` runs the kernel's defaults and the
+ * full-length load, `default` means the experiment has no faithful variant.
  */
 export const RUN_MODES = ["fast", "faithful", "default"] as const;
 

@@ -24,6 +24,9 @@ function fit(pairs: [number, number][], what: string): Scale {
   return { toValue: (px) => v0 + (px - p0) * a, perPixel: Math.abs(a) };
 }
 
+/** The chart panels whose lines are sampled metrics (see `chartSpec`). */
+const SAMPLED_PANELS = ["server", "clients"];
+
 /** One panel's lines: series name → [t (s), value] at each vertex column (the last vertex there). */
 export interface ChartPanel {
   yTitle: string;
@@ -46,8 +49,12 @@ export function readChart(svg: string): { secondsPerPixel: number; panels: Chart
 
   const panels: ChartPanel[] = [];
   // Each panel is a scope group named `<panel>_group`; its axes and line groups are inside it.
-  const scopes = svg.split(/class="mark-group role-scope \w+_group"/).slice(1);
-  for (const scope of scopes) {
+  // The panels of sampled lines are `server` and `clients` (the outcome bars and the connect-time
+  // distribution have other names and scales).
+  const parts = svg.split(/class="mark-group role-scope (\w+)_group"/);
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    if (!SAMPLED_PANELS.includes(parts[i]!)) continue;
+    const scope = parts[i + 1]!;
     const yMatch = /aria-label="Y-axis titled '([^']+)' for a linear scale/.exec(scope);
     if (!yMatch) continue;
     const yAxis = scope.slice(yMatch.index, scope.indexOf("role-axis-domain", yMatch.index));

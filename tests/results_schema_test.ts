@@ -12,8 +12,10 @@ import type {
   ClaimDecision,
   ClaimSourceRecord,
   ConnectionRecord,
+  Distribution,
   ExperimentResult,
   Flip,
+  GroupExperience,
   KernelBehaviour,
   KernelFacts,
   KernelLedgerCell,
@@ -22,12 +24,15 @@ import type {
   KernelRun,
   LabReport,
   LedgerEntry,
+  LinkRecord,
+  LinkStatsRecord,
   MachineInfo,
   Phases,
   RuleRecord,
   RunResult,
   Sample,
   ServerRecord,
+  ShapedDirectionRecord,
   StepRecord,
   VmRecord,
 } from "../lab/results.ts";
@@ -98,6 +103,11 @@ type MetricSummary = RunResult["observed"][string];
 type Charts = NonNullable<RunResult["charts"]>;
 type FlipOutcome = Flip["outcomes"][number];
 type SkippedRun = NonNullable<ExperimentResult["skippedRuns"]>[number];
+type LinkShape = ShapedDirectionRecord["shape"];
+type Lateness = NonNullable<LinkStatsRecord["lateness"]>;
+type ClientOutcomes = GroupExperience["outcomes"];
+type OutcomesOverTime = GroupExperience["overTime"];
+type OutcomeBin = OutcomesOverTime["bins"][number];
 
 /** Each object of the schema (root and `$defs`) → the fields of its TypeScript type. */
 const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = {
@@ -160,6 +170,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
       "skipped",
       "skippedRuns",
       "kernelChanges",
+      "shortened",
       "repeats",
       "flips",
       "repeatDurationsMs",
@@ -189,7 +200,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
       "rules",
       "packets",
     ],
-    ["error", "originEpochMs", "inputQueueDrops", "pcaps", "charts"],
+    ["error", "links", "experience", "originEpochMs", "inputQueueDrops", "pcaps", "charts"],
   ),
   Phases: fieldsOf<Phases>()(
     ["build", "server", "clients", "observe", "collect", "teardown"],
@@ -203,7 +214,7 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
   Sample: fieldsOf<Sample>()(["t", "values"], []),
   ConnectionRecord: fieldsOf<ConnectionRecord>()(
     ["group", "index", "connect", "connectAtMs", "connectMs", "after", "afterAtMs"],
-    [],
+    ["firstByteMs"],
   ),
   StepRecord: fieldsOf<StepRecord>()(["name", "action", "atMs"], ["result"]),
   RuleRecord: fieldsOf<RuleRecord>()(["host", "nft", "dropped"], []),
@@ -213,6 +224,34 @@ const TYPE_FIELDS: Record<string, { required: string[]; optional: string[] }> = 
     [],
   ),
   Charts: fieldsOf<Charts>()(["svg", "png"], []),
+  LinkRecord: fieldsOf<LinkRecord>()([], ["toServer", "toClient"]),
+  ShapedDirectionRecord: fieldsOf<ShapedDirectionRecord>()(
+    ["shape", "mechanism", "interface", "stats"],
+    ["problem"],
+  ),
+  LinkShape: fieldsOf<LinkShape>()(["delayMs", "jitterMs", "lossPercent"], [
+    "rateKbit",
+    "rateQueueMs",
+  ]),
+  LinkStats: fieldsOf<LinkStatsRecord>()(
+    ["offered", "lost", "delayed", "held", "queueDropped", "rateDropped"],
+    ["queued", "lateness", "peakHeld", "cpuMs"],
+  ),
+  Lateness: fieldsOf<Lateness>()(["count", "medianMs", "p99Ms", "meanMs", "maxMs", "over1ms"], []),
+  GroupExperience: fieldsOf<GroupExperience>()(
+    ["connections", "outcomes", "connectMs", "firstByteMs", "overTime"],
+    [],
+  ),
+  ClientOutcomes: fieldsOf<ClientOutcomes>()(
+    ["connected", "reset", "refused", "timedOut", "failed", "pending"],
+    [],
+  ),
+  Distribution: fieldsOf<Distribution>()(["count", "p50", "p90", "p99", "max"], []),
+  OutcomesOverTime: fieldsOf<OutcomesOverTime>()(["binMs", "bins"], []),
+  OutcomeBin: fieldsOf<OutcomeBin>()(
+    ["t", "connected", "reset", "refused", "timedOut", "failed"],
+    [],
+  ),
   ServerRecord: fieldsOf<ServerRecord>()(["host", "port", "backlog"], []),
   LedgerEntry: fieldsOf<LedgerEntry>()(
     ["claim", "article", "statement", "verdict", "evidence", "experiments"],
@@ -253,6 +292,7 @@ const SYNTHETIC: LabReport = {
       file: "experiments/tiny_backlog.ts",
       passed: false,
       mode: "fast",
+      shortened: "load: 1 s of arrivals instead of 20 s",
       durationMs: 900,
       runs: [
         {
@@ -301,8 +341,9 @@ const SYNTHETIC: LabReport = {
               connect: "ok",
               connectAtMs: 3.2,
               connectMs: 3,
-              after: "sent",
+              after: "data",
               afterAtMs: 4,
+              firstByteMs: 3.9,
             },
             {
               group: "c",
@@ -325,6 +366,60 @@ const SYNTHETIC: LabReport = {
           ],
           rules: {
             hold_acks: { host: "server", nft: "tcp dport 8080 counter drop", dropped: 3 },
+          },
+          links: {
+            client: {
+              toServer: {
+                shape: {
+                  delayMs: 25,
+                  jitterMs: 0,
+                  lossPercent: 1,
+                  rateKbit: 2000,
+                  rateQueueMs: 100,
+                },
+                mechanism: "nfqueue",
+                interface: "client:veth0",
+                stats: {
+                  offered: 100,
+                  lost: 1,
+                  delayed: 99,
+                  held: 0,
+                  queueDropped: 0,
+                  rateDropped: 0,
+                  queued: 99,
+                  lateness: {
+                    count: 99,
+                    medianMs: 0.03,
+                    p99Ms: 0.2,
+                    meanMs: 0.04,
+                    maxMs: 0.9,
+                    over1ms: 0,
+                  },
+                  peakHeld: 12,
+                  cpuMs: 31.5,
+                },
+              },
+              toClient: {
+                shape: { delayMs: 25, jitterMs: 5, lossPercent: 0 },
+                mechanism: "netem",
+                interface: "server:veth1",
+                stats: null,
+                problem:
+                  "the shaping of link server → client (server:veth1) stopped during the run",
+              },
+            },
+          },
+          experience: {
+            c: {
+              connections: 2,
+              outcomes: { connected: 1, reset: 0, refused: 0, timedOut: 0, failed: 0, pending: 1 },
+              connectMs: { count: 1, p50: 3, p90: 3, p99: 3, max: 3 },
+              firstByteMs: null,
+              overTime: {
+                binMs: 10,
+                bins: [{ t: 0, connected: 1, reset: 0, refused: 0, timedOut: 0, failed: 0 }],
+              },
+            },
           },
           packets: {
             server: [

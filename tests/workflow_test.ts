@@ -15,6 +15,7 @@ import {
 } from "node:assert/strict";
 import { validateWorkflow, type ValidationError } from "@action-validator/core";
 import { parse } from "yaml";
+import { IPTABLES, NFT, TC, TCPDUMP } from "../lab/topology/packages.ts";
 
 const WORKFLOW = await Deno.readTextFile(new URL("../.github/workflows/lab.yml", import.meta.url));
 const README = await Deno.readTextFile(new URL("../README.md", import.meta.url));
@@ -208,7 +209,7 @@ function workflowProblems(
 
   const install = steps.find((s) => /\bapt-get\s+install\b/.test(script(s)));
   const packages = script(install ?? {}).split(/\s+/);
-  for (const pkg of ["nftables", "tcpdump"]) {
+  for (const pkg of ["nftables", "tcpdump", "iptables"]) {
     if (!packages.includes(pkg)) problems.push(`No apt-get install step installs ${pkg}`);
   }
 
@@ -438,7 +439,8 @@ Deno.test("workflowProblems() names what a broken copy of lab.yml lost", () => {
     ["runs-on: ${{ matrix.os }}", "runs-on: ubuntu-latest", /does not run on the matrix image/],
     ["timeout-minutes: 30", "", /no timeout-minutes/],
     ["nftables tcpdump", "tcpdump", /installs nftables/],
-    [" tcpdump iproute2", " iproute2", /installs tcpdump/],
+    [" tcpdump iptables", " iptables", /installs tcpdump/],
+    [" iptables iproute2", " iproute2", /installs iptables/],
     [`npm install -g deno@${v}`, "npm install -g deno@2.0.0", /installs deno@2\.0\.0 from npm/],
     [`npm install -g deno@${v}`, "npm install -g deno", /No step installs a pinned Deno/],
     [FACTS.commands.test, `${FACTS.commands.test}s`, /No step runs the README's test command/],
@@ -514,6 +516,19 @@ Deno.test("kernelJobProblems() names what a broken copy of the kernel job lost",
       `Replacing ${JSON.stringify(from)} with ${JSON.stringify(to)}: expected ${expected}, got ${
         JSON.stringify(problems)
       }`,
+    );
+  }
+});
+
+Deno.test(".ci/run installs the package of every tool the lab may need on a fresh machine", () => {
+  const installs = [...CI_RUN.matchAll(/command -v (\S+) .*missing\+=\((\S+)\)/g)].map((m) =>
+    `${m[1]} ${m[2]}`
+  );
+  for (const need of [NFT, TCPDUMP, IPTABLES, TC]) {
+    assert(
+      installs.includes(`${need.command} ${need.debianPackage}`) ||
+        (need.debianPackage === "iproute2" && installs.some((i) => i.endsWith(" iproute2"))),
+      `.ci/run does not install ${need.debianPackage} for ${need.command} (${need.why})`,
     );
   }
 });

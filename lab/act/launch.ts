@@ -8,12 +8,11 @@
  * @module
  */
 import { scaled } from "../base/time_scale.ts";
-import { fileURLToPath } from "node:url";
 import { disposeAll } from "../base/resources.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import type { AcceptPolicy } from "../describe/types.ts";
 import type { Topology } from "../topology/topology.ts";
-import { ManagedProcess } from "../base/process.ts";
+import { denoProgramArgv, ManagedProcess } from "../base/process.ts";
 import type {
   ClientCommand,
   ClientEvent,
@@ -46,17 +45,9 @@ export function programArgv(
   spec: ServerSpec | ClientGroupSpec,
   flags: readonly string[] = PROGRAM_FLAGS[name],
 ): string[] {
-  const url = new URL(`./programs/${name}`, import.meta.url);
-  const path = url.protocol === "file:" ? fileURLToPath(url) : url.href;
-  return [
-    Deno.execPath(),
-    "run",
-    "--no-config",
-    "--quiet",
-    ...flags,
-    path,
+  return denoProgramArgv(new URL(`./programs/${name}`, import.meta.url), flags, [
     JSON.stringify(spec),
-  ];
+  ]);
 }
 
 /** The server program. */
@@ -101,6 +92,7 @@ export class Programs implements AsyncDisposable {
         ...(plan.server.maxOpenFiles === undefined
           ? {}
           : { maxOpenFiles: plan.server.maxOpenFiles }),
+        ...(plan.server.serve === undefined ? {} : { serve: plan.server.serve }),
       })),
     );
     const clients = plan.groups.map((g) => {
@@ -114,6 +106,7 @@ export class Programs implements AsyncDisposable {
           localAddress: topology.addresses[`clients.${g.name}`]!,
           count: g.count,
           intervalMs: g.intervalMs,
+          ...(g.arrivals === undefined ? {} : { arrivals: g.arrivals }),
           then: g.then,
           deadlineMs: g.deadlineMs,
         })),

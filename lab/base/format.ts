@@ -17,3 +17,14 @@ export function paramsText(params: Record<string, unknown>, separator = " "): st
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/**
+ * How a run's variant is described: `fast` shortens what `shortened` says
+ * (default `timers`, the kernel timers an experiment is not about),
+ * `faithful` runs the full variant, `default` has no other variant ("").
+ */
+export function modeText(mode: "fast" | "faithful" | "default", shortened?: string): string {
+  if (mode === "fast") return `shortened ${shortened ?? "timers"}`;
+  if (mode === "faithful") return shortened ? "the full-length variant" : "the kernel's timers";
+  return "";
+}

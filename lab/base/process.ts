@@ -4,6 +4,7 @@
  * then kills it by PID, and always reaps it.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { until } from "./wait.ts";
 import { readLines } from "./lines.ts";
 
@@ -178,4 +179,18 @@ export class ManagedProcess<
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/**
+ * The argv that runs one of the lab's Deno programs (a file next to the
+ * caller, given as a URL) with its own permissions and arguments, without the
+ * project's config, quietly. Wrap it with `Netns.wrap` to run it inside a namespace.
+ */
+export function denoProgramArgv(
+  program: URL,
+  flags: readonly string[],
+  args: readonly string[],
+): string[] {
+  const path = program.protocol === "file:" ? fileURLToPath(program) : program.href;
+  return [Deno.execPath(), "run", "--no-config", "--quiet", ...flags, path, ...args];
 }

@@ -19,6 +19,10 @@ export const NAME_RE = /^[a-z][a-z0-9_]*$/;
 export const MAX_WINDOW_MS = 600_000;
 /** The most connections a client group opens. */
 export const MAX_COUNT = 100_000;
+/** The highest arrival rate of a sustained group, connections a second. */
+export const MAX_ARRIVAL_RATE = 100_000;
+/** The largest reply a serving server writes. */
+export const MAX_REPLY_BYTES = 1 << 24;
 /** The fields of a bound: `equals`, or `atLeast` and/or `atMost`. */
 export const BOUND_FIELDS = ["equals", "atLeast", "atMost"] as const;
 /** A `net.*` sysctl name. */
@@ -149,7 +153,13 @@ export function requireBacklog(v: unknown, field: string): number {
 
 export function followUp(v: unknown, field: string): FollowUpSpec {
   if (v === "nothing") return { kind: "nothing" };
-  const o = requireObject(v, field, ["send", "read"]);
+  const o = requireObject(v, field, ["send", "read", "close"]);
+  if (o.close !== undefined && typeof o.close !== "boolean") {
+    fail(`${field}.close`, `expected true or false, got ${describe(o.close)}`);
+  }
+  if (o.close === true && o.send === undefined && o.read === undefined) {
+    fail(field, `"close" ends a follow-up: give send, read or both with it`);
+  }
   const bytes = o.send === undefined ? undefined : requireInt(o.send, `${field}.send`, 1, 1 << 24);
   const read = o.read === undefined
     ? undefined
@@ -160,8 +170,14 @@ export function followUp(v: unknown, field: string): FollowUpSpec {
     : typeof read.timeoutMs === "function"
     ? 1
     : requireInt(read.timeoutMs, `${field}.read.timeoutMs`, 1, MAX_WINDOW_MS);
-  if (bytes !== undefined && timeoutMs !== undefined) return { kind: "sendRead", bytes, timeoutMs };
-  if (bytes !== undefined) return { kind: "send", bytes };
-  if (timeoutMs !== undefined) return { kind: "read", timeoutMs };
-  fail(field, `expected "nothing", { send: bytes }, { read: { timeoutMs } } or both`);
+  const close = o.close === true ? { close: true as const } : {};
+  if (bytes !== undefined && timeoutMs !== undefined) {
+    return { kind: "sendRead", bytes, timeoutMs, ...close };
+  }
+  if (bytes !== undefined) return { kind: "send", bytes, ...close };
+  if (timeoutMs !== undefined) return { kind: "read", timeoutMs, ...close };
+  fail(
+    field,
+    `expected "nothing", { send: bytes }, { read: { timeoutMs } } or both (with close: true to close after)`,
+  );
 }

@@ -7,8 +7,9 @@
  * - `<host>.recvQBytes` / `.sendQBytes`: bytes queued on the port's connected sockets;
  * - `<server>.openFiles`: the server process's open file descriptors;
  * - `<host>.<Counter>`: an `nstat` counter's change since the release;
- * - `clients.<group>.<outcome>`: `launched`, `connected`, `pending`, `deadline`,
- *   `connect.<ERRNO>`, `after.<data|eof|timeout|sent|ERRNO>`.
+ * - `clients.<group>.<outcome>`: `launched`, `connected`, `pending`, `deadline`, `active`
+ *   (launched and not done: connecting, or in a follow-up), `connect.<ERRNO>`,
+ *   `after.<data|eof|timeout|sent|ERRNO>`.
  *
  * Planning parses every metric of a definition; the sampler, the client
  * tally and claim evidence switch on the parsed form.
@@ -19,7 +20,7 @@ import { TCP_STATES, type TcpState } from "../vocabulary.ts";
 import { KNOWN_COUNTERS } from "./counter_names.ts";
 
 /** A client outcome without a detail. */
-export type ClientCount = "launched" | "connected" | "pending" | "deadline";
+export type ClientCount = "launched" | "connected" | "pending" | "deadline" | "active";
 
 /** A parsed metric; `name` is its text, the key of samples and results. */
 export type Metric =
@@ -44,7 +45,13 @@ export interface MetricContext {
   groups: readonly string[];
 }
 
-const CLIENT_COUNTS: readonly ClientCount[] = ["launched", "connected", "pending", "deadline"];
+const CLIENT_COUNTS: readonly ClientCount[] = [
+  "launched",
+  "connected",
+  "pending",
+  "deadline",
+  "active",
+];
 const AFTER_RESULTS = ["data", "eof", "timeout", "sent"];
 const ERRNO = /^E[A-Z0-9]+$/;
 const STATE_SET: ReadonlySet<string> = new Set(TCP_STATES);

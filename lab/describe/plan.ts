@@ -10,15 +10,20 @@ import { ExperimentDefinitionError } from "../base/errors.ts";
 import { didYouMean } from "../base/suggest.ts";
 import type { RunMode } from "../vocabulary.ts";
 import {
+  acceptPolicy,
   type BOUND_FIELDS,
   describe,
   fail,
   intervalList,
+  MAX_ARRIVAL_RATE,
   MAX_COUNT,
+  MAX_REPLY_BYTES,
   MAX_WINDOW_MS,
   requireBacklog,
   requireInt,
 } from "./_checks.ts";
+import { arrivalCount, type ArrivalPlan } from "./arrivals.ts";
+import { normalizeShape, shapeProblem, shapes } from "./link_shape.ts";
 import { defaultMetrics, type Metric, parseMetric } from "./metric.ts";
 import type {
   FollowUpSpec,
@@ -26,6 +31,7 @@ import type {
   PlannedExpectation,
   PlannedExperiment,
   PlannedGroup,
+  PlannedLink,
   PlannedPacketExpectation,
   PlannedRule,
   PlannedStep,
@@ -35,6 +41,7 @@ import type {
 import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
 import { hasSysctl, isTimingLimited, type KernelFacts, unprobedKernel } from "./kernel.ts";
 import type {
+  ArrivalsDefinition,
   ExperimentDefinition,
   FollowUp,
   Matrix,
@@ -282,12 +289,16 @@ function planPoint<M extends Matrix>(
   const groups = def.clients.map((g, i): PlannedGroup => ({
     name: g.name,
     host: g.host,
-    count: checked(g.count, at, `clients[${i}].count`, int(0, MAX_COUNT)),
-    intervalMs: g.start === undefined || g.start === "together"
-      ? 0
-      : "perSecond" in g.start
-      ? 1000 / g.start.perSecond
-      : g.start.intervalMs,
+    ...(g.arrivals === undefined
+      ? {
+        count: checked(g.count ?? 0, at, `clients[${i}].count`, int(0, MAX_COUNT)),
+        intervalMs: g.start === undefined || g.start === "together"
+          ? 0
+          : "perSecond" in g.start
+          ? 1000 / g.start.perSecond
+          : g.start.intervalMs,
+      }
+      : planArrivals(g.arrivals, at, `clients[${i}].arrivals`)),
     then: followUpSpec(g.afterConnect, at, `clients[${i}].afterConnect`),
     deadlineMs: g.deadlineMs === undefined
       ? 0
@@ -314,7 +325,7 @@ function planPoint<M extends Matrix>(
     "server.acceptAfterMs",
     int(0, MAX_WINDOW_MS),
   );
-  const accept = def.server.accept ?? "never";
+  const accept = checked(def.server.accept ?? "never", at, "server.accept", acceptPolicy);
   if (accept !== "never") {
     timeline.push({
       name: "server starts accepting",
@@ -323,6 +334,14 @@ function planPoint<M extends Matrix>(
       action: { kind: "acceptPolicy", policy: accept },
     });
   }
+  const serve = def.server.serve === undefined ? undefined : {
+    replyBytes: checked(
+      def.server.serve.replyBytes,
+      at,
+      "server.serve.replyBytes",
+      int(1, MAX_REPLY_BYTES),
+    ),
+  };
   const maxOpenFiles = def.server.maxOpenFiles === undefined
     ? undefined
     : checked(def.server.maxOpenFiles, at, "server.maxOpenFiles", int(8, 1 << 20));
@@ -334,6 +353,8 @@ function planPoint<M extends Matrix>(
     ...(r.group === undefined ? {} : { group: r.group }),
     initially: r.initially ?? "on",
   }));
+  const exclusive = def.exclusive === true ||
+    groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS;
   const metricNames = new Set([
     ...defaultMetrics(hostOrder, serverHost, groups.map((g) => g.name)),
     ...(def.observe.metrics ?? []),
@@ -355,7 +376,9 @@ function planPoint<M extends Matrix>(
       accept,
       acceptAfterMs,
       ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
+      ...(serve === undefined ? {} : { serve }),
     },
+    links: planLinks(def, at, hostOrder),
     groups,
     observe: {
       intervalMs: def.observe.intervalMs,
@@ -385,9 +408,60 @@ function planPoint<M extends Matrix>(
       }
       return planned;
     }),
-    exclusive: def.exclusive === true ||
-      groups.reduce((n, g) => n + g.count, 0) >= EXCLUSIVE_CONNECTIONS,
+    exclusive,
+    heavy: !exclusive && groups.some((g) => g.arrivals !== undefined && g.count > 0),
   };
+}
+
+/** A sustained group's arrivals at this point: its plan, its count and its mean gap. */
+function planArrivals<P>(
+  a: ArrivalsDefinition<P>,
+  at: At<P>,
+  f: string,
+): { count: number; intervalMs: number; arrivals: ArrivalPlan } {
+  const arrivals: ArrivalPlan = {
+    perSecond: checked(a.perSecond, at, `${f}.perSecond`, int(1, MAX_ARRIVAL_RATE)),
+    forMs: checked(a.forMs, at, `${f}.forMs`, int(1, MAX_WINDOW_MS)),
+    process: a.process ?? "fixed",
+    seed: a.seed ?? 1,
+  };
+  const count = arrivalCount(arrivals);
+  if (count > MAX_COUNT) {
+    fail(
+      f,
+      `${arrivals.perSecond}/s for ${arrivals.forMs} ms opens ${count} connections, more than ${MAX_COUNT}: lower the rate or the duration`,
+    );
+  }
+  return { count, intervalMs: 1000 / arrivals.perSecond, arrivals };
+}
+
+/** The links at this point, every value resolved and checked; unshaped directions left out. */
+function planLinks<M extends Matrix>(
+  def: ExperimentDefinition<M>,
+  at: At<ParamsOf<M>>,
+  hostOrder: readonly string[],
+): PlannedLink[] {
+  const links: PlannedLink[] = [];
+  for (const host of hostOrder) {
+    const link = def.links?.[host];
+    if (link === undefined) continue;
+    const planned: PlannedLink = { host };
+    for (const direction of ["toServer", "toClient"] as const) {
+      const declared = link[direction];
+      if (declared === undefined) continue;
+      const f = `links.${host}.${direction}`;
+      const values: Record<string, number> = {};
+      for (const [k, v] of Object.entries(declared)) {
+        values[k] = checked(v, at, `${f}.${k}`, (x, field) => boundValue(x, field));
+      }
+      const problem = shapeProblem(values);
+      if (problem) fail(problem.field ? `${f}.${problem.field}` : f, problem.detail);
+      const shape = normalizeShape(values, f);
+      if (shapes(shape)) planned[direction] = shape;
+    }
+    if (planned.toServer || planned.toClient) links.push(planned);
+  }
+  return links;
 }
 
 /** The definition's steps present at this point, then one per `startWhen`. */
@@ -458,9 +532,12 @@ function followUpSpec<P>(f: FollowUp<P> | undefined, at: At<P>, field: string): 
   const timeoutMs = "read" in f
     ? checked(f.read.timeoutMs, at, `${field}.read.timeoutMs`, int(1, MAX_WINDOW_MS))
     : undefined;
-  if (bytes !== undefined && timeoutMs !== undefined) return { kind: "sendRead", bytes, timeoutMs };
-  if (bytes !== undefined) return { kind: "send", bytes };
-  return { kind: "read", timeoutMs: timeoutMs! };
+  const close = f.close === true ? { close: true as const } : {};
+  if (bytes !== undefined && timeoutMs !== undefined) {
+    return { kind: "sendRead", bytes, timeoutMs, ...close };
+  }
+  if (bytes !== undefined) return { kind: "send", bytes, ...close };
+  return { kind: "read", timeoutMs: timeoutMs!, ...close };
 }
 
 /** Resolves equals / atLeast / atMost at a matrix point into [min, max]. */

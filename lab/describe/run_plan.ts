@@ -6,17 +6,22 @@
  */
 import type { JudgedOver, PacketKind, RulePacketKind, RunMode } from "../vocabulary.ts";
 import type { KernelFacts } from "./kernel.ts";
+import type { ArrivalPlan } from "./arrivals.ts";
+import type { NormalizedShape } from "./link_shape.ts";
 import type { Metric } from "./metric.ts";
 import type { AcceptPolicy, ExperimentDefinition, ObserveDefinition, ParamValue } from "./types.ts";
 
 export const EXCLUSIVE_CONNECTIONS = 1000;
 
-/** A follow-up in the client program's terms. */
+/**
+ * A follow-up in the client program's terms; `close: true` closes the
+ * socket once it has ended.
+ */
 export type FollowUpSpec =
   | { kind: "nothing" }
-  | { kind: "send"; bytes: number }
-  | { kind: "read"; timeoutMs: number }
-  | { kind: "sendRead"; bytes: number; timeoutMs: number };
+  | { kind: "send"; bytes: number; close?: true }
+  | { kind: "read"; timeoutMs: number; close?: true }
+  | { kind: "sendRead"; bytes: number; timeoutMs: number; close?: true };
 
 /** A client group with every value resolved. */
 export interface PlannedGroup {
@@ -26,8 +31,13 @@ export interface PlannedGroup {
   host: string;
   /** How many connections it opens. */
   count: number;
-  /** Milliseconds between connect() calls (fractional for `perSecond`); 0: all at once. */
+  /**
+   * Milliseconds between connect() calls (fractional for `perSecond`); 0: all
+   * at once. With `arrivals`, the mean gap.
+   */
   intervalMs: number;
+  /** Sustained arrivals: the connections start at `arrivalTimes(arrivals)` (then `count` is theirs). */
+  arrivals?: ArrivalPlan;
   /** What each connection does once connect() returns. */
   then: FollowUpSpec;
   /** Milliseconds after its connect() began that a connection is closed; 0: never. */
@@ -68,6 +78,16 @@ export interface PlannedRule {
   group?: string;
   /** Whether it is active before the clients start. */
   initially: "on" | "off";
+}
+
+/** The shaped link of one client host, per direction (absent: not shaped). */
+export interface PlannedLink {
+  /** The client host at the far end of the link from the server. */
+  host: string;
+  /** Packets from the client host to the server, shaped as they leave the client host. */
+  toServer?: NormalizedShape;
+  /** Packets from the server to the client host, shaped as they leave the server host. */
+  toClient?: NormalizedShape;
 }
 
 /** A timeline action with its values resolved. */
@@ -143,7 +163,11 @@ export interface RunPlan {
     accept: AcceptPolicy;
     acceptAfterMs: number;
     maxOpenFiles?: number;
+    /** Serve each accepted connection: read a request, write this many bytes, close. */
+    serve?: { replyBytes: number };
   };
+  /** Shaped links, in host order; a direction without delay, loss or rate is left out. */
+  links: PlannedLink[];
   /** Packet rules in definition order. */
   rules: PlannedRule[];
   /** Timeline steps: the definition's, then one per `startWhen` and the accept policy's start. */
@@ -165,6 +189,11 @@ export interface RunPlan {
   metrics: Metric[];
   /** Runs alone: the definition says so, or it opens {@linkcode EXCLUSIVE_CONNECTIONS} or more connections. */
   exclusive: boolean;
+  /**
+   * Keeps the CPUs busy for its whole length (a group with sustained
+   * arrivals): it runs beside lighter points, but only a few such at once.
+   */
+  heavy: boolean;
 }
 
 /** An experiment with its matrix planned for one mode, as loading returns it. */

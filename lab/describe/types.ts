@@ -7,6 +7,7 @@
 import type { ClaimDecision, RunEvidence } from "../results.ts";
 import type { JudgedOver, PacketKind, RulePacketKind } from "../vocabulary.ts";
 import type { KernelFacts } from "./kernel.ts";
+import type { LinkShape } from "./link_shape.ts";
 
 export type { KernelFacts };
 
@@ -51,12 +52,59 @@ export interface ServerDefinition<P> {
   port?: number;
   /** The `backlog` passed verbatim to `listen()`. */
   backlog: Param<P, number>;
-  /** Default `"never"`. */
-  accept?: AcceptPolicy;
+  /**
+   * Default `"never"`. May be a function of the matrix point and the kernel
+   * (e.g. a slower rate on a machine that runs the lab far slower).
+   */
+  accept?: Param<P, AcceptPolicy>;
   /** The accept policy starts this long after the clients are released; default 0. */
   acceptAfterMs?: Param<P, number>;
   /** The server process's `RLIMIT_NOFILE` (soft and hard), set after it listens. */
   maxOpenFiles?: Param<P, number>;
+  /**
+   * Serve each accepted connection like a real server: read a request (the
+   * first bytes that arrive), write `replyBytes` bytes, close. Without it an
+   * accepted connection stays open, never read, until the run ends.
+   */
+  serve?: { replyBytes: Param<P, number> };
+}
+
+/**
+ * One direction of a link: a one-way delay (with jitter), random loss and a
+ * rate limit (see `LinkShape` for each field's range). Each value is a
+ * number or a function of the matrix point.
+ */
+export type LinkShapeDefinition<P> = { [K in keyof LinkShape]?: Param<P, number> };
+
+/**
+ * The link between the server's host and one client host, per direction.
+ * Where the kernel has `sch_netem` it delays; elsewhere an NFQUEUE delayer
+ * does (see docs/link-shaping.md); each run's results say which.
+ */
+export interface LinkDefinition<P> {
+  /** Packets from the client host to the server (shaped as they leave the client host). */
+  toServer?: LinkShapeDefinition<P>;
+  /** Packets from the server to the client host (shaped as they leave the server host). */
+  toClient?: LinkShapeDefinition<P>;
+}
+
+/**
+ * Open-loop arrivals: connections start at a rate for a duration, whatever
+ * happens to the earlier ones (as users arrive at a server).
+ */
+export interface ArrivalsDefinition<P> {
+  /** Connections a second, 1 to 100,000. */
+  perSecond: Param<P, number>;
+  /** For this long, in ms. */
+  forMs: Param<P, number>;
+  /**
+   * `"fixed"` (default): evenly spaced, one every `1000 / perSecond` ms;
+   * `"poisson"`: a Poisson process of that rate (independent exponential
+   * gaps), drawn from `seed`, so a run can be repeated exactly.
+   */
+  process?: "fixed" | "poisson";
+  /** The seed of the Poisson draws, a non-negative integer; default 1. */
+  seed?: number;
 }
 
 /**
@@ -147,16 +195,19 @@ export interface PacketExpectation<P> {
 }
 
 /**
- * What a client does once `connect()` returns. A read's timeout may be a
- * function of the matrix point and the kernel (e.g. stretched by its
- * `timeScale` where it must outlast the lab's own steps).
+ * What a client does once `connect()` returns: send `send` bytes (a
+ * request), read with a timeout (the reply; the first bytes end the read),
+ * or both; with `close: true` it then closes the socket (a client done with
+ * its request), otherwise the socket stays open until the run ends. A read's
+ * timeout may be a function of the matrix point and the kernel (e.g.
+ * stretched by its `timeScale` where it must outlast the lab's own steps).
  */
 // deno-lint-ignore no-explicit-any
 export type FollowUp<P = any> =
   | "nothing"
-  | { send: number }
-  | { read: { timeoutMs: Param<P, number> } }
-  | { send: number; read: { timeoutMs: Param<P, number> } };
+  | { send: number; close?: boolean }
+  | { read: { timeoutMs: Param<P, number> }; close?: boolean }
+  | { send: number; read: { timeoutMs: Param<P, number> }; close?: boolean };
 
 /** A group of concurrent client connections. */
 export interface ClientGroupDefinition<P> {
@@ -164,8 +215,17 @@ export interface ClientGroupDefinition<P> {
   name: string;
   /** The host (namespace) its connections come from; never the server's host. */
   host: string;
-  /** How many connections it opens, 0 to 100 000 (0: none at this matrix point). */
-  count: Param<P, number>;
+  /**
+   * How many connections it opens, 0 to 100 000 (0: none at this matrix
+   * point). Not with `arrivals`, which sets it.
+   */
+  count?: Param<P, number>;
+  /**
+   * Sustained open-loop arrivals instead of `count` and `start`: e.g.
+   * `{ perSecond: 400, forMs: 20_000, process: "poisson" }` opens about 8,000
+   * connections over 20 s, each with its own `afterConnect`.
+   */
+  arrivals?: ArrivalsDefinition<P>;
   /**
    * `"together"` (default): every connect() at once; or one every `intervalMs`;
    * or `perSecond` evenly spread (e.g. 20000: 20 a millisecond, which keeps a
@@ -294,10 +354,22 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
    * default matrix's (used where the default run shortens kernel timers).
    */
   faithfulMatrix?: NoInfer<{ [K in keyof M]?: M[K] }>;
+  /**
+   * What the default matrix shortens, in a few words, when it is not kernel
+   * timers, e.g. `"load: 1 s of arrivals instead of 20 s"`: the ledger
+   * and report say so. Needs `faithfulMatrix`.
+   */
+  shortened?: string;
   /** Packet rules by name (lowercase identifiers). */
   rules?: Record<string, RuleDefinition>;
   /** Steps at times or on conditions. */
   timeline?: TimelineStep<ParamsOf<M>>[];
+  /**
+   * Link properties per client host and direction, e.g.
+   * `{ client: { toServer: { delayMs: 25 }, toClient: { delayMs: 25, lossPercent: 1 } } }`:
+   * clients 25 ms away, with 1 % of the server's packets lost.
+   */
+  links?: Record<string, LinkDefinition<ParamsOf<M>>>;
   /** Hosts whose traffic on the server port is captured (tcpdump) for packet timelines. */
   capture?: string[];
   /** What the captures must show; checked once the observation ends. */

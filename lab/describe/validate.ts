@@ -14,7 +14,10 @@ import {
   fail,
   followUp,
   intervalList,
+  isObject,
+  MAX_ARRIVAL_RATE,
   MAX_COUNT,
+  MAX_REPLY_BYTES,
   MAX_WINDOW_MS,
   NAME_RE,
   requireBacklog,
@@ -29,6 +32,7 @@ import {
 } from "./_checks.ts";
 import { claimById, CLAIMS } from "./catalogue.ts";
 import { KERNEL_CHANGES } from "./kernel.ts";
+import { SHAPE_FIELDS, shapeProblem } from "./link_shape.ts";
 import type { MetricContext } from "./metric.ts";
 import { isUserClaimId, userClaimIdProblem } from "./user_claims.ts";
 import type { ExperimentDefinition, Matrix } from "./types.ts";
@@ -47,8 +51,10 @@ const TOP_FIELDS = [
   "observe",
   "expect",
   "faithfulMatrix",
+  "shortened",
   "rules",
   "timeline",
+  "links",
   "capture",
   "expectPackets",
   "exclusive",
@@ -56,7 +62,15 @@ const TOP_FIELDS = [
   "kernelChanges",
 ];
 const HOST_FIELDS = ["sysctls"];
-const SERVER_FIELDS = ["host", "port", "backlog", "accept", "acceptAfterMs", "maxOpenFiles"];
+const SERVER_FIELDS = [
+  "host",
+  "port",
+  "backlog",
+  "accept",
+  "acceptAfterMs",
+  "maxOpenFiles",
+  "serve",
+];
 const RULE_FIELDS = ["host", "direction", "packets", "group", "initially"];
 const STEP_FIELDS = ["name", "at", "when", "afterStep", "delayMs", "do", "only"];
 const ACTIONS = [
@@ -80,7 +94,18 @@ const PACKET_EXPECT_FIELDS = [
   "toleranceMs",
   "timing",
 ];
-const GROUP_FIELDS = ["name", "host", "count", "start", "afterConnect", "deadlineMs", "startWhen"];
+const GROUP_FIELDS = [
+  "name",
+  "host",
+  "count",
+  "arrivals",
+  "start",
+  "afterConnect",
+  "deadlineMs",
+  "startWhen",
+];
+const ARRIVAL_FIELDS = ["perSecond", "forMs", "process", "seed"];
+const LINK_FIELDS = ["toServer", "toClient"];
 const OBSERVE_FIELDS = ["intervalMs", "windowMs", "metrics"];
 const EXPECT_FIELDS = [
   "name",
@@ -261,12 +286,20 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   }
   if (server.port !== undefined) requireInt(server.port, "server.port", 1, 65535);
   if (typeof server.backlog !== "function") requireBacklog(server.backlog, "server.backlog");
-  if (server.accept !== undefined) acceptPolicy(server.accept, "server.accept");
+  if (server.accept !== undefined && typeof server.accept !== "function") {
+    acceptPolicy(server.accept, "server.accept");
+  }
   if (server.acceptAfterMs !== undefined && typeof server.acceptAfterMs !== "function") {
     requireInt(server.acceptAfterMs, "server.acceptAfterMs", 0, MAX_WINDOW_MS);
   }
   if (server.maxOpenFiles !== undefined && typeof server.maxOpenFiles !== "function") {
     requireInt(server.maxOpenFiles, "server.maxOpenFiles", 8, 1 << 20);
+  }
+  if (server.serve !== undefined) {
+    const serve = requireObject(server.serve, "server.serve", ["replyBytes"]);
+    if (typeof serve.replyBytes !== "function") {
+      requireInt(serve.replyBytes, "server.serve.replyBytes", 1, MAX_REPLY_BYTES);
+    }
   }
 
   if (!Array.isArray(d.clients) || d.clients.length === 0) {
@@ -290,7 +323,24 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     if (host === serverHost) {
       fail(`${f}.host`, `clients run on a host other than the server's ("${serverHost}")`);
     }
-    if (typeof group.count !== "function") requireInt(group.count, `${f}.count`, 0, MAX_COUNT);
+    if (group.arrivals !== undefined) {
+      for (const k of ["count", "start"]) {
+        if (group[k] !== undefined) {
+          fail(
+            `${f}.${k}`,
+            `a group with arrivals opens its connections at their rate: drop "${k}", or drop "arrivals"`,
+          );
+        }
+      }
+      validateArrivals(group.arrivals, `${f}.arrivals`);
+    } else if (group.count === undefined) {
+      fail(
+        `${f}.count`,
+        "give the number of connections, or arrivals for sustained load, e.g. { perSecond: 400, forMs: 20000 }",
+      );
+    } else if (typeof group.count !== "function") {
+      requireInt(group.count, `${f}.count`, 0, MAX_COUNT);
+    }
     if (group.start !== undefined && group.start !== "together") {
       const s = requireObject(group.start, `${f}.start`, ["intervalMs", "perSecond"]);
       if (("intervalMs" in s) === ("perSecond" in s)) {
@@ -322,6 +372,7 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
     requireBounds(w, f);
   });
   const ctx = { hosts: hostNames, serverHost, groups: groupNames };
+  validateLinks(d.links, ctx);
   const ruleNames = validateRules(d.rules, ctx);
   const stepStarted = validateTimeline(d.timeline, ctx, ruleNames);
   const waiting = d.clients.filter((g: Record<string, unknown>) => g.startWhen !== undefined);
@@ -364,6 +415,12 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
           `expected a non-empty array of values, got ${describe(values)}`,
         );
       }
+    }
+  }
+  if (d.shortened !== undefined) {
+    requireString(d.shortened, "shortened");
+    if (d.faithfulMatrix === undefined) {
+      fail("shortened", "says what the default matrix shortens: give faithfulMatrix too");
     }
   }
   if (d.exclusive !== undefined && typeof d.exclusive !== "boolean") {
@@ -498,6 +555,72 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   VALIDATED.add(definition);
   return definition;
 }
+function validateArrivals(v: unknown, f: string): void {
+  const a = requireObject(v, f, ARRIVAL_FIELDS);
+  if (a.perSecond === undefined) fail(`${f}.perSecond`, "give the rate, e.g. 400");
+  if (a.forMs === undefined) fail(`${f}.forMs`, "give the duration in ms, e.g. 20000");
+  if (typeof a.perSecond !== "function") {
+    requireInt(a.perSecond, `${f}.perSecond`, 1, MAX_ARRIVAL_RATE);
+  }
+  if (typeof a.forMs !== "function") requireInt(a.forMs, `${f}.forMs`, 1, MAX_WINDOW_MS);
+  if (a.process !== undefined && a.process !== "fixed" && a.process !== "poisson") {
+    fail(
+      `${f}.process`,
+      `expected "fixed" or "poisson", got ${describe(a.process)}${
+        didYouMean(String(a.process), ["fixed", "poisson"])
+      }`,
+    );
+  }
+  if (a.seed !== undefined) requireInt(a.seed, `${f}.seed`, 0, 0xffff_ffff);
+}
+
+function validateLinks(v: unknown, ctx: MetricContext): void {
+  if (v === undefined) return;
+  const links = requireObject(v, "links", Object.keys(v ?? {}));
+  for (const [host, link] of Object.entries(links)) {
+    const f = `links.${host}`;
+    requireHost(host, f, ctx.hosts);
+    if (host === ctx.serverHost) {
+      fail(
+        f,
+        `links are keyed by client host (each joins the server's host "${ctx.serverHost}"): name a client host${
+          ctx.hosts.length > 1
+            ? ` (${ctx.hosts.filter((h) => h !== ctx.serverHost).join(", ")})`
+            : ""
+        }`,
+      );
+    }
+    if (
+      isObject(link) &&
+      Object.keys(link).some((k) => (SHAPE_FIELDS as readonly string[]).includes(k))
+    ) {
+      fail(
+        f,
+        `give the shape per direction, e.g. { toServer: { delayMs: 25 }, toClient: { delayMs: 25 } }`,
+      );
+    }
+    const directions = requireObject(link, f, LINK_FIELDS);
+    if (Object.keys(directions).length === 0) fail(f, "give toServer, toClient or both");
+    for (const [direction, shape] of Object.entries(directions)) {
+      const g = `${f}.${direction}`;
+      const fields = requireObject(shape, g, SHAPE_FIELDS);
+      for (const [k, value] of Object.entries(fields)) {
+        if (typeof value !== "number" && typeof value !== "function") {
+          fail(
+            `${g}.${k}`,
+            `expected a number or a function of the parameters, got ${describe(value)}`,
+          );
+        }
+      }
+      // Constants are checked now; a shape with functions when planning resolves them.
+      if (Object.values(fields).every((x) => typeof x === "number")) {
+        const problem = shapeProblem(fields);
+        if (problem) fail(problem.field ? `${g}.${problem.field}` : g, problem.detail);
+      }
+    }
+  }
+}
+
 function validateRules(v: unknown, ctx: MetricContext): string[] {
   if (v === undefined) return [];
   const rules = requireObject(v, "rules", Object.keys(v ?? {}));

@@ -12,6 +12,7 @@ import { unprobedKernel } from "../describe/kernel.ts";
 import type { ClaimDecision, KernelFacts, RunEvidence, RunResult, Sample } from "../results.ts";
 import { VERDICTS } from "../vocabulary.ts";
 import { connectionsOf } from "./expect_packets.ts";
+import { runExperience } from "../observe/client_experience.ts";
 
 /** Each metric's last and highest value over the samples. */
 export function summarize(
@@ -82,6 +83,21 @@ export function evidenceOf<P>(
     series(metric) {
       return run.samples.flatMap((s) => metric in s.values ? [[s.t, s.values[metric]!]] : []);
     },
+    experience(group) {
+      const e = run.experience?.[group];
+      if (e) return e;
+      const records = run.connections.filter((c) => c.group === group);
+      if (records.length === 0 && !(`clients.${group}.launched` in run.observed)) {
+        throw new RangeError(
+          `No client group "${group}" in this run (groups: ${
+            Object.keys(run.experience ?? {}).join(", ") || "none"
+          })`,
+        );
+      }
+      const last = run.samples.at(-1)?.t ?? 0;
+      return runExperience([group], records, last)[group]!;
+    },
+    links: run.links ?? {},
   };
 }
 

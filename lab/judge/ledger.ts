@@ -14,6 +14,7 @@ import {
 } from "../describe/user_claims.ts";
 import type { ExperimentResult, LedgerEntry } from "../results.ts";
 import { flipsText } from "./repeat.ts";
+import { modeText } from "../base/format.ts";
 
 /** Options of {@linkcode buildLedger}. */
 export interface LedgerOptions {
@@ -74,9 +75,17 @@ function conditions(e: ExperimentResult, kernel: string | undefined): string {
   const parts = [
     ...(kernel ? [`Linux ${kernel}`] : []),
     ...(e.mode === "fast"
-      ? ["shortened timers (--faithful runs the kernel's defaults)"]
+      ? [
+        `${modeText(e.mode, e.shortened)} (--faithful runs ${
+          e.shortened ? "the full-length variant" : "the kernel's defaults"
+        })`,
+      ]
       : e.mode === "faithful"
-      ? ["the kernel's default timers (--faithful)"]
+      ? [
+        e.shortened
+          ? "the full-length variant (--faithful)"
+          : "the kernel's default timers (--faithful)",
+      ]
       : []),
     ...(e.repeats !== undefined && e.repeats > 1 ? [`the same in all ${e.repeats} repeats`] : []),
     ...(e.overrides ? [`what-if --set ${whatIf(e)}, not the experiment's own matrix`] : []),

@@ -22,14 +22,21 @@ export class GroupTally {
   readonly count: number;
   readonly #records: ConnectionRecord[] = [];
   readonly #counts = new Map<string, number>();
+  readonly #followsUp: boolean;
   #seen = 0;
   #launched = 0;
   #launchedEvent = false;
+  /** Connections whose outcome is final (see {@linkcode GroupTally.metrics}' `active`). */
+  #done = 0;
 
-  /** A tally of group `group`, which opens `count` connections. */
-  constructor(group: string, count: number) {
+  /**
+   * A tally of group `group`, which opens `count` connections; `followsUp`:
+   * each connected one has a follow-up to end (default false).
+   */
+  constructor(group: string, count: number, options: { followsUp?: boolean } = {}) {
     this.group = group;
     this.count = count;
+    this.#followsUp = options.followsUp ?? false;
   }
 
   /** Takes the events after those already seen (`events` only ever grows). */
@@ -58,6 +65,9 @@ export class GroupTally {
       } else if (e.event === "after") {
         r.after = String(e.result);
         r.afterAtMs = e.t ?? null;
+        if (e.result === "data" && e.ms !== undefined) {
+          r.firstByteMs = Math.round(e.ms * 1000) / 1000;
+        }
       } else if (e.event === "deadline") {
         if (e.phase === "connect") {
           r.connect = "deadline";
@@ -89,9 +99,10 @@ export class GroupTally {
   }
 
   /**
-   * The group's metrics: launched, connected, pending, deadline, and
-   * `connect.<errno>` / `after.<result>` for each outcome seen; every
-   * metric of this group named in `wanted` is present (0 when not seen).
+   * The group's metrics: launched, connected, pending, deadline, active
+   * (launched and not yet done: connecting, or in a follow-up that has not
+   * ended), and `connect.<errno>` / `after.<result>` for each outcome seen;
+   * every metric of this group named in `wanted` is present (0 when not seen).
    */
   metrics(wanted: readonly Metric[] = []): Record<string, number> {
     const prefix = `clients.${this.group}.`;
@@ -100,6 +111,7 @@ export class GroupTally {
       [`${prefix}connected`]: 0,
       [`${prefix}pending`]: 0,
       [`${prefix}deadline`]: 0,
+      [`${prefix}active`]: this.#launched - this.#done,
     };
     for (const [k, n] of this.#counts) if (n !== 0) m[prefix + k] = n;
     for (const w of wanted) {
@@ -119,6 +131,7 @@ export class GroupTally {
         connectMs: null,
         after: null,
         afterAtMs: null,
+        firstByteMs: null,
       };
       this.#add(connectKey(r.connect), 1);
     }
@@ -130,7 +143,15 @@ export class GroupTally {
     this.#launched = Math.max(this.#launched, n);
   }
 
+  /** Whether a connection's outcome is final: its connect() failed, or it connected and its follow-up (if any) ended. */
+  #isDone(connect: string, after: string | null): boolean {
+    if (connect === "pending") return false;
+    if (connect !== "ok") return true;
+    return !this.#followsUp || after !== null;
+  }
+
   #recount(before: readonly [string, string | null], r: ConnectionRecord): void {
+    this.#done += Number(this.#isDone(r.connect, r.after)) - Number(this.#isDone(...before));
     if (before[0] !== r.connect) {
       this.#add(connectKey(before[0]), -1);
       this.#add(connectKey(r.connect), 1);

@@ -9,6 +9,7 @@
  */
 import { type HostMetric, isHostMetric } from "../describe/metric.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
+import type { TcpState } from "../vocabulary.ts";
 import { KernelTextError } from "../base/errors.ts";
 import { until } from "../base/wait.ts";
 import type { Netns } from "../topology/netns.ts";
@@ -91,6 +92,13 @@ export class Sampler implements Disposable {
   readonly #port: number;
   readonly #family: 4 | 6;
   readonly #metrics: readonly HostMetric[];
+  /**
+   * The TCP states the dumps ask the kernel for: those the metrics read (and
+   * LISTEN for the queues), or every state when a byte metric needs them all.
+   * A run of thousands of short connections leaves thousands of TIME_WAIT
+   * sockets that no metric reads; the kernel skips them.
+   */
+  readonly #states: TcpState[] | undefined;
   #baseline = new Map<string, Counters>();
   /** PID of the server process, for `<server>.openFiles`; 0 once it is gone. */
   serverPid = 0;
@@ -111,6 +119,7 @@ export class Sampler implements Disposable {
     this.#port = plan.server.port;
     this.#family = plan.family;
     this.#metrics = plan.metrics.filter(isHostMetric);
+    this.#states = statesOf(this.#metrics);
     for (const [key, address] of Object.entries(addresses)) {
       if (key.startsWith("clients.")) this.groupAddresses[key.slice("clients.".length)] = address;
     }
@@ -136,7 +145,13 @@ export class Sampler implements Disposable {
       const counters = readCounters(h.ns, h.name);
       // Synchronous: the kernel's work (~1 µs a socket) beats the cost of a worker-thread hop
       // for each of the dump's recv() calls, and a run of thousands of sockets runs alone.
-      const rows = uniqueSockets(this.#diag(h).dump({ family: this.#family, port: this.#port }));
+      const rows = uniqueSockets(
+        this.#diag(h).dump({
+          family: this.#family,
+          port: this.#port,
+          ...(this.#states === undefined ? {} : { states: this.#states }),
+        }),
+      );
       const listenRow = rows.find((r) => r.state === "LISTEN" && r.localPort === this.#port);
       const states: Record<string, number> = countStates(rows, this.#port);
       const bytes = queuedBytes(rows, this.#port);
@@ -190,6 +205,17 @@ export class Sampler implements Disposable {
     for (const d of this.#diags.values()) d[Symbol.dispose]();
     this.#diags.clear();
   }
+}
+
+/** The states a dump must return for `metrics`; undefined: all of them. */
+export function statesOf(metrics: readonly HostMetric[]): TcpState[] | undefined {
+  const states = new Set<TcpState>();
+  for (const m of metrics) {
+    if (m.kind === "bytes") return undefined;
+    if (m.kind === "state") states.add(m.state);
+    if (m.kind === "listen") states.add("LISTEN");
+  }
+  return [...states];
 }
 
 /**

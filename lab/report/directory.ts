@@ -229,6 +229,7 @@ async function writeEntries(
       title: e.title,
       serverHost: run.server?.host ?? "server",
       kernel: report.kernel,
+      ...(e.shortened === undefined ? {} : { shortened: e.shortened }),
     }));
     await at(`${stem}.svg`, async () => {
       await Deno.mkdir(join(dir, dirname(stem)), { recursive: true });

@@ -6,12 +6,13 @@
  */
 import type {
   ConnectionTimeline,
+  Distribution,
   ExperimentResult,
   LabReport,
   LedgerEntry,
   RunResult,
 } from "../results.ts";
-import { paramsText, seconds } from "../base/format.ts";
+import { modeText, paramsText, seconds } from "../base/format.ts";
 import { markdownCell, markdownTable } from "./table.ts";
 
 /** The anchor id of an experiment's section. */
@@ -230,7 +231,7 @@ function experimentSection(e: ExperimentResult, baseline: Map<string, string>): 
     `**Hypothesis.** ${e.hypothesis}`,
     "",
     `${e.file ? `\`${e.file}\`, ` : ""}${e.runs.length} run${e.runs.length === 1 ? "" : "s"}, ${
-      e.mode === "fast" ? "shortened timers" : e.mode === "faithful" ? "the kernel's timers" : ""
+      modeText(e.mode, e.shortened)
     }${e.mode === "default" ? "" : ", "}${seconds(e.durationMs)}: **${status}**.`,
     "",
   ];
@@ -303,6 +304,7 @@ function runSection(
       "",
     );
   }
+  out.push(...linksSection(run), ...experienceSection(run));
   if (run.timeline.length) {
     out.push(
       "Timeline: " +
@@ -331,6 +333,93 @@ function runSection(
     out.push(...packetSection(host, conns, groupOf, run.pcaps?.[host]));
   }
   return out;
+}
+
+/** A duration for tables: `61 ms` below a second, `2.10 s` from one on. */
+function duration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : seconds(ms);
+}
+
+/** p50 / p90 / p99 / max of a distribution, or – for none. */
+function spread(d: Distribution | null): string {
+  return d === null
+    ? "–"
+    : `${duration(d.p50)} / ${duration(d.p90)} / ${duration(d.p99)} / ${duration(d.max)}`;
+}
+
+/** Each shaped link direction: its shape, mechanism and counters. */
+function linksSection(run: RunResult): string[] {
+  const rows: string[][] = [];
+  for (const [host, link] of Object.entries(run.links ?? {})) {
+    for (
+      const [k, label] of [
+        ["toServer", `${host} → ${run.server.host}`],
+        ["toClient", `${run.server.host} → ${host}`],
+      ] as const
+    ) {
+      const r = link[k];
+      if (!r) continue;
+      const sh = r.shape;
+      const shape = [
+        `${sh.delayMs} ms${sh.jitterMs ? ` ± ${sh.jitterMs} ms` : ""}`,
+        ...(sh.lossPercent ? [`${sh.lossPercent} % loss`] : []),
+        ...(sh.rateKbit ? [`${sh.rateKbit} kbit/s`] : []),
+      ].join(", ");
+      const st = r.stats;
+      const late = st?.lateness;
+      rows.push([
+        label,
+        shape,
+        r.mechanism,
+        st ? `${st.offered} / ${st.lost} / ${st.delayed}` : "–",
+        st ? String(st.queueDropped) : "–",
+        late ? `${late.medianMs} / ${late.p99Ms} / ${late.maxMs} ms` : "–",
+        r.problem ? `**${r.problem}**` : "ok",
+      ]);
+    }
+  }
+  if (!rows.length) return [];
+  return [
+    markdownTable(
+      [
+        "link",
+        "shape",
+        "delay by",
+        "packets offered / lost / delayed",
+        "queue drops",
+        "lateness p50 / p99 / max",
+        "",
+      ],
+      rows,
+    ),
+    "",
+  ];
+}
+
+/** What each client group felt: outcomes and the connect() and first-byte distributions. */
+function experienceSection(run: RunResult): string[] {
+  const groups = Object.entries(run.experience ?? {}).filter(([, x]) => x.connections > 0);
+  if (!groups.length) return [];
+  return [
+    markdownTable(
+      [
+        "clients",
+        "connected / reset / refused / timed out / other / pending",
+        "connect() p50 / p90 / p99 / max",
+        "first reply byte p50 / p90 / p99 / max",
+      ],
+      groups.map(([g, x]) => {
+        const o = x.outcomes;
+        return [
+          `${g} (${x.connections})`,
+          `${o.connected} / ${o.reset} / ${o.refused} / ${o.timedOut} / ${o.failed} / ${o.pending}`,
+          spread(x.connectMs),
+          spread(x.firstByteMs),
+        ];
+      }),
+    ),
+    "",
+  ];
 }
 
 /** How many connections and packets per connection a report's packet table shows. */

@@ -108,6 +108,51 @@ export function phasesTable(e: ExperimentResult): string {
   );
 }
 
+/** `61 ms` below a second, `2.10 s` from one on. */
+function duration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : seconds(ms);
+}
+
+/**
+ * What each run's client groups felt (outcomes, connect() and first-byte
+ * p50 / p90 / p99 / max) and how its links were shaped; "" for an
+ * experiment whose runs have neither.
+ */
+export function clientsTable(e: ExperimentResult, width?: number): string {
+  const rows: string[][] = [];
+  for (const run of e.runs) {
+    const links = Object.entries(run.links ?? {}).flatMap(([host, l]) =>
+      ([["toServer", "→ server"], ["toClient", "← server"]] as const).flatMap(([k, label]) => {
+        const d = l[k];
+        return d ? [`${host} ${label} ${d.shape.delayMs} ms (${d.mechanism})`] : [];
+      })
+    ).join(", ");
+    for (const [group, x] of Object.entries(run.experience ?? {})) {
+      if (x.connections === 0) continue;
+      const o = x.outcomes;
+      const spread = (d: typeof x.connectMs) =>
+        d ? [d.p50, d.p90, d.p99, d.max].map(duration).join(" / ") : "–";
+      rows.push([
+        params(run),
+        `${group} (${x.connections})`,
+        `${o.connected} / ${o.reset} / ${o.refused} / ${o.timedOut} / ${o.failed} / ${o.pending}`,
+        spread(x.connectMs),
+        spread(x.firstByteMs),
+        links,
+      ]);
+    }
+  }
+  const head = [
+    "run",
+    "clients",
+    "connected / reset / refused / timed out / other / pending",
+    "connect() p50 / p90 / p99 / max",
+    "first byte p50 / p90 / p99 / max",
+    "links",
+  ];
+  return rows.length ? textTable(head, rows, width === undefined ? {} : { width }) : "";
+}
+
 /**
  * The claims ledger as a table: each claim's statement, then the evidence,
  * which ends with the experiments that decided it.

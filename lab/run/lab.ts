@@ -35,7 +35,8 @@ import { DEFAULT_SUBNET4, DEFAULT_SUBNET6, parseSubnet } from "../topology/addre
 import { RunRecord } from "../base/run_record.ts";
 import { newRunPrefix } from "../topology/netns.ts";
 import { reapDeadRuns } from "../topology/reap.ts";
-import { NFT, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
+import { IPTABLES, NFT, TC, TCPDUMP, type ToolNeed } from "../topology/packages.ts";
+import { netemAvailable } from "../topology/shaping/shaping.ts";
 import { preflight } from "../topology/preflight.ts";
 import { runPoint } from "./point.ts";
 import { defaultJobs, Scheduler } from "./scheduler.ts";
@@ -157,7 +158,10 @@ export class Lab implements AsyncDisposable {
     const startedAt = new Date();
     const t0 = performance.now();
     const repeats = options.repeat ?? 1;
-    const { pre, kernel } = await this.#probe(neededTools(planned), sysctlValues(planned));
+    const { pre, kernel } = await this.#probe(
+      () => neededTools(planned),
+      sysctlValues(planned),
+    );
     const experiments = planned.map((e) => this.#planFor(e, kernel));
     // Sysctls a kernel lacks were refused while planning for it; values it refuses, here.
     checkSysctlValues(experiments, pre.sysctlProblems);
@@ -263,7 +267,7 @@ export class Lab implements AsyncDisposable {
     experiment: ExperimentDefinition<M> | PlannedExperiment,
     options: { file?: string; estimateMs?: number } = {},
   ): Promise<ExperimentResult> {
-    const kernel = this.#kernel ?? (await this.#probe([])).kernel;
+    const kernel = this.#kernel ?? (await this.#probe(() => Promise.resolve([]))).kernel;
     const planned = "plans" in experiment
       ? this.#planFor(experiment, kernel) as PlannedExperiment
       : planExperiment(experiment, {
@@ -347,7 +351,11 @@ export class Lab implements AsyncDisposable {
           ended = performance.now();
           this.#emit({ kind: "run-end", ...point, result: outcome.result });
           return outcome.result;
-        }, { exclusive: plan.exclusive, estimateMs: o.estimateMs ?? plan.observe.windowMs })
+        }, {
+          exclusive: plan.exclusive,
+          heavy: plan.heavy,
+          estimateMs: o.estimateMs ?? plan.observe.windowMs,
+        })
       ),
     );
     const failed = settled.find((s) => s.status === "rejected");
@@ -368,6 +376,7 @@ export class Lab implements AsyncDisposable {
       passed: runs.every((r) => r.passed) &&
         (e.overrides !== undefined || claimErrors(claims).length === 0),
       mode: e.mode,
+      ...(def.shortened === undefined || e.mode === "default" ? {} : { shortened: def.shortened }),
       durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
       ...(skippedRuns.length ? { skippedRuns } : {}),
@@ -382,7 +391,7 @@ export class Lab implements AsyncDisposable {
    * Preflight, with the kernel's behaviour probed in its probe namespace;
    * the time scale is measured first where a VM runner asked for it.
    */
-  async #probe(tools: ToolNeed[], values: [string, string][] = []) {
+  async #probe(tools: () => Promise<ToolNeed[]>, values: [string, string][] = []) {
     await calibrateTimeScale();
     let behaviour = unknownBehaviour();
     const pre = await preflight(this.prefix, {
@@ -484,12 +493,25 @@ function isHistoricalEntry(e: RunnableExperiment): e is HistoricalEntry {
   return isHistorical(e.definition);
 }
 
-/** The optional tools the experiments need: nft for packet rules, tcpdump for captures. */
-function neededTools(experiments: readonly RunnableExperiment[]): ToolNeed[] {
+/**
+ * The optional tools the experiments need: nft for packet rules and shaped
+ * links (their counting and loss table), tcpdump for captures, tc for netem
+ * or a rate, and iptables for a delay on a kernel without netem (NFQUEUE).
+ */
+async function neededTools(experiments: readonly RunnableExperiment[]): Promise<ToolNeed[]> {
   const plans = experiments.flatMap((e) => isHistoricalEntry(e) ? [] : e.plans);
+  const shapes = plans.flatMap((p) =>
+    p.links.flatMap((l) => [l.toServer, l.toClient].filter((s) => s !== undefined))
+  );
   const needs: ToolNeed[] = [];
-  if (plans.some((p) => p.rules.length)) needs.push(NFT);
+  if (plans.some((p) => p.rules.length) || shapes.length) needs.push(NFT);
   if (plans.some((p) => p.capture.length)) needs.push(TCPDUMP);
+  if (shapes.length) needs.push(TC);
+  const delayed = shapes.filter((s) => s.delayMs > 0);
+  // With jitter the delayer runs on every kernel (see shapeLink()).
+  if (delayed.some((s) => s.jitterMs > 0) || (delayed.length && !await netemAvailable())) {
+    needs.push(IPTABLES);
+  }
   return needs;
 }
 

@@ -14,8 +14,10 @@ import { readListen, Sampler } from "../observe/sampler.ts";
 import { checkPackets } from "../judge/expect_packets.ts";
 import { summarize } from "../judge/evidence.ts";
 import { settleAll } from "../base/resources.ts";
-import type { ConnectionTimeline, Phases, RuleRecord, RunResult } from "../results.ts";
+import type { ConnectionTimeline, LinkRecord, Phases, RuleRecord, RunResult } from "../results.ts";
 import type { RunRecord } from "../base/run_record.ts";
+import { runExperience } from "../observe/client_experience.ts";
+import { judgeLinks } from "../judge/link_soundness.ts";
 import { Topology } from "../topology/topology.ts";
 import { watch, type Watched } from "./watch.ts";
 
@@ -62,6 +64,7 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
   let originEpochMs: number | undefined;
   const packets: Record<string, ConnectionTimeline[]> = {};
   let rules: Record<string, RuleRecord> = {};
+  let links: Record<string, LinkRecord> | undefined;
   let error: unknown;
   let dropsBefore = 0;
   let drops = 0;
@@ -118,13 +121,29 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     await programs.go();
     clock.lap("clients");
 
-    watched = await watch(plan, {
-      topology,
-      programs,
-      sampler,
-      t0,
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
+    const net = topology;
+    /** The run's error when a shaped link broke (read now, at the end of the window). */
+    const brokenLinks = async () => {
+      if (plan.links.length === 0) return undefined;
+      links = await net.linkRecords();
+      return judgeLinks(links, plan.server.host);
+    };
+    try {
+      watched = await watch(plan, {
+        topology,
+        programs,
+        sampler,
+        t0,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
+    } catch (err) {
+      // A link that stopped explains an observation that failed: say so first.
+      const broken = ctx.signal?.aborted ? undefined : await brokenLinks().catch(() => undefined);
+      if (broken === undefined) throw err;
+      throw new Error(`${broken} (and the observation failed: ${(err as Error).message})`);
+    }
+    const broken = await brokenLinks();
+    if (broken !== undefined) throw new Error(broken);
     clock.lap("observe");
     drops = inputQueueDropsTotal() - dropsBefore;
 
@@ -165,6 +184,14 @@ export async function runPoint(plan: RunPlan, ctx: PointContext): Promise<PointO
     rules,
     packets,
   };
+  if (links !== undefined) result.links = links;
+  if (watched !== undefined) {
+    result.experience = runExperience(
+      plan.groups.map((g) => g.name),
+      watched.connections,
+      watched.samples.at(-1)?.t ?? 0,
+    );
+  }
   if (originEpochMs !== undefined) result.originEpochMs = originEpochMs;
   if (drops > 0) result.inputQueueDrops = drops;
   if (error !== undefined) result.error = error instanceof Error ? error.message : String(error);

@@ -3,6 +3,9 @@
  * turn start longest first (by their estimate), which shortens the whole run
  * when a few matrix points are much longer than the rest. An exclusive task
  * runs alone: it waits until nothing else runs, and nothing starts beside it.
+ * A heavy task (one that keeps the CPUs busy for its whole length) runs
+ * beside lighter ones, but at most one per two jobs at once: a lighter task
+ * queued behind a waiting heavy one starts in its place.
  * @module
  */
 import { availableParallelism } from "node:os";
@@ -13,12 +16,15 @@ export interface TaskOptions {
   estimateMs?: number;
   /** Run with nothing else beside it (it needs the whole machine or something global). */
   exclusive?: boolean;
+  /** Keeps the CPUs busy: at most {@linkcode Scheduler.heavyJobs} such tasks run at once. */
+  heavy?: boolean;
 }
 
 interface Queued {
   start: () => void;
   estimateMs: number;
   exclusive: boolean;
+  heavy: boolean;
   order: number;
 }
 
@@ -35,7 +41,10 @@ export function defaultJobs(): number {
 export class Scheduler {
   /** The most tasks that run at once. */
   readonly jobs: number;
+  /** The most heavy tasks that run at once: one per two jobs, at least one. */
+  readonly heavyJobs: number;
   #running = 0;
+  #heavyRunning = 0;
   #exclusiveRunning = false;
   #queue: Queued[] = [];
   #order = 0;
@@ -51,6 +60,7 @@ export class Scheduler {
       throw new RangeError(`Cannot run ${jobs} jobs at once: give a whole number ≥ 1`);
     }
     this.jobs = jobs;
+    this.heavyJobs = Math.max(1, Math.floor(jobs / 2));
   }
 
   /** Tasks running now. */
@@ -65,14 +75,17 @@ export class Scheduler {
         start: () => {
           this.#running++;
           if (options.exclusive) this.#exclusiveRunning = true;
+          if (options.heavy) this.#heavyRunning++;
           (async () => await task())().then(resolve, reject).finally(() => {
             this.#running--;
             if (options.exclusive) this.#exclusiveRunning = false;
+            if (options.heavy) this.#heavyRunning--;
             this.#dispatch();
           });
         },
         estimateMs: options.estimateMs ?? 0,
         exclusive: options.exclusive ?? false,
+        heavy: options.heavy ?? false,
         order: this.#order++,
       });
       // Start on the next turn, so that tasks queued together are ordered together.
@@ -96,11 +109,18 @@ export class Scheduler {
   }
 
   #dispatch(): void {
-    while (this.#queue.length > 0 && !this.#exclusiveRunning) {
-      const next = this.#queue[0]!;
-      if (next.exclusive ? this.#running > 0 : this.#running >= this.jobs) return;
-      this.#queue.shift();
-      next.start();
+    while (this.#queue.length > 0 && !this.#exclusiveRunning && this.#running < this.jobs) {
+      // An exclusive task at the head waits for the others to end; a heavy one over its bound
+      // lets the next task in line go first.
+      const head = this.#queue[0]!;
+      if (head.exclusive && this.#running > 0) return;
+      const i = this.#queue.findIndex((q) =>
+        !q.exclusive && !(q.heavy && this.#heavyRunning >= this.heavyJobs)
+      );
+      const at = head.exclusive ? 0 : i;
+      if (at < 0) return;
+      const [next] = this.#queue.splice(at, 1);
+      next!.start();
     }
   }
 }

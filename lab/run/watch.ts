@@ -56,7 +56,9 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
   const steps: StepRecord[] = [];
   const timeline = new Timeline(plan.timeline);
   const trackers = plan.expectations.map((e) => new CheckTracker(e));
-  const tallies = plan.groups.map((g) => new GroupTally(g.name, g.count));
+  const tallies = plan.groups.map((g) =>
+    new GroupTally(g.name, g.count, { followsUp: g.then.kind !== "nothing" })
+  );
   const clientValues = () => {
     tallies.forEach((t, i) => t.update(programs.clients[i]!.events));
     return Object.assign({}, ...tallies.map((t) => t.metrics(plan.metrics)));

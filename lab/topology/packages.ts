@@ -1,7 +1,8 @@
 /**
- * Making sure the optional tools an experiment needs (`nft`, `tcpdump`) are
- * installed: with apt-get on Debian and Ubuntu when running as root,
- * otherwise a {@linkcode PreflightError} that says how to install each.
+ * Making sure the optional tools an experiment needs (`nft`, `tcpdump`, and
+ * `iptables` for link delay on kernels without netem) are installed: with
+ * apt-get on Debian and Ubuntu when running as root, otherwise a
+ * {@linkcode PreflightError} that says how to install each.
  * @module
  */
 import { hasCommand, run } from "../base/command.ts";
@@ -43,6 +44,18 @@ export const TCPDUMP: ToolNeed = {
   debianPackage: "tcpdump",
   why: "packet capture",
 };
+
+/**
+ * `iptables` (and `ip6tables`), for the NFQUEUE rule that hands a link's
+ * packets to the delayer where the kernel has no netem (`shaping/`).
+ */
+export const IPTABLES: ToolNeed = {
+  command: "iptables",
+  debianPackage: "iptables",
+  why: "link delay without netem (NFQUEUE)",
+};
+/** `tc`, for netem and tbf (iproute2, which the lab needs anyway for `ip`). */
+export const TC: ToolNeed = { command: "tc", debianPackage: "iproute2", why: "link shaping (tc)" };
 
 /** An install that may take a while on a slow mirror. */
 const APT_TIMEOUT_MS = 10 * 60_000;

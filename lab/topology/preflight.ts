@@ -44,8 +44,12 @@ export interface ProbeNamespace {
 
 /** Options of {@linkcode preflight}. */
 export interface PreflightOptions {
-  /** Optional tools the run needs (installed when missing, where possible). */
-  tools?: readonly ToolNeed[];
+  /**
+   * Optional tools the run needs (installed when missing, where possible), or
+   * a function that says which once the machine passed the checks (it may
+   * probe the kernel, e.g. for netem).
+   */
+  tools?: readonly ToolNeed[] | (() => Promise<readonly ToolNeed[]>);
   /** Where preflight says what it installs. */
   log?: (line: string) => void;
   /**
@@ -145,9 +149,8 @@ export async function preflight(
     }
   }
   if (problems.length) throw new PreflightError(problems);
-  if (options.tools?.length) {
-    await ensureTools(options.tools, options.log ? { log: options.log } : {});
-  }
+  const tools = typeof options.tools === "function" ? await options.tools() : options.tools;
+  if (tools?.length) await ensureTools(tools, options.log ? { log: options.log } : {});
   const reap = await reapDeadRuns();
   const kernel = Deno.osRelease();
   let namespaceSysctlValues: Record<string, string>;

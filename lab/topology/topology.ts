@@ -1,24 +1,42 @@
 /**
  * The network of one run, as one `AsyncDisposable`: a namespace per host,
  * a veth link from the server's host to each other host (with an address per
- * client group), the sysctls written (and read back) inside each namespace,
+ * client group), each link's declared shape per direction (delay, loss, rate:
+ * `shaping/`), the sysctls written (and read back) inside each namespace,
  * and the packet rules. Built in two steps so the programs can start loading
  * as soon as the namespaces exist: {@linkcode Topology.create} makes the
  * namespaces, {@linkcode Topology.connect} the rest, concurrently.
  *
- * Disposal deletes the namespaces, which takes their links and nftables
- * tables with them (without `ip link del`'s ~30 ms wait for RCU); only a link
- * or table whose namespace could not be deleted is removed on its own.
+ * Disposal first ends the shaping's delayers (read their counters before,
+ * with `linkRecords()`), then deletes the namespaces, which takes their links,
+ * nftables tables, qdiscs and iptables rules with them (without `ip link
+ * del`'s ~30 ms wait for RCU, or a command for each); only a link or table
+ * whose namespace could not be deleted is removed on its own.
  * @module
  */
 import { disposeAll, settleAll } from "../base/resources.ts";
+import type { NormalizedShape } from "../describe/link_shape.ts";
 import type { RunRecord } from "../base/run_record.ts";
 import type { PlannedRule, RunPlan } from "../describe/run_plan.ts";
-import type { RuleRecord } from "../results.ts";
+import type { LinkStatsRecord, RuleRecord, ShapedDirectionRecord } from "../results.ts";
 import { type AddressPlan, parseSubnet, planAddresses } from "./addressing.ts";
 import { Link } from "./link.ts";
 import { Netns, RECORDED_SYSCTLS } from "./netns.ts";
 import { nftRuleText, Wire, type WireRule } from "./wire.ts";
+import { type ShapedLink, shapeLink, type ShapeStats } from "./shaping/shaping.ts";
+
+/** A direction of a client host's link, as `links` of a definition names it. */
+export type LinkDirection = "toServer" | "toClient";
+
+/** One shaped direction of a link. */
+interface Shaped {
+  /** The client host at the far end of the link. */
+  host: string;
+  direction: LinkDirection;
+  /** `<host>:<ifname>` of the interface whose egress is shaped. */
+  where: string;
+  link: ShapedLink;
+}
 
 /** Options of {@linkcode Topology.create}. */
 export interface TopologyOptions {
@@ -42,6 +60,7 @@ export class Topology implements AsyncDisposable {
   readonly #links: Link[] = [];
   readonly #wires = new Map<string, Wire>();
   readonly #rules = new Map<string, WireRule & { host: string }>();
+  readonly #shaped: Shaped[] = [];
   readonly #layout: AddressPlan;
   readonly #linking = new Map<string, Promise<void>>();
   #disposed = false;
@@ -120,6 +139,18 @@ export class Topology implements AsyncDisposable {
     }
     await settleAll([
       ...links,
+      // Each declared direction is shaped once its veth exists.
+      ...this.#layout.links.map(async (l, i) => {
+        await links[i];
+        const shape = this.plan.links.find((x) => x.host === l.host);
+        await settleAll([
+          this.#shape(l.host, "toServer", shape?.toServer, { host: l.host, ...l.client }),
+          this.#shape(l.host, "toClient", shape?.toClient, {
+            host: this.plan.server.host,
+            ...l.server,
+          }),
+        ]);
+      }),
       ...this.plan.hosts.map(async (h) => {
         this.sysctls[h.name] = await this.ns(h.name).sysctls(h.sysctls, RECORDED_SYSCTLS);
       }),
@@ -170,6 +201,59 @@ export class Topology implements AsyncDisposable {
     await this.#wires.get(this.#rule(name).host)!.remove(name);
   }
 
+  /** Shapes packets leaving `end` (one direction of `host`'s link), unless there is no shape. */
+  async #shape(
+    host: string,
+    direction: LinkDirection,
+    shape: NormalizedShape | undefined,
+    end: { host: string; ifname: string },
+  ): Promise<void> {
+    if (shape === undefined) return;
+    const { delayMs, jitterMs, lossPercent, rateKbit, rateQueueMs } = shape;
+    const link = await shapeLink(
+      { ns: this.ns(end.host), ifname: end.ifname, direction: "egress" },
+      {
+        delayMs,
+        jitterMs,
+        lossPercent,
+        ...(rateKbit === undefined ? {} : { rateKbit, rateQueueMs }),
+      },
+    );
+    this.#shaped.push({ host, direction, where: `${end.host}:${end.ifname}`, link });
+  }
+
+  /**
+   * Each shaped link direction: its shape, mechanism and counters now (read
+   * at the end of the observation). A direction whose counters cannot be
+   * read (its delayer exited) has `stats: null` and the reason in `problem`.
+   */
+  async linkRecords(): Promise<
+    Record<string, Partial<Record<LinkDirection, ShapedDirectionRecord>>>
+  > {
+    const records: Record<string, Partial<Record<LinkDirection, ShapedDirectionRecord>>> = {};
+    await Promise.all(this.#shaped.map(async (s) => {
+      const { delayMs, jitterMs, lossPercent, rateKbit, rateQueueMs } = s.link.shape;
+      const record: ShapedDirectionRecord = {
+        shape: {
+          delayMs,
+          jitterMs,
+          lossPercent,
+          ...(rateKbit === undefined ? {} : { rateKbit, rateQueueMs }),
+        },
+        mechanism: s.link.mechanism,
+        interface: s.where,
+        stats: null,
+      };
+      try {
+        record.stats = statsRecord(await s.link.stats());
+      } catch (err) {
+        record.problem = err instanceof Error ? err.message : String(err);
+      }
+      (records[s.host] ??= {})[s.direction] = record;
+    }));
+    return records;
+  }
+
   /** Writes one sysctl in `host`'s namespace; returns `name = value` as read back. */
   async setSysctl(host: string, name: string, value: string): Promise<string> {
     const back = await this.ns(host).sysctls({ [name]: value });
@@ -190,19 +274,30 @@ export class Topology implements AsyncDisposable {
     return records;
   }
 
-  /** Deletes the namespaces (with everything inside them). Idempotent. */
+  /**
+   * Ends the shaping's delayers (each releases what it holds), then deletes
+   * the namespaces, with everything inside them: the shaping's rules, qdiscs
+   * and tables go with them, like the links and packet rules. Idempotent; the
+   * namespaces are deleted whatever ending the delayers did, and every
+   * failure is kept.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    const errors: unknown[] = [];
+    const ended = await Promise.allSettled(this.#shaped.map((s) => s.link.release()));
+    for (const r of ended) if (r.status === "rejected") errors.push(r.reason);
     try {
       await disposeAll([...this.#namespaces.values()]);
+      for (const l of this.#links) l.release();
+      for (const w of this.#wires.values()) w.release();
     } catch (err) {
       // A namespace that could not be deleted keeps its links and tables: remove those directly.
       await disposeAll([...this.#links, ...this.#wires.values()]).catch(() => {});
-      throw err;
+      errors.push(err);
     }
-    for (const l of this.#links) l.release();
-    for (const w of this.#wires.values()) w.release();
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, "Cannot remove the run's network");
   }
 
   #rule(name: string): WireRule & { host: string } {
@@ -224,4 +319,21 @@ export class Topology implements AsyncDisposable {
     if (r.group !== undefined) rule.clientAddress = this.addresses[`clients.${r.group}`]!;
     return rule;
   }
+}
+
+/** The counters of a shaped direction as results record them. */
+function statsRecord(stats: ShapeStats): LinkStatsRecord {
+  const record: LinkStatsRecord = {
+    offered: stats.offered,
+    lost: stats.lost,
+    delayed: stats.delayed,
+    held: stats.held,
+    queueDropped: stats.queueDropped,
+    rateDropped: stats.rateDropped,
+  };
+  if (stats.queued !== undefined) record.queued = stats.queued;
+  if (stats.lateness !== undefined) record.lateness = { ...stats.lateness };
+  if (stats.peakHeld !== undefined) record.peakHeld = stats.peakHeld;
+  if (stats.cpuMs !== undefined) record.cpuMs = stats.cpuMs;
+  return record;
 }

@@ -2,6 +2,7 @@ import { deepStrictEqual as deepEqual, ok, strictEqual as equal, throws } from "
 import { Link } from "../../lab/topology/link.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { OPEN_FILES_MARGIN, parseClientGroupSpec } from "../../lab/act/programs/client_group.ts";
+import { arrivalTimes } from "../../lab/describe/arrivals.ts";
 import type { ClientEvent, ClientGroupSpec } from "../../lab/act/programs/protocol.ts";
 import {
   type ClientProcess,
@@ -233,5 +234,99 @@ rootTest(
     equal((await clients.waitForEvent("closed", KERNEL_MS)).n, 20);
     // Closed while reading: no "after" for any of them.
     deepEqual(eventsOf(clients, "after"), []);
+  },
+);
+
+Deno.test("parseClientGroupSpec() takes arrivals and close, and names what is wrong with them", () => {
+  const arrivals = { perSecond: 400, forMs: 1000, process: "poisson" as const, seed: 3 };
+  const s = spec({
+    count: 397,
+    intervalMs: 2.5,
+    arrivals,
+    then: { kind: "sendRead", bytes: 100, timeoutMs: 1000, close: true },
+  });
+  deepEqual(parseClientGroupSpec(JSON.stringify(s)), s);
+  throws(
+    () =>
+      parseClientGroupSpec(
+        JSON.stringify(spec({ arrivals: { ...arrivals, process: "x" as never } })),
+      ),
+    { name: "TypeError", message: /"arrivals" must be/ },
+  );
+  throws(
+    () =>
+      parseClientGroupSpec(
+        JSON.stringify({ ...spec({}), then: { kind: "send", bytes: 1, close: false } }),
+      ),
+    { name: "TypeError", message: /"then.close" must be true or absent/ },
+  );
+});
+
+for (const process of ["fixed", "poisson"] as const) {
+  rootTest(
+    `client_group.ts opens ${process} arrivals open-loop, never before their times`,
+    async () => {
+      const arrivals = { perSecond: 200, forMs: 300, process, seed: 5 };
+      const times = arrivalTimes(arrivals);
+      await using ns = await Netns.create(`${newRunPrefix()}-cga`);
+      await using _server = await acceptingServer(ns, 64);
+      await using clients = startClients(
+        ns,
+        spec({ count: times.length, intervalMs: 1000 / arrivals.perSecond, arrivals }),
+      );
+      await clients.waitForEvent("ready", READY_MS);
+      await clients.send({ cmd: "go" });
+      equal((await clients.waitForEvent("launched", KERNEL_MS)).n, times.length);
+      const opens = eventsOf(clients, "open");
+      deepEqual(opens.map((e) => e.i), Array.from({ length: times.length }, (_, i) => i));
+      // Each connection opens at or after its arrival time (times are in µs; 1 µs of rounding).
+      for (const e of opens) {
+        ok(e.t >= times[e.i]! - 0.001, `open ${e.i} at ${e.t}, due ${times[e.i]}`);
+      }
+      await until(
+        `${times.length} connect events`,
+        () => eventsOf(clients, "connect").length,
+        (n) => n >= times.length,
+      );
+      deepEqual(tally(eventsOf(clients, "connect"), "result"), { ok: times.length });
+    },
+  );
+}
+
+rootTest(
+  "client_group.ts reports the first reply byte's time and closes after its follow-up",
+  async () => {
+    await using ns = await Netns.create(`${newRunPrefix()}-cgb`);
+    await using server = startServerProgram(ns, {
+      family: 4,
+      address: "127.0.0.1",
+      port: PORT,
+      backlog: 64,
+      serve: { replyBytes: 100 },
+    });
+    await server.waitForEvent("ready", READY_MS);
+    await using clients = startClients(
+      ns,
+      spec({ count: 10, then: { kind: "sendRead", bytes: 50, timeoutMs: KERNEL_MS, close: true } }),
+    );
+    await clients.waitForEvent("ready", READY_MS);
+    await clients.send({ cmd: "go" });
+    // The server accepts only once every client has connected: each reply waits for that.
+    await until("10 connected", () => eventsOf(clients, "connect").length, (n) => n >= 10);
+    await server.send({ cmd: "policy", policy: { kind: "all" } });
+    const replies = await until(
+      "10 replies",
+      () => eventsOf(clients, "after"),
+      (es) => es.length >= 10,
+    );
+    const connectMs = new Map(eventsOf(clients, "connect").map((e) => [e.i, e.ms]));
+    for (const r of replies) {
+      equal(r.result, "data");
+      // From the start of connect(): after connect() returned, before the event's own time.
+      ok(r.ms !== undefined && r.ms >= connectMs.get(r.i)!, JSON.stringify(r));
+    }
+    // close: the client closed each socket after its reply; nothing is left to close.
+    await clients.send({ cmd: "close" });
+    equal((await clients.waitForEvent("closed", KERNEL_MS)).n, 0);
   },
 );

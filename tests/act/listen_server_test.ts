@@ -345,3 +345,97 @@ rootTest(
     ok(!clients.exited, "the group keeps running after close");
   },
 );
+
+Deno.test("parseServerSpec() takes serve and names what is wrong with it", async () => {
+  const { parseServerSpec } = await import("../../lab/act/programs/listen_server.ts");
+  const base = { family: 4, address: "127.0.0.1", port: PORT, backlog: 2 };
+  deepEqual(parseServerSpec(JSON.stringify({ ...base, serve: { replyBytes: 100 } })).serve, {
+    replyBytes: 100,
+  });
+  for (const serve of [{}, { replyBytes: 0 }, { replyBytes: 1.5 }, "yes"]) {
+    let message = "";
+    try {
+      parseServerSpec(JSON.stringify({ ...base, serve }));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    ok(/"serve" must be \{"replyBytes": a positive integer\}/.test(message), message);
+  }
+});
+
+rootTest(
+  `listen_server.ts with "serve" reads each accepted connection's request, replies and closes it`,
+  async () => {
+    await using ns = await Netns.create(`${newRunPrefix()}-ls`);
+    await using server = startServerProgram(ns, {
+      family: 4,
+      address: "127.0.0.1",
+      port: PORT,
+      backlog: 16,
+      serve: { replyBytes: 300 },
+    });
+    await server.waitForEvent("ready", READY_MS);
+    await policy(server, { kind: "all" });
+    const count = 12;
+    await using clients = startClientProgram(ns, {
+      family: 4,
+      address: "127.0.0.1",
+      port: PORT,
+      localAddress: "127.0.0.1",
+      count,
+      intervalMs: 0,
+      // A request, then read the reply; the socket stays open, so the server closes first.
+      then: { kind: "sendRead", bytes: 40, timeoutMs: KERNEL_MS },
+      deadlineMs: 0,
+    });
+    await release(clients);
+    const answered = await until(
+      `${count} replies`,
+      () => eventsNamed(clients, "after"),
+      (es) => es.length >= count,
+    );
+    ok(answered.every((e) => e.result === "data" && Number(e.bytes) > 0), JSON.stringify(answered));
+    await until(
+      `${count} served`,
+      () => eventsOf(server, "served").at(-1)?.total,
+      (n) => n === count,
+    );
+    // The server closed each one after its reply: no connection of its stays ESTABLISHED, and the
+    // client that reads sees the end of the stream and closes too.
+    await until(
+      "no ESTABLISHED connection on either side",
+      () => connections(ns),
+      (c) => !c.server.ESTABLISHED && !c.client.ESTABLISHED && !c.server.CLOSE_WAIT,
+    );
+    equal(acceptedTotal(server), count);
+  },
+);
+
+rootTest(
+  `listen_server.ts with "serve" closes a connection whose client leaves before its request`,
+  async () => {
+    await using ns = await Netns.create(`${newRunPrefix()}-ls`);
+    await using server = startServerProgram(ns, {
+      family: 4,
+      address: "127.0.0.1",
+      port: PORT,
+      backlog: 16,
+      serve: { replyBytes: 10 },
+    });
+    await server.waitForEvent("ready", READY_MS);
+    await using clients = startClients(ns, 3);
+    await release(clients);
+    await until("3 queued", () => recvQ(ns), (q) => q === 3);
+    // The clients close without a request; then the server accepts: each read ends at once.
+    await clients.send({ cmd: "close" });
+    await clients.waitForEvent("closed", KERNEL_MS);
+    await policy(server, { kind: "all" });
+    await until("3 accepted", () => acceptedTotal(server), (n) => n === 3);
+    await until(
+      "the server holds none of them",
+      () => connections(ns),
+      (c) => !c.server.ESTABLISHED && !c.server.CLOSE_WAIT,
+    );
+    deepEqual(eventsOf(server, "served"), [], "nothing was answered");
+  },
+);

@@ -113,7 +113,7 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     field: "clients[0].cont",
     says: [
       `did you mean "count"?`,
-      "valid fields: name, host, count, start, afterConnect, deadlineMs",
+      "valid fields: name, host, count, arrivals, start, afterConnect, deadlineMs",
     ],
   },
   {
@@ -208,7 +208,7 @@ const INVALID: { name: string; def: () => Loose; field: string; says: (string | 
     says: [
       `unknown client outcome "conected"`,
       `did you mean "connected"?`,
-      "valid: launched, connected, pending, deadline, connect.<ERRNO>, after.<data|eof|timeout|sent|ERRNO>",
+      "valid: launched, connected, pending, deadline, active, connect.<ERRNO>, after.<data|eof|timeout|sent|ERRNO>",
     ],
   },
   {
@@ -2100,6 +2100,7 @@ Deno.test("defineExperiment() allows a step named start <group> for a group with
 Deno.test("planRuns() runs a point alone when the definition says exclusive or it opens 1000+ connections", () => {
   const plan = (d: Loose) => planRuns(defineExperiment(asDefinition(d)), { faithful: false });
   equal(plan(base())[0]!.exclusive, false);
+  equal(plan(base())[0]!.heavy, false);
   equal(plan({ ...base(), exclusive: true })[0]!.exclusive, true);
   equal(plan({ ...base(), exclusive: false })[0]!.exclusive, false);
   // Counted over every group of the point: 999 + 1 reaches EXCLUSIVE_CONNECTIONS.
@@ -2118,6 +2119,251 @@ Deno.test("planRuns() runs a point alone when the definition says exclusive or i
     "exclusive",
     ['expected true or false, got "yes"'],
   );
+});
+
+// --- links, sustained arrivals, a serving server ------------------------------
+
+const withLinks = (links: unknown): Loose => ({ ...base(), links });
+const withArrivals = (arrivals: unknown, extra: Loose = {}): Loose => ({
+  ...base(),
+  clients: [{ name: "users", host: "client", arrivals, ...extra }],
+});
+
+const INVALID_LOAD: { name: string; def: () => Loose; field: string; says: (string | RegExp)[] }[] =
+  [
+    {
+      name: "a link keyed by an unknown host",
+      def: () => withLinks({ clinet: { toServer: { delayMs: 25 } } }),
+      field: "links.clinet",
+      says: [`unknown host "clinet"`, `did you mean "client"?`],
+    },
+    {
+      name: "a link keyed by the server's host",
+      def: () => withLinks({ server: { toServer: { delayMs: 25 } } }),
+      field: "links.server",
+      says: ["links are keyed by client host", "name a client host (client)"],
+    },
+    {
+      name: "a shape given without its direction",
+      def: () => withLinks({ client: { delayMs: 50, lossPercent: 1 } }),
+      field: "links.client",
+      says: ["give the shape per direction, e.g. { toServer: { delayMs: 25 }"],
+    },
+    {
+      name: "an unknown direction",
+      def: () => withLinks({ client: { toSrever: { delayMs: 25 } } }),
+      field: "links.client.toSrever",
+      says: [`did you mean "toServer"?`, "valid fields: toServer, toClient"],
+    },
+    {
+      name: "a link with no direction",
+      def: () => withLinks({ client: {} }),
+      field: "links.client",
+      says: ["give toServer, toClient or both"],
+    },
+    {
+      name: "an unknown shape field",
+      def: () => withLinks({ client: { toClient: { delay: 25 } } }),
+      field: "links.client.toClient.delay",
+      says: [`did you mean "delayMs"?`, "valid fields: delayMs, jitterMs, lossPercent"],
+    },
+    {
+      name: "a shape value that is a string",
+      def: () => withLinks({ client: { toServer: { delayMs: "25" } } }),
+      field: "links.client.toServer.delayMs",
+      says: [`expected a number or a function of the parameters, got "25"`],
+    },
+    {
+      name: "a loss above 100 %",
+      def: () => withLinks({ client: { toServer: { lossPercent: 101 } } }),
+      field: "links.client.toServer.lossPercent",
+      says: [`lossPercent "101" must be from 0 to 100`],
+    },
+    {
+      name: "jitter larger than the delay",
+      def: () => withLinks({ client: { toClient: { delayMs: 5, jitterMs: 6 } } }),
+      field: "links.client.toClient.jitterMs",
+      says: [`jitterMs "6" must be from 0 to delayMs (5)`],
+    },
+    {
+      name: "a count beside arrivals",
+      def: () => withArrivals({ perSecond: 400, forMs: 1000 }, { count: 5 }),
+      field: "clients[0].count",
+      says: [`a group with arrivals opens its connections at their rate: drop "count"`],
+    },
+    {
+      name: "a start beside arrivals",
+      def: () => withArrivals({ perSecond: 400, forMs: 1000 }, { start: { intervalMs: 2 } }),
+      field: "clients[0].start",
+      says: [`drop "start"`],
+    },
+    {
+      name: "a group with neither count nor arrivals",
+      def: () => ({ ...base(), clients: [{ name: "seq", host: "client" }] }),
+      field: "clients[0].count",
+      says: ["give the number of connections, or arrivals for sustained load"],
+    },
+    {
+      name: "arrivals without a duration",
+      def: () => withArrivals({ perSecond: 400 }),
+      field: "clients[0].arrivals.forMs",
+      says: ["give the duration in ms"],
+    },
+    {
+      name: "arrivals at a rate of 0",
+      def: () => withArrivals({ perSecond: 0, forMs: 1000 }),
+      field: "clients[0].arrivals.perSecond",
+      says: ["expected an integer from 1 to 100000"],
+    },
+    {
+      name: "an unknown arrival process",
+      def: () => withArrivals({ perSecond: 10, forMs: 1000, process: "poison" }),
+      field: "clients[0].arrivals.process",
+      says: [`expected "fixed" or "poisson", got "poison"`, `did you mean "poisson"?`],
+    },
+    {
+      name: "a negative seed",
+      def: () => withArrivals({ perSecond: 10, forMs: 1000, seed: -1 }),
+      field: "clients[0].arrivals.seed",
+      says: ["expected an integer from 0 to 4294967295"],
+    },
+    {
+      name: "an unknown field in serve",
+      def: () => withServer({ serve: { reply: 100 } }),
+      field: "server.serve.reply",
+      says: ["unknown field (valid fields: replyBytes)"],
+    },
+    {
+      name: "a serve without replyBytes",
+      def: () => withServer({ serve: {} }),
+      field: "server.serve.replyBytes",
+      says: ["expected an integer from 1 to 16777216, got nothing"],
+    },
+    {
+      name: "a reply of 0 bytes",
+      def: () => withServer({ serve: { replyBytes: 0 } }),
+      field: "server.serve.replyBytes",
+      says: ["expected an integer from 1 to 16777216"],
+    },
+    {
+      name: "close that is not a boolean",
+      def: () => withGroup({ afterConnect: { send: 1, close: "yes" } }),
+      field: "clients[0].afterConnect.close",
+      says: [`expected true or false, got "yes"`],
+    },
+    {
+      name: "close with nothing to end",
+      def: () => withGroup({ afterConnect: { close: true } }),
+      field: "clients[0].afterConnect",
+      says: [`"close" ends a follow-up: give send, read or both with it`],
+    },
+    {
+      name: "shortened without a faithful matrix",
+      def: () => ({ ...base(), shortened: "load" }),
+      field: "shortened",
+      says: ["give faithfulMatrix too"],
+    },
+  ];
+
+for (const c of INVALID_LOAD) {
+  Deno.test(`defineExperiment() rejects ${c.name}`, () => {
+    const err = definitionError(() => defineExperiment(asDefinition(c.def())));
+    checkError(err, c.field, c.says);
+  });
+}
+
+Deno.test("planRuns() resolves link shapes per point, fills defaults and leaves out unshaped directions", () => {
+  const def = defineExperiment(asDefinition({
+    ...base(),
+    matrix: { delay: [0, 25] },
+    hosts: { server: {}, client: {}, far: {} },
+    links: {
+      client: {
+        toServer: { delayMs: (p: { delay: number }) => p.delay },
+        toClient: { delayMs: 10, lossPercent: 1, rateKbit: 2000 },
+      },
+      far: { toServer: { delayMs: (p: { delay: number }) => p.delay } },
+    },
+  }));
+  const [zero, delayed] = planRuns(def);
+  const none = { jitterMs: 0, lossPercent: 0, rateKbit: undefined, rateQueueMs: 100 };
+  deepEqual(zero!.links, [{
+    host: "client",
+    toClient: { delayMs: 10, jitterMs: 0, lossPercent: 1, rateKbit: 2000, rateQueueMs: 100 },
+  }]);
+  deepEqual(delayed!.links, [
+    {
+      host: "client",
+      toServer: { delayMs: 25, ...none },
+      toClient: { delayMs: 10, jitterMs: 0, lossPercent: 1, rateKbit: 2000, rateQueueMs: 100 },
+    },
+    { host: "far", toServer: { delayMs: 25, ...none } },
+  ]);
+  deepEqual(planRuns(defineExperiment(asDefinition(base())))[0]!.links, []);
+});
+
+Deno.test("planRuns() checks a link shape resolved from functions, naming the field and point", () => {
+  const def = defineExperiment(asDefinition({
+    ...base(),
+    matrix: { jitter: [1, 30] },
+    links: { client: { toClient: { delayMs: 20, jitterMs: (p: { jitter: number }) => p.jitter } } },
+  }));
+  checkError(definitionError(() => planRuns(def)), "links.client.toClient.jitterMs", [
+    `jitterMs "30" must be from 0 to delayMs (20)`,
+    `(at {"jitter":30})`,
+  ]);
+});
+
+Deno.test("planRuns() turns arrivals into their count, mean gap and plan; sustained groups past 1000 run alone", () => {
+  const plan = (arrivals: Loose) =>
+    planRuns(defineExperiment(asDefinition(withArrivals(arrivals))))[0]!;
+  const fixed = plan({ perSecond: 400, forMs: 1000 });
+  equal(fixed.groups[0]!.count, 400);
+  equal(fixed.groups[0]!.intervalMs, 2.5);
+  deepEqual(fixed.groups[0]!.arrivals, {
+    perSecond: 400,
+    forMs: 1000,
+    process: "fixed",
+    seed: 1,
+  });
+  equal(fixed.exclusive, false);
+  equal(fixed.heavy, true, "sustained arrivals keep the CPUs busy");
+  const poisson = plan({ perSecond: 400, forMs: 20_000, process: "poisson", seed: 7 });
+  // The count is the seeded process's: the same each time, near 400/s × 20 s.
+  equal(poisson.groups[0]!.count, plan({ ...poisson.groups[0]!.arrivals }).groups[0]!.count);
+  assert(Math.abs(poisson.groups[0]!.count - 8000) < 4 * Math.sqrt(8000));
+  equal(poisson.exclusive, true, "8,000 connections run alone");
+  equal(poisson.heavy, false, "alone, it needs no other bound");
+  checkError(
+    definitionError(() => plan({ perSecond: 100_000, forMs: 2000 })),
+    "clients[0].arrivals",
+    ["100000/s for 2000 ms opens 200000 connections, more than 100000"],
+  );
+});
+
+Deno.test("planRuns() resolves a serving server, a closing follow-up and a deadline function", () => {
+  const def = defineExperiment(asDefinition({
+    ...base(),
+    matrix: { reply: [100], giveUp: [4000] },
+    server: {
+      host: "server",
+      backlog: 16,
+      accept: { perSecond: 200 },
+      serve: { replyBytes: (p: { reply: number }) => p.reply },
+    },
+    clients: [{
+      name: "seq",
+      host: "client",
+      count: 3,
+      afterConnect: { send: 100, read: { timeoutMs: 1000 }, close: true },
+      deadlineMs: (p: { giveUp: number }) => p.giveUp,
+    }],
+  }));
+  const [p] = planRuns(def);
+  deepEqual(p!.server.serve, { replyBytes: 100 });
+  deepEqual(p!.groups[0]!.then, { kind: "sendRead", bytes: 100, timeoutMs: 1000, close: true });
+  equal(p!.groups[0]!.deadlineMs, 4000);
+  equal(planRuns(defineExperiment(asDefinition(base())))[0]!.server.serve, undefined);
 });
 
 // --- exploratory experiments and what-ifs -----------------------------------

@@ -34,6 +34,7 @@ const SYSCTLS_6_18: Record<string, string> = {
   "net.ipv4.tcp_syn_linear_timeouts": "4",
   "net.ipv4.tcp_rto_min_us": "200000",
   "net.ipv4.tcp_rto_max_ms": "120000",
+  "net.ipv4.ip_local_port_range": "32768\t60999",
 };
 
 /** Fake facts: 6.18's sysctls minus `without`, a SYN-queue answer, native unless said. */
@@ -305,4 +306,40 @@ Deno.test("syn-storm-syncookies requires a machine that sends 10,000 SYNs in tim
     check(point(planned("syn-storm-syncookies", K6_18), { syncookies: 1 }), "SYN_RECV bound"),
     [4097, 4097],
   );
+});
+
+Deno.test("slow-server-under-sustained-load scales its load down 8× on a machine too slow for it, keeping its ratios", () => {
+  const shape = (k: KernelFacts) => {
+    const p = point(planned("slow-server-under-sustained-load", k), {
+      abortOnOverflow: 1,
+      syncookies: 0,
+    });
+    const g = p.groups[0]!;
+    return {
+      backlog: p.server.backlog,
+      accept: p.server.accept,
+      perSecond: g.arrivals?.perSecond,
+      forMs: g.arrivals?.forMs,
+      bound: check(p, "accept queue bound")[1],
+      delayMs: p.links[0]?.toServer?.delayMs,
+    };
+  };
+  deepEqual(shape(K6_18), {
+    backlog: 16,
+    accept: { perSecond: 200 },
+    perSecond: 400,
+    forMs: 1000,
+    bound: 17,
+    delayMs: 25,
+  });
+  // Time scale 4 is still native enough; above it (a TCG guest) the load is scaled.
+  equal(shape({ ...K6_18, machine: "kvm", timeScale: 4 }).backlog, 16);
+  deepEqual(shape({ ...K5_10_223, machine: "tcg", timeScale: 74 }), {
+    backlog: 2,
+    accept: { perSecond: 25 },
+    perSecond: 50,
+    forMs: 8000,
+    bound: 3,
+    delayMs: 25,
+  });
 });

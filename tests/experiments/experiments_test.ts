@@ -137,3 +137,43 @@ rootTest("IPv6 on request: the same accept-queue bound over fd00::/48 addresses"
   equal(value(r.runs[0]!, "server.recvQ"), 4);
   deepEqual(await namespacesWith(lab.prefix), []);
 });
+
+rootTest(
+  "slow server under sustained load: SYNs dropped and resent, resets only with abort_on_overflow=1",
+  async () => {
+    const { result, prefix } = await runOne("slow-server-under-sustained-load");
+    ok(
+      result.passed,
+      JSON.stringify(result.runs.map((r) => r.error ?? r.checks.filter((c) => !c.passed))),
+    );
+    for (const r of result.runs) {
+      const users = r.experience!.users!;
+      const abort = r.params.abortOnOverflow;
+      // The link delayed each way by 25 ms, soundly, by whichever mechanism this kernel has.
+      for (const d of [r.links!.client!.toServer!, r.links!.client!.toClient!]) {
+        equal(d.shape.delayMs, 25);
+        equal(d.problem, undefined);
+      }
+      // Every client ended one way or another; none was refused (Linux drops, never refuses).
+      equal(users.outcomes.pending, 0);
+      equal(users.outcomes.refused, 0);
+      // A connect() takes at least the round trip; some waited for a resent SYN (≥ 1 s).
+      ok(users.connectMs!.p50 >= 50 - 1, JSON.stringify(users.connectMs));
+      ok(users.connectMs!.max >= 1000, JSON.stringify(users.connectMs));
+      ok(value(r, "client.TcpExtTCPSynRetrans") > 0);
+      ok(value(r, "server.TcpExtListenOverflows") > 0);
+      ok(value(r, "server.recvQ", "peak") <= 17, "the accept queue never held more than 16 + 1");
+      if (abort === 1) ok(users.outcomes.reset > 0, "abort_on_overflow=1 reset some clients");
+      else equal(users.outcomes.reset, 0);
+    }
+    const ledger = buildLedger([result]);
+    const verdict = (id: string) => ledger.find((l) => l.claim === id)?.verdict;
+    equal(verdict("A4.7"), "reproduced");
+    equal(verdict("A1.12"), "partly");
+    equal(verdict("A3.2"), "partly");
+    equal(verdict("A1.5"), "reproduced");
+    for (const l of ledger) match(l.evidence, /p50 \d/, `${l.claim} evidence has the distribution`);
+    deepEqual(await namespacesWith(prefix), []);
+    deepEqual(labProcesses(prefix), []);
+  },
+);

@@ -312,6 +312,20 @@ Deno.test("buildLedger() annotates evidence with the kernel and the run's timers
   }
 });
 
+Deno.test("buildLedger() says what an experiment's default variant shortens when it is not timers", () => {
+  const shortened = "load: 1 s of arrivals instead of 20 s";
+  const fast = { ...ranExperiment("e1", { "A4.7": decide("reproduced", "x") }, "fast"), shortened };
+  equal(
+    buildLedger([fast], { kernel: "6.1" })[0]!.evidence,
+    `x [Linux 6.1; shortened ${shortened} (--faithful runs the full-length variant)]`,
+  );
+  const faithful = { ...fast, mode: "faithful" as const };
+  equal(
+    buildLedger([faithful])[0]!.evidence,
+    "x [the full-length variant (--faithful)]",
+  );
+});
+
 Deno.test("buildLedger() annotates each agreeing or conflicting experiment with its own timers", () => {
   const agree = buildLedger([
     ranExperiment("fast", { "A1.8": decide("reproduced", "x") }, "fast"),

@@ -4,7 +4,7 @@
  * @module
  */
 import { deepStrictEqual as deepEqual, strictEqual as equal } from "node:assert/strict";
-import { connectionRecords, groupMetrics } from "../../lab/observe/client_tally.ts";
+import { connectionRecords, groupMetrics, GroupTally } from "../../lab/observe/client_tally.ts";
 import type { TallyEvent as ClientEvent } from "../../lab/observe/client_tally.ts";
 import { parseMetric } from "../../lab/describe/metric.ts";
 import { CheckTracker } from "../../lab/judge/expect.ts";
@@ -42,19 +42,20 @@ function metrics(count: number, events: readonly ClientEvent[]): Record<string, 
 }
 
 Deno.test("groupMetrics() before any event: nothing launched, connected or pending", () => {
-  deepEqual(metrics(5, []), { launched: 0, connected: 0, pending: 0, deadline: 0 });
+  deepEqual(metrics(5, []), { launched: 0, connected: 0, pending: 0, deadline: 0, active: 0 });
   deepEqual(connectionRecords("g", 5, []), []);
   deepEqual(metrics(5, [{ event: "ready", pid: 1 }]), {
     launched: 0,
     connected: 0,
     pending: 0,
     deadline: 0,
+    active: 0,
   });
 });
 
 Deno.test("groupMetrics() counts connect ok as connected and unanswered as pending", () => {
   const events = [launched(5), ok(0), ok(1), ok(2)];
-  deepEqual(metrics(5, events), { launched: 5, connected: 3, pending: 2, deadline: 0 });
+  deepEqual(metrics(5, events), { launched: 5, connected: 3, pending: 2, deadline: 0, active: 2 });
 });
 
 Deno.test("groupMetrics() counts an errno answer under connect.<ERRNO>", () => {
@@ -69,6 +70,7 @@ Deno.test("groupMetrics() counts an errno answer under connect.<ERRNO>", () => {
     connected: 1,
     pending: 0,
     deadline: 0,
+    active: 0,
     "connect.ECONNREFUSED": 2,
     "connect.ETIMEDOUT": 1,
   });
@@ -76,7 +78,7 @@ Deno.test("groupMetrics() counts an errno answer under connect.<ERRNO>", () => {
 
 Deno.test("groupMetrics() counts a deadline during connect as deadline, not pending", () => {
   const events = [launched(3), ok(0), deadline(1, "connect", 500)];
-  deepEqual(metrics(3, events), { launched: 3, connected: 1, pending: 1, deadline: 1 });
+  deepEqual(metrics(3, events), { launched: 3, connected: 1, pending: 1, deadline: 1, active: 1 });
   const [, r1, r2] = connectionRecords("g", 3, events);
   deepEqual(r1, {
     group: "g",
@@ -86,6 +88,7 @@ Deno.test("groupMetrics() counts a deadline during connect as deadline, not pend
     connectMs: null,
     after: null,
     afterAtMs: null,
+    firstByteMs: null,
   });
   equal(r2!.connect, "pending");
 });
@@ -110,6 +113,7 @@ Deno.test("groupMetrics() counts follow-ups under after.<result> and a late dead
     connected: 6,
     pending: 0,
     deadline: 1,
+    active: 0,
     "after.timeout": 1,
     "after.eof": 1,
     "after.data": 1,
@@ -121,7 +125,7 @@ Deno.test("groupMetrics() counts one deadline per connection phase", () => {
   // A connection that got a deadline while connecting is deadline once; one that
   // connected and then hit the deadline is connected and deadline.
   const events = [launched(2), deadline(0, "connect"), ok(1), deadline(1, "after")];
-  deepEqual(metrics(2, events), { launched: 2, connected: 1, pending: 0, deadline: 2 });
+  deepEqual(metrics(2, events), { launched: 2, connected: 1, pending: 0, deadline: 2, active: 0 });
 });
 
 Deno.test("groupMetrics() launched: the launched event's n, capped at count", () => {
@@ -135,7 +139,7 @@ Deno.test("groupMetrics() launched: the launched event's n, capped at count", ()
 Deno.test("groupMetrics() launched before the launched event: the highest connection seen", () => {
   // Staggered start: connects return while later ones are still to be opened.
   const events = [ok(0), ok(2)];
-  deepEqual(metrics(10, events), { launched: 3, connected: 2, pending: 1, deadline: 0 });
+  deepEqual(metrics(10, events), { launched: 3, connected: 2, pending: 1, deadline: 0, active: 1 });
   deepEqual(connectionRecords("g", 10, events).map((r) => [r.index, r.connect]), [
     [0, "ok"],
     [1, "pending"],
@@ -145,12 +149,14 @@ Deno.test("groupMetrics() launched before the launched event: the highest connec
 
 Deno.test("connectionRecords() records each connection's results and times", () => {
   const events = [
-    launched(3, 0.4),
+    launched(4, 0.4),
     { event: "connect", i: 1, result: "ok", t: 1.5, ms: 1.23456789 },
     after(1, "timeout", 501.25),
     refused(0, 0.9),
+    { event: "connect", i: 3, result: "ok", t: 2, ms: 1.5 },
+    { event: "after", i: 3, result: "data", t: 60, bytes: 100, ms: 59.87654 },
   ];
-  deepEqual(connectionRecords("seq", 3, events), [
+  deepEqual(connectionRecords("seq", 4, events), [
     {
       group: "seq",
       index: 0,
@@ -159,6 +165,7 @@ Deno.test("connectionRecords() records each connection's results and times", () 
       connectMs: 0.2,
       after: null,
       afterAtMs: null,
+      firstByteMs: null,
     },
     {
       group: "seq",
@@ -168,6 +175,7 @@ Deno.test("connectionRecords() records each connection's results and times", () 
       connectMs: 1.235,
       after: "timeout",
       afterAtMs: 501.25,
+      firstByteMs: null,
     },
     {
       group: "seq",
@@ -177,6 +185,18 @@ Deno.test("connectionRecords() records each connection's results and times", () 
       connectMs: null,
       after: null,
       afterAtMs: null,
+      firstByteMs: null,
+    },
+    {
+      group: "seq",
+      index: 3,
+      connect: "ok",
+      connectAtMs: 2,
+      connectMs: 1.5,
+      after: "data",
+      afterAtMs: 60,
+      // From the start of connect() to the first reply byte, from the after event's `ms`.
+      firstByteMs: 59.877,
     },
   ]);
 });
@@ -235,4 +255,18 @@ Deno.test({
     equal(tr.result().passed, true);
     equal(tr.result().observed, 0);
   },
+});
+
+Deno.test("GroupTally active: launched and not done, a follow-up counting until it ends", () => {
+  const events = [launched(4), ok(0), ok(1), refused(2), after(0, "data")];
+  const followed = new GroupTally("g", 4, { followsUp: true });
+  followed.update(events);
+  // 0 done (its read ended), 1 reading, 2 refused, 3 connecting.
+  equal(followed.metrics()["clients.g.active"], 2);
+  followed.update([...events, after(1, "timeout"), deadline(3, "connect")]);
+  equal(followed.metrics()["clients.g.active"], 0);
+  // Without a follow-up a connection is done once connect() returned.
+  const plain = new GroupTally("g", 4);
+  plain.update(events);
+  equal(plain.metrics()["clients.g.active"], 1);
 });

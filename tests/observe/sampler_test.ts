@@ -10,7 +10,7 @@ import { KernelTextError } from "../../lab/base/errors.ts";
 import { parseMetric } from "../../lab/describe/metric.ts";
 import { planRuns } from "../../lab/describe/plan.ts";
 import { defineExperiment } from "../../lab/describe/validate.ts";
-import { readCounters, Sampler } from "../../lab/observe/sampler.ts";
+import { readCounters, Sampler, statesOf } from "../../lab/observe/sampler.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { Topology } from "../../lab/topology/topology.ts";
 import { rootTest, until } from "../_helpers.ts";
@@ -165,4 +165,17 @@ Deno.test("readCounters() fails with a KernelTextError naming the files when the
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("statesOf() asks the kernel for the states the metrics read, all of them for byte metrics", () => {
+  const states = (names: string[]) =>
+    statesOf(names.map((n) => parseMetric(n)).filter((m) => m.kind !== "client") as never);
+  deepEqual(states(["server.ESTABLISHED", "client.SYN_SENT", "server.SYN_RECV@g"]), [
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+  ]);
+  deepEqual(states(["server.recvQ", "server.TcpExtListenOverflows"]), ["LISTEN"]);
+  equal(states(["server.ESTABLISHED", "client.recvQBytes"]), undefined);
+  deepEqual(states(["server.openFiles"]), []);
 });

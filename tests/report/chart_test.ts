@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { chartData, chartSpec, renderSvg, svgToPng, wrap } from "../../lab/report/chart.ts";
+import {
+  chartData,
+  chartSpec,
+  renderSvg,
+  svgToPng,
+  synSendTimes,
+  wrap,
+} from "../../lab/report/chart.ts";
+import { runExperience } from "../../lab/observe/client_experience.ts";
 import { resample, terminalChart } from "../../lab/report/terminal_chart.ts";
 import type { RunResult, Sample } from "../../lab/results.ts";
 import { assertChartShowsSamples, readChart } from "../_chart_svg.ts";
@@ -141,4 +149,102 @@ Deno.test("terminalChart draws the queues and says the time span", () => {
   assert.equal(terminalChart({ ...syntheticRun(), samples: [] }, "server"), "");
   const colored = terminalChart(syntheticRun(), "server", { color: true });
   assert.ok(colored.includes("\x1b["), "coloured with ANSI escapes");
+});
+
+/** A sustained run: 200 clients over 1 s, some connecting on a resent SYN, some reset. */
+function sustainedRun(): RunResult {
+  const run = syntheticRun();
+  run.sysctls.client = { "net.ipv4.tcp_syn_retries": "6", "net.ipv4.tcp_syn_linear_timeouts": "4" };
+  run.connections = Array.from({ length: 200 }, (_, i) => {
+    const resent = i % 4 === 0; // a quarter connect on the first resend, 1 s later
+    const connectMs = resent ? 1050 : 50;
+    const reset = i % 10 === 1;
+    return {
+      group: "users",
+      index: i,
+      connect: "ok",
+      connectAtMs: 5 * i + connectMs,
+      connectMs,
+      after: reset ? "ECONNRESET" : "data",
+      afterAtMs: 5 * i + connectMs + 50,
+      firstByteMs: reset ? null : connectMs + 50,
+    };
+  });
+  run.experience = runExperience(["users"], run.connections, 2100);
+  run.links = {
+    client: {
+      toServer: {
+        shape: { delayMs: 25, jitterMs: 0, lossPercent: 0 },
+        mechanism: "nfqueue",
+        interface: "client:veth0",
+        stats: null,
+      },
+    },
+  };
+  return run;
+}
+
+Deno.test("chartData() of a run of many clients: outcome bars stacked per bin, distributions, SYN sends", () => {
+  const d = chartData(sustainedRun(), "server");
+  const bins = new Map<number, { y0: number; y1: number; series: string }[]>();
+  for (const b of d.outcomes) bins.set(b.t, [...bins.get(b.t) ?? [], b]);
+  for (const segments of bins.values()) {
+    // Each bin's segments stack from 0 without gaps.
+    let y = 0;
+    for (const s of segments) {
+      assert.equal(s.y0, y);
+      y = s.y1;
+    }
+  }
+  const total = d.outcomes.reduce((n, b) => n + b.perSecond * (b.t2 - b.t), 0);
+  assert.ok(Math.abs(total - (200 + 20)) < 1e-6, `200 connects and 20 resets, got ${total}`);
+  assert.deepEqual(
+    [...new Set(d.outcomes.map((b) => b.series))].sort(),
+    ["connect() returned", "reset (ECONNRESET)"],
+  );
+  const connect = d.times.filter((p) => p.series === "connect() returned");
+  assert.equal(connect.at(-1)!.share, 100);
+  // 75 % connected within the round trip, then the step at the first resend.
+  assert.equal(connect.filter((p) => p.t < 1 && p.share > 75).length, 0);
+  const reply = d.times.filter((p) => p.series === "first reply byte");
+  assert.equal(reply.at(-1)!.share, 90, "the reset 10 % never got a reply");
+  // tcp_syn_linear_timeouts 4: resends 1 s apart five times, then doubling.
+  assert.deepEqual(d.synSends.map((e) => e.t), [0, 1, 2, 3, 4, 5, 7]);
+  assert.equal(d.synSends[1]!.label, "resend 1");
+  // A run of a few clients gets neither panel.
+  const small = chartData(syntheticRun(), "server");
+  assert.deepEqual([small.outcomes, small.times, small.synSends], [[], [], []]);
+});
+
+Deno.test("synSendTimes() follows the client's sysctls: linear timeouts, doubling, the RTO cap", () => {
+  assert.deepEqual(synSendTimes({}), [0, 1000, 3000, 7000, 15000, 31000, 63000]);
+  assert.deepEqual(
+    synSendTimes({ "net.ipv4.tcp_syn_retries": "3", "net.ipv4.tcp_syn_linear_timeouts": "0" }),
+    [0, 1000, 3000, 7000],
+  );
+  assert.deepEqual(
+    synSendTimes({
+      "net.ipv4.tcp_syn_retries": "8",
+      "net.ipv4.tcp_syn_linear_timeouts": "4",
+      "net.ipv4.tcp_rto_max_ms": "3000",
+    }),
+    [0, 1000, 2000, 3000, 4000, 5000, 7000, 10000, 13000],
+  );
+});
+
+Deno.test("the rendered SVG of a run of many clients has the outcome and distribution panels, and keeps the samples", async () => {
+  const run = sustainedRun();
+  const svg = await renderSvg(chartSpec(run, { ...context, shortened: "load: 1 s" }));
+  assertChartShowsSamples(svg, run, "server");
+  assert.match(svg, /Y-axis titled 'client outcomes per s'/);
+  assert.match(svg, /X-axis titled 'time from the start of connect\(\) \(s\)'/);
+  assert.match(svg, /Y-axis titled 'share of clients \(%\)'/);
+  for (const label of ["resend 1", "connect() returned", "first reply byte"]) {
+    assert.ok(svg.includes(`>${label}</text>`), `the chart labels "${label}"`);
+  }
+  assert.match(svg, /shortened load: 1 s/);
+  assert.match(svg, /client link: to server 25 ms \(nfqueue\)/);
+  // The time axis is still the one the sampled panels share, at the bottom of them.
+  const { panels } = readChart(svg);
+  assert.deepEqual(panels.map((p) => p.yTitle), ["server sockets", "client sockets"]);
 });

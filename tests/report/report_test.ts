@@ -753,6 +753,104 @@ Deno.test("experimentAnchor() and claimAnchor() make ids without dots", () => {
   assert.strictEqual(claimAnchor("x", "B10.2.3"), "claim-B10-2-3-x");
 });
 
+Deno.test("reportMarkdown() gives a run's shaped links and what its clients felt", () => {
+  const report = syntheticReport();
+  const run = report.experiments[0]!.runs[0]!;
+  run.links = {
+    client: {
+      toServer: {
+        shape: { delayMs: 25, jitterMs: 5, lossPercent: 1 },
+        mechanism: "nfqueue",
+        interface: "client:veth0",
+        stats: {
+          offered: 4000,
+          lost: 41,
+          delayed: 3959,
+          held: 0,
+          queueDropped: 0,
+          rateDropped: 0,
+          lateness: {
+            count: 3959,
+            medianMs: 0.03,
+            p99Ms: 0.2,
+            meanMs: 0.04,
+            maxMs: 2.5,
+            over1ms: 4,
+          },
+        },
+      },
+      toClient: {
+        shape: { delayMs: 25, jitterMs: 0, lossPercent: 0, rateKbit: 2000, rateQueueMs: 100 },
+        mechanism: "nfqueue",
+        interface: "server:veth1",
+        stats: null,
+        problem: "the delayer of link server → client (server:veth1) stopped | exited",
+      },
+    },
+  };
+  run.experience = {
+    users: {
+      connections: 400,
+      outcomes: { connected: 380, reset: 12, refused: 0, timedOut: 8, failed: 0, pending: 0 },
+      connectMs: { count: 392, p50: 61.4, p90: 1050, p99: 2103.2, max: 3120 },
+      firstByteMs: null,
+      overTime: { binMs: 50, bins: [] },
+    },
+    idle: {
+      connections: 0,
+      outcomes: { connected: 0, reset: 0, refused: 0, timedOut: 0, failed: 0, pending: 0 },
+      connectMs: null,
+      firstByteMs: null,
+      overTime: { binMs: 50, bins: [] },
+    },
+  };
+  const first = section(reportMarkdown(report), "run-queue-fills-1");
+  const links = tableWith(first, [
+    "link",
+    "shape",
+    "delay by",
+    "packets offered / lost / delayed",
+    "queue drops",
+    "lateness p50 / p99 / max",
+    "",
+  ]);
+  assert.deepStrictEqual(links.rows.map((r) => r.map(unescapeCell)), [
+    [
+      "client → server",
+      "25 ms ± 5 ms, 1 % loss",
+      "nfqueue",
+      "4000 / 41 / 3959",
+      "0",
+      "0.03 / 0.2 / 2.5 ms",
+      "ok",
+    ],
+    [
+      "server → client",
+      "25 ms, 2000 kbit/s",
+      "nfqueue",
+      "–",
+      "–",
+      "–",
+      "**the delayer of link server → client (server:veth1) stopped | exited**",
+    ],
+  ]);
+  const felt = tableWith(first, [
+    "clients",
+    "connected / reset / refused / timed out / other / pending",
+    "connect() p50 / p90 / p99 / max",
+    "first reply byte p50 / p90 / p99 / max",
+  ]);
+  assert.deepStrictEqual(felt.rows, [[
+    "users (400)",
+    "380 / 12 / 0 / 8 / 0 / 0",
+    "61 ms / 1.05 s / 2.10 s / 3.12 s",
+    "–",
+  ]]);
+  // A run without links or clients' records has neither table.
+  const second = section(reportMarkdown(report), "run-queue-fills-2");
+  assert.ok(!second.includes("| link |") && !second.includes("| clients |"));
+});
+
 // ---------------------------------------------------------------------------
 // Exploratory experiments, claims of your own, what-ifs
 

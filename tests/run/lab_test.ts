@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { defineExperiment } from "../../lab/describe/validate.ts";
 import { Lab } from "../../lab/run/lab.ts";
 import { preflight } from "../../lab/topology/preflight.ts";
-import { labProcesses, namespacesWith, rootTest } from "../_helpers.ts";
+import { labProcesses, namespacesWith, rootTest, until } from "../_helpers.ts";
 
 /** Capture files the lab left in the temp directory for `prefix`. */
 function leftCaptures(prefix: string): string[] {
@@ -184,3 +184,85 @@ rootTest("a server with maxOpenFiles accepts until EMFILE; the rest stay queued"
   ok(run.passed, JSON.stringify(run.checks) + (run.error ?? ""));
   await assertNothingLeft(lab.prefix);
 });
+
+// Clients 20 ms away each way, arriving for 2 s; one delayer is killed in the middle.
+const shaped = defineExperiment({
+  id: "shaped",
+  title: "a run over a delayed link",
+  hypothesis: "a delayer that stops breaks the run's evidence",
+  claims: { "A4.7": () => ({ verdict: "reproduced", evidence: "test" }) },
+  hosts: { server: {}, client: {} },
+  server: { host: "server", backlog: 64, accept: "all", serve: { replyBytes: 10 } },
+  links: { client: { toServer: { delayMs: 20 }, toClient: { delayMs: 20 } } },
+  clients: [{
+    name: "users",
+    host: "client",
+    arrivals: { perSecond: 50, forMs: 2000 },
+    afterConnect: { send: 10, read: { timeoutMs: 1000 }, close: true },
+    deadlineMs: 2000,
+  }],
+  observe: { intervalMs: 50, windowMs: 6000 },
+  expect: [{ name: "every client done", metric: "clients.users.active", equals: 0 }],
+});
+
+rootTest(
+  "Lab records a run's links and what its clients felt, and fails a run whose delayer stopped",
+  async () => {
+    await using lab = new Lab();
+    await preflight(lab.prefix);
+    const sound = await lab.runExperiment(shaped);
+    const run = sound.runs[0]!;
+    ok(sound.passed, run.error ?? JSON.stringify(run.checks));
+    const link = run.links?.client;
+    ok(link?.toServer && link.toClient, JSON.stringify(run.links));
+    equal(link.toServer.shape.delayMs, 20);
+    equal(link.toServer.problem, undefined);
+    const users = run.experience?.users;
+    equal(users?.connections, 100);
+    equal(users?.outcomes.connected, 100);
+    // A handshake is one round trip across both directions: at least 40 ms.
+    ok(users!.connectMs!.p50 >= 40, JSON.stringify(users!.connectMs));
+    ok(users!.firstByteMs!.p50 >= 80, "two round trips: the handshake, then request and reply");
+    await assertNothingLeft(lab.prefix);
+    if (link.toServer.mechanism !== "nfqueue") return; // netem: no delayer process to stop
+
+    const broken = lab.runExperiment(shaped);
+    // Kill the first delayer that shows up (a process of this lab running delayer.ts).
+    const delayer = await until(
+      "a delayer running",
+      () =>
+        labProcesses(lab.prefix).find((pid) => {
+          try {
+            return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("delayer.ts");
+          } catch {
+            return false;
+          }
+        }),
+      (pid) => pid !== undefined,
+      30_000,
+    );
+    // Once clients have connected through it, so that the run is under way.
+    await until(
+      "clients connected",
+      async () => {
+        const [client] = (await namespacesWith(lab.prefix)).filter((n) => n.endsWith("-client"));
+        if (client === undefined) return 0;
+        const ss = await new Deno.Command("ss", { args: ["-N", client, "-Htan"], stdout: "piped" })
+          .output();
+        return new TextDecoder().decode(ss.stdout).split("\n").filter((l) => l.includes(":8080"))
+          .length;
+      },
+      (n) => n > 0,
+      30_000,
+    );
+    Deno.kill(delayer!, "SIGKILL");
+    const result = await broken;
+    equal(result.passed, false);
+    match(
+      result.runs[0]!.error ?? "",
+      /^Cannot trust the run's network: the delayer of link (client → server|server → client) \(\w+:veth\d\) stopped during the run/,
+    );
+    match(result.runs[0]!.error ?? "", /so the run decides nothing/);
+    await assertNothingLeft(lab.prefix);
+  },
+);

@@ -104,6 +104,29 @@ Deno.test("Scheduler puts exclusive tasks queued together first", async () => {
   deepEqual(log.filter((l) => l.startsWith("start")), ["start x", "start p", "start q"]);
 });
 
+Deno.test("Scheduler runs at most one heavy task per two jobs; lighter ones start in their place", async () => {
+  const log: string[] = [];
+  const s = new Scheduler(4);
+  equal(s.heavyJobs, 2);
+  equal(new Scheduler(8).heavyJobs, 4);
+  equal(new Scheduler(1).heavyJobs, 1);
+  // Heavy ones are the longest, so they are first in line.
+  const tasks = [
+    ...["h1", "h2", "h3"].map((name) => ({ name, heavy: true, estimateMs: 1000 })),
+    ...["l1", "l2"].map((name) => ({ name, heavy: false, estimateMs: 10 })),
+  ].map((t) => ({ ...t, g: gate(log, t.name) }));
+  const done = tasks.map((t) => s.run(t.g.task, { heavy: t.heavy, estimateMs: t.estimateMs }));
+  await turn();
+  deepEqual(log, ["start h1", "start h2", "start l1", "start l2"], "h3 waits; l1 and l2 do not");
+  tasks[0]!.g.release();
+  await done[0];
+  await turn();
+  deepEqual(log.slice(-2), ["end h1", "start h3"]);
+  for (const t of tasks) t.g.release();
+  await Promise.all(done);
+  equal(s.running, 0);
+});
+
 Deno.test("Scheduler keeps a failure to its own task and goes on", async () => {
   const s = new Scheduler(1);
   const bad = s.run(() => Promise.reject(new Error("boom")));

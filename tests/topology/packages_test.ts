@@ -5,7 +5,14 @@ import {
   rejects,
   strictEqual as equal,
 } from "node:assert/strict";
-import { ensureTools, NFT, TCPDUMP, type ToolNeed } from "../../lab/topology/packages.ts";
+import {
+  ensureTools,
+  IPTABLES,
+  NFT,
+  TC,
+  TCPDUMP,
+  type ToolNeed,
+} from "../../lab/topology/packages.ts";
 import { PreflightError } from "../../lab/base/errors.ts";
 
 const DEBIAN = `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -29,9 +36,15 @@ const MISSING: ToolNeed = {
 };
 const OTHER: ToolNeed = { command: "bl-no-such-tool-2", debianPackage: "bl-pkg-2", why: "more" };
 
-Deno.test("NFT and TCPDUMP name their commands and Debian packages", () => {
+Deno.test("NFT, TCPDUMP, IPTABLES and TC name their commands and Debian packages", () => {
   deepEqual(NFT, { command: "nft", debianPackage: "nftables", why: "packet rules" });
   deepEqual(TCPDUMP, { command: "tcpdump", debianPackage: "tcpdump", why: "packet capture" });
+  deepEqual(IPTABLES, {
+    command: "iptables",
+    debianPackage: "iptables",
+    why: "link delay without netem (NFQUEUE)",
+  });
+  deepEqual(TC, { command: "tc", debianPackage: "iproute2", why: "link shaping (tc)" });
 });
 
 Deno.test("ensureTools() does nothing when every command is present", async () => {

@@ -9,7 +9,15 @@ import { planRuns } from "../../lab/describe/plan.ts";
 import { defineExperiment } from "../../lab/describe/validate.ts";
 import { newRunPrefix } from "../../lab/topology/netns.ts";
 import { Topology } from "../../lab/topology/topology.ts";
-import { hostSysctls, hostVeths, namespacesWith, rootTest } from "../_helpers.ts";
+import { startClients, startServer } from "../_programs.ts";
+import {
+  hostSysctls,
+  hostVeths,
+  labProcesses,
+  namespacesWith,
+  rootTest,
+  until,
+} from "../_helpers.ts";
 
 function plan(somaxconn: number | string = 64) {
   return planRuns(defineExperiment({
@@ -108,5 +116,116 @@ rootTest(
       /Cannot use lab subnet "8\.8\.0\.0\/16"/,
     );
     deepEqual(await namespacesWith(prefix), []);
+  },
+);
+
+function shapedPlan(toClient: Record<string, number> = { delayMs: 20, lossPercent: 2 }) {
+  return planRuns(defineExperiment({
+    id: "topology-links-test",
+    title: "t",
+    hypothesis: "h",
+    hosts: { server: {}, client: {}, other: {} },
+    server: { host: "server", port: 9000, backlog: 4 },
+    links: { client: { toServer: { delayMs: 30 }, toClient } },
+    clients: [{ name: "c", host: "client", count: 1 }],
+    observe: { intervalMs: 20, windowMs: 100 },
+    expect: [{ name: "x", metric: "server.ESTABLISHED", atLeast: 0 }],
+    claims: { "A2.1": () => ({ verdict: "reproduced", evidence: "n" }) },
+  }))[0]!;
+}
+
+/** How long a connect() from `from` to a listener on the server host takes, ms (one handshake). */
+async function connectMs(topology: Topology, from: string): Promise<number> {
+  // The server's end of `from`'s link: .1 of the link's /24.
+  const address = topology.addresses[from]!.replace(/\.\d+$/, ".1");
+  await using server = startServer(topology.ns("server"), {
+    family: 4,
+    address,
+    port: 9000,
+    backlog: 4,
+  });
+  await server.waitForEvent("ready", 30_000);
+  await using clients = startClients(topology.ns(from), {
+    family: 4,
+    address,
+    port: 9000,
+    count: 1,
+    intervalMs: 0,
+    then: { kind: "nothing" },
+    deadlineMs: 0,
+  });
+  await clients.waitForEvent("ready", 30_000);
+  await clients.send({ cmd: "go" });
+  const done = await clients.waitForEvent("connect", 30_000);
+  equal(done.result, "ok");
+  return done.ms;
+}
+
+rootTest(
+  "Topology shapes each declared link direction, records it, and removes it before the namespaces",
+  async () => {
+    const prefix = `${newRunPrefix()}-4`;
+    {
+      await using topology = await Topology.create(shapedPlan(), {
+        prefix,
+        subnet: "10.213.0.0/16",
+      });
+      await topology.connect();
+      // A handshake crosses both directions: 30 + 20 ms, never less (a SYN-ACK lost to the 2 %
+      // loss is resent, which only adds).
+      const rtt = await connectMs(topology, "client");
+      ok(rtt >= 50, `round trip ${rtt} ms`);
+      // The other client host's link is not shaped: the handshake is far quicker.
+      ok(await connectMs(topology, "other") < 30);
+      const links = await topology.linkRecords();
+      deepEqual(Object.keys(links), ["client"]);
+      const { toServer, toClient } = links.client!;
+      deepEqual(toServer!.shape, { delayMs: 30, jitterMs: 0, lossPercent: 0 });
+      deepEqual(toClient!.shape, { delayMs: 20, jitterMs: 0, lossPercent: 2 });
+      equal(toServer!.interface, "client:veth0");
+      equal(toClient!.interface, "server:veth1");
+      const mechanism = toServer!.mechanism;
+      ok(mechanism === "netem" || mechanism === "nfqueue", mechanism);
+      ok(toServer!.stats!.offered >= 1 && toClient!.stats!.delayed >= 1, JSON.stringify(links));
+      equal(toServer!.stats!.queueDropped, 0);
+      equal(toServer!.problem, undefined);
+      if (mechanism === "nfqueue") ok(labProcesses(prefix).length >= 5, "two delayers run");
+    }
+    deepEqual(await namespacesWith(prefix), []);
+    deepEqual(labProcesses(prefix), []);
+  },
+);
+
+rootTest(
+  "Topology.linkRecords() names a delayer that stopped, and disposal still removes everything",
+  async () => {
+    const prefix = `${newRunPrefix()}-5`;
+    const before = new Set(labProcesses(prefix));
+    {
+      await using topology = await Topology.create(shapedPlan({ delayMs: 10 }), {
+        prefix,
+        subnet: "10.213.0.0/16",
+      });
+      await topology.connect();
+      const records = await topology.linkRecords();
+      if (records.client!.toServer!.mechanism !== "nfqueue") return; // netem has no process
+      // Kill the delayers (the lab's processes in these namespaces that are not holders).
+      const delayers = labProcesses(prefix).filter((pid) =>
+        !before.has(pid) &&
+        Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("delayer.ts")
+      );
+      equal(delayers.length, 2);
+      for (const pid of delayers) Deno.kill(pid, "SIGKILL");
+      await until(
+        "the delayers gone",
+        () => labProcesses(prefix),
+        (l) => !l.some((p) => delayers.includes(p)),
+      );
+      const broken = await topology.linkRecords();
+      equal(broken.client!.toServer!.stats, null);
+      match(broken.client!.toServer!.problem ?? "", /delayer/);
+    }
+    deepEqual(await namespacesWith(prefix), []);
+    deepEqual(labProcesses(prefix), []);
   },
 );

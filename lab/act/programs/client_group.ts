@@ -7,8 +7,10 @@
  *
  * It prints `{"event":"ready"}`, waits for `{"cmd":"go"}` on stdin, then opens
  * the group's connections (all at once, or one every `intervalMs`: connection
- * k is due `k × intervalMs` after "go", and a timer that fires late opens every
- * connection due by then, so lateness does not add up) and reports
+ * k is due `k × intervalMs` after "go"; or, with `arrivals`, at the times
+ * `arrivalTimes(arrivals)` gives, evenly spaced or a seeded Poisson process;
+ * a timer that fires late opens every connection due by then, so lateness
+ * does not add up, and the arrivals stay open-loop) and reports
  * what the kernel answered for each, as JSON lines with times in milliseconds
  * since "go":
  *
@@ -17,9 +19,11 @@
  *   {"event":"open","i":k,"t":…}                           connect() k is being called (staggered groups)
  *   {"event":"launched","n":N,"t":…}                      every connect() has been called
  *   {"event":"connect","i":k,"result":"ok"|"ECONNREFUSED"|…,"t":…,"ms":…}
- *   {"event":"after","i":k,"result":"data"|"eof"|"timeout"|"sent"|"ECONNRESET"|…,"t":…,"bytes":n}
+ *   {"event":"after","i":k,"result":"data"|"eof"|"timeout"|"sent"|"ECONNRESET"|…,"t":…,"bytes":n,"ms":…}
  *       the follow-up's outcome: "sent" once every byte is in the send buffer; "data" (the
- *       first read's size), "eof" or "timeout" (nothing `then.timeoutMs` after connect())
+ *       first read's size, and "ms" from the start of connect() to that first byte), "eof" or
+ *       "timeout" (nothing `then.timeoutMs` after connect()). With `then.close` the socket
+ *       is closed once the follow-up has ended, whatever its outcome.
  *   {"event":"deadline","i":k,"t":…,"phase":"connect"|"after"}   gave up; the socket was closed
  *   {"event":"error","message":"…"}   it cannot run (exit 1, 2 for a bad spec), before "ready";
  *                                     or an unusable command line (ignored)
@@ -59,6 +63,7 @@
  * @module
  */
 import { isObject } from "../../base/values.ts";
+import { arrivalTimes } from "../../describe/arrivals.ts";
 import {
   ensureOpenFiles,
   EpollTransport,
@@ -131,6 +136,21 @@ export function parseClientGroupSpec(text: string | undefined): ClientGroupSpec 
   if (reads && !isDuration(then.timeoutMs)) {
     throw new RangeError(bad(`"then.timeoutMs" must be ≥ 0`));
   }
+  if (then.close !== undefined && then.close !== true) {
+    throw new TypeError(bad(`"then.close" must be true or absent`));
+  }
+  if (v.arrivals !== undefined) {
+    const a = v.arrivals;
+    if (
+      !isObject(a) || !(typeof a.perSecond === "number" && a.perSecond > 0) ||
+      !isDuration(a.forMs) || (a.process !== "fixed" && a.process !== "poisson") ||
+      !isCount(a.seed)
+    ) {
+      throw new TypeError(
+        bad(`"arrivals" must be { perSecond > 0, forMs ≥ 0, process: "fixed" | "poisson", seed }`),
+      );
+    }
+  }
   return v as unknown as ClientGroupSpec;
 }
 
@@ -184,6 +204,7 @@ async function main(): Promise<void> {
       if (phase !== "after") return;
       stop();
       saySoon({ event: "after", i, result, t: now(), ...extra });
+      if (then.kind !== "nothing" && then.close) void connection.close();
     };
     const connection = transport.connect(i, {
       connected() {
@@ -207,7 +228,7 @@ async function main(): Promise<void> {
         saySoon({ event: "connect", i, result: code, t: now(), ms: performance.now() - began });
       },
       data(n) {
-        if (reads) finish("data", { bytes: n });
+        if (reads) finish("data", { bytes: n, ms: performance.now() - began });
       },
       ended() {
         if (reads) finish("eof");
@@ -236,18 +257,20 @@ async function main(): Promise<void> {
       saySoon({ event: "launched", n: spec.count, t: now() });
       return;
     }
-    // Connection k is due at t0 + k·intervalMs: a timer that fires late opens every connection
-    // due by then, so lateness does not add up over the group.
+    // Connection k is due at t0 + at(k): a timer that fires late opens every connection due by
+    // then, so lateness does not add up over the group.
+    const times = spec.arrivals ? arrivalTimes(spec.arrivals) : undefined;
+    const count = Math.min(spec.count, times?.length ?? spec.count);
+    const at = (k: number) => times ? times[k]! : k * spec.intervalMs;
     let next = 0;
     const step = () => {
-      const due = Math.min(spec.count, Math.floor((performance.now() - t0) / spec.intervalMs) + 1);
-      for (; next < due; next++) {
+      const elapsed = performance.now() - t0;
+      for (; next < count && at(next) <= elapsed; next++) {
         saySoon({ event: "open", i: next, t: now() });
         open(next);
       }
-      if (next < spec.count) {
-        setTimeout(step, Math.max(0, t0 + next * spec.intervalMs - performance.now()));
-      } else saySoon({ event: "launched", n: spec.count, t: now() });
+      if (next < count) setTimeout(step, Math.max(0, t0 + at(next) - performance.now()));
+      else saySoon({ event: "launched", n: count, t: now() });
     };
     step();
   }

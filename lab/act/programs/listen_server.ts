@@ -11,7 +11,10 @@
  * exactly the backlog given. It calls `accept4()` only as its accept policy
  * (default `"never"`) or an `accept` command says, on the non-blocking socket
  * from timers, so stdin commands are read between accepts. Every accepted
- * connection stays open, never read, until the program exits.
+ * connection stays open, never read, until the program exits; with
+ * `"serve": {"replyBytes": N}` it is served instead, as a real server does:
+ * its request (the first bytes that arrive) is read, N bytes are written
+ * back and it is closed (`_serving.ts`).
  *
  * With `"maxOpenFiles": L` it lowers its own `RLIMIT_NOFILE` (soft and hard)
  * to `L` once it listens, so at most `L - openFiles` connections can be
@@ -33,6 +36,8 @@
  *       program keeps for that count included), `maxOpenFiles` is the soft
  *       `RLIMIT_NOFILE` read back
  *   {"event":"accepted","n":N,"total":N,"t":…}   one batch, only when n > 0
+ *   {"event":"served","n":N,"total":N,"t":…}     with "serve": N more connections answered
+ *       and closed (`t` since listening)
  *   {"event":"accept-error","errno":"EMFILE"|"ENFILE","total":N,"openFiles":N}
  *       a queued connection could not be accepted; once per episode (until an
  *       accept succeeds or a new policy or accept command arrives); the policy
@@ -55,6 +60,7 @@
  */
 import { isObject } from "../../base/values.ts";
 import { emit, readLines } from "../../base/lines.ts";
+import { Servant } from "./_serving.ts";
 import type { ServerCommand, ServerEvent, ServerPolicy, ServerSpec } from "./protocol.ts";
 import {
   AF_INET,
@@ -173,7 +179,7 @@ export function parseServerSpec(text: string | undefined): ServerSpec {
   }
   const bad = (what: string) => `Cannot parse the server spec ${text}: ${what}`;
   if (!isObject(v)) throw new TypeError(bad("not an object"));
-  const known = ["family", "address", "port", "backlog", "maxOpenFiles", "waitToListen"];
+  const known = ["family", "address", "port", "backlog", "maxOpenFiles", "waitToListen", "serve"];
   const unknown = Object.keys(v).filter((k) => !known.includes(k));
   if (unknown.length > 0) throw new TypeError(bad(`unknown key "${unknown[0]}"`));
   if (v.family !== 4 && v.family !== 6) throw new TypeError(bad(`"family" must be 4 or 6`));
@@ -186,6 +192,15 @@ export function parseServerSpec(text: string | undefined): ServerSpec {
   if (!Number.isInteger(v.backlog)) throw new RangeError(bad(`"backlog" must be an integer`));
   if (v.waitToListen !== undefined && typeof v.waitToListen !== "boolean") {
     throw new TypeError(bad(`"waitToListen" must be true or false`));
+  }
+  if (v.serve !== undefined) {
+    const serve = v.serve;
+    if (
+      !isObject(serve) || !Number.isSafeInteger(serve.replyBytes) ||
+      (serve.replyBytes as number) < 1
+    ) {
+      throw new RangeError(bad(`"serve" must be {"replyBytes": a positive integer}`));
+    }
   }
   if (
     v.maxOpenFiles !== undefined &&
@@ -339,15 +354,20 @@ function sinceMs(t0: number): number {
 class Acceptor {
   readonly #fd: number;
   readonly #fds: FdTable;
+  readonly #servant: Servant | undefined;
   readonly #accepted: number[] = [];
   readonly #pollfd = new Uint8Array(8);
+  /** Connections accepted so far. */
+  #total = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** In an episode of EMFILE/ENFILE refusals, which is reported once. */
   #refusing = false;
 
-  constructor(fd: number, fds: FdTable) {
+  /** Accepts from `fd`; a `servant` serves each accepted connection instead of keeping it. */
+  constructor(fd: number, fds: FdTable, servant?: Servant) {
     this.#fd = fd;
     this.#fds = fds;
+    this.#servant = servant;
     const view = new DataView(this.#pollfd.buffer);
     view.setInt32(0, fd, true);
     view.setInt16(4, POLLIN, true);
@@ -367,7 +387,9 @@ class Acceptor {
     while (n < max) {
       const c = libc.symbols.accept4(this.#fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (c >= 0) {
-        this.#accepted.push(c);
+        this.#total++;
+        if (this.#servant) this.#servant.add(c);
+        else this.#accepted.push(c);
         this.#refusing = false;
         n++;
         continue;
@@ -383,12 +405,12 @@ class Acceptor {
       }
       break;
     }
-    if (n > 0) say({ event: "accepted", n, total: this.#accepted.length, t: sinceMs(t0) });
+    if (n > 0) say({ event: "accepted", n, total: this.#total, t: sinceMs(t0) });
     if (refused !== undefined) {
       say({
         event: "accept-error",
         errno: refused,
-        total: this.#accepted.length,
+        total: this.#total,
         openFiles: this.#fds.count(),
       });
     }
@@ -433,6 +455,7 @@ class Acceptor {
   /** Stops, then closes every accepted connection and the listening socket. */
   close(): void {
     this.stop();
+    this.#servant?.closeAll();
     for (const c of this.#accepted.splice(0)) libc.symbols.close(c);
     libc.symbols.close(this.#fd);
   }
@@ -479,7 +502,23 @@ async function main(): Promise<void> {
   if (libc.symbols.listen(fd, backlog) < 0) fail(`listen(${backlog})`);
 
   const fds = new FdTable();
-  const acceptor = new Acceptor(fd, fds);
+  const listening = performance.now();
+  let servant: Servant | undefined;
+  if (options.serve) {
+    try {
+      servant = new Servant(options.serve.replyBytes, {
+        served: (n, total) => say({ event: "served", n, total, t: sinceMs(listening) }),
+        broken: (message) => {
+          say({ event: "error", message: `Cannot serve connections: ${message}` });
+          Deno.exit(1);
+        },
+      });
+    } catch (err) {
+      say({ event: "error", message: (err as Error).message });
+      Deno.exit(1);
+    }
+  }
+  const acceptor = new Acceptor(fd, fds, servant);
   let closing = false;
   const shutdown = () => {
     if (closing) return;

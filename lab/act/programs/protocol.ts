@@ -6,6 +6,7 @@
  * clients, the policy or accept command for the server).
  * @module
  */
+import type { ArrivalPlan } from "../../describe/arrivals.ts";
 import type { FollowUpSpec } from "../../describe/run_plan.ts";
 
 /** When the server calls `accept4()`, in the program's terms. */
@@ -27,6 +28,8 @@ export interface ServerSpec {
   backlog: number;
   /** Lower `RLIMIT_NOFILE` (soft and hard) to this once listening. */
   maxOpenFiles?: number;
+  /** Serve each accepted connection: read a request, write `replyBytes` bytes, close. */
+  serve?: { replyBytes: number };
   /**
    * Load, print `loaded`, and create the socket only on a `listen` command:
    * the lab starts the program while it still builds the namespace.
@@ -46,6 +49,7 @@ export type ServerEvent =
   | { event: "loaded"; pid: number }
   | { event: "ready"; pid: number; openFiles: number; maxOpenFiles: number }
   | { event: "accepted"; n: number; total: number; t: number }
+  | { event: "served"; n: number; total: number; t: number }
   | { event: "accept-error"; errno: "EMFILE" | "ENFILE"; total: number; openFiles: number }
   | { event: "error"; message: string };
 
@@ -63,6 +67,8 @@ export interface ClientGroupSpec {
   count: number;
   /** 0: all at once; otherwise one connect() every intervalMs (fractional for a rate). */
   intervalMs: number;
+  /** Sustained arrivals: connection k starts at `arrivalTimes(arrivals)[k]` (`count` is theirs). */
+  arrivals?: ArrivalPlan;
   /** Follow-up after connect() returns. */
   then: FollowUpSpec;
   /** Give up on a connection (close it) this long after its connect() began; 0 = never. */
@@ -78,7 +84,7 @@ export type ClientEvent =
   | { event: "open"; i: number; t: number }
   | { event: "launched"; n: number; t: number }
   | { event: "connect"; i: number; result: string; t: number; ms: number }
-  | { event: "after"; i: number; result: string; t: number; bytes?: number }
+  | { event: "after"; i: number; result: string; t: number; bytes?: number; ms?: number }
   | { event: "deadline"; i: number; t: number; phase: "connect" | "after" }
   | { event: "closed"; n: number; t: number }
   | { event: "error"; message: string };

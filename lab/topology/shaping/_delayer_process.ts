@@ -3,8 +3,7 @@
  * asking it for counters or to drain, and ending it by PID.
  * @module
  */
-import { fileURLToPath } from "node:url";
-import { ManagedProcess } from "../../base/process.ts";
+import { denoProgramArgv, ManagedProcess } from "../../base/process.ts";
 import { until } from "../../base/wait.ts";
 import type { Netns } from "../netns.ts";
 import type { DelayerStats } from "./delayer.ts";
@@ -142,19 +141,15 @@ export class DelayerProcess implements AsyncDisposable {
 
 /** The command that runs the delayer (wrap it to run inside the namespace). */
 function delayerArgv(c: DelayerConfig): string[] {
-  const url = new URL("./delayer.ts", import.meta.url);
-  const path = url.protocol === "file:" ? fileURLToPath(url) : url.href;
-  return [
-    Deno.execPath(),
-    "run",
-    "--no-config",
-    "--quiet",
-    "--allow-ffi",
-    path,
-    String(c.queue),
-    String(c.delayMs),
-    String(c.jitterMs),
-    String(c.maxLen),
-    String(c.priority),
-  ];
+  return denoProgramArgv(
+    new URL("./delayer.ts", import.meta.url),
+    ["--allow-ffi"],
+    [
+      c.queue,
+      c.delayMs,
+      c.jitterMs,
+      c.maxLen,
+      c.priority,
+    ].map(String),
+  );
 }

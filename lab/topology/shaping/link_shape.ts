@@ -1,41 +1,21 @@
 /**
- * What a shaped link is (one-way delay, jitter, random loss, a rate limit),
- * its validation, and the exact commands that build it: the nftables table
- * that counts and drops, the `tc` qdiscs (netem, tbf) and the iptables
- * `NFQUEUE` rules. Pure functions, so every command is tested without root.
+ * The exact commands that build a shaped link: the nftables table that
+ * counts and drops, the `tc` qdiscs (netem, tbf) and the iptables `NFQUEUE`
+ * rules, and the parsers of their counters. Pure functions, so every command
+ * is tested without root. The shape itself and its validation are the
+ * definition's (`lab/describe/link_shape.ts`), re-exported here.
  * @module
  */
 
-/** Properties of one direction of a link: packets leaving a namespace through one interface. */
-export interface LinkShape {
-  /** One-way delay added to every packet, in ms: 0 to 60,000 (µs resolution). Default 0. */
-  delayMs?: number;
-  /**
-   * Half-width of a uniform jitter around the delay, in ms: 0 to `delayMs`.
-   * Packets keep their order (see `delay_line.ts`). Default 0.
-   */
-  jitterMs?: number;
-  /** Random loss, in percent: 0 to 100, resolution 0.0001 (one in a million). Default 0. */
-  lossPercent?: number;
-  /** A rate limit in kbit/s (1000 bits), a positive integer; omitted = no limit. */
-  rateKbit?: number;
-  /** With `rateKbit`: how much the rate limiter queues, in ms at that rate (1 to 10,000). Default 100. */
-  rateQueueMs?: number;
-}
-
-/** A {@linkcode LinkShape} with every default filled in. */
-export interface NormalizedShape {
-  /** One-way delay, ms. */
-  delayMs: number;
-  /** Half-width of the uniform jitter, ms. */
-  jitterMs: number;
-  /** Random loss, percent. */
-  lossPercent: number;
-  /** Rate limit in kbit/s, or undefined for none. */
-  rateKbit: number | undefined;
-  /** The rate limiter's queue, in ms at the rate. */
-  rateQueueMs: number;
-}
+export {
+  DEFAULT_RATE_QUEUE_MS,
+  delays,
+  type LinkShape,
+  LOSS_SCALE,
+  type NormalizedShape,
+  normalizeShape,
+} from "../../describe/link_shape.ts";
+import { LOSS_SCALE, type NormalizedShape } from "../../describe/link_shape.ts";
 
 /** What shaping needs to know of the interface. */
 export interface ShapeTarget {
@@ -45,83 +25,8 @@ export interface ShapeTarget {
   ifname: string;
 }
 
-const FIELDS = ["delayMs", "jitterMs", "lossPercent", "rateKbit", "rateQueueMs"] as const;
-/** Loss is drawn as `numgen random mod LOSS_SCALE < N`: a resolution of one in a million. */
-export const LOSS_SCALE = 1_000_000;
-const MAX_DELAY_MS = 60_000;
-/** Default for `rateQueueMs`. */
-export const DEFAULT_RATE_QUEUE_MS = 100;
 /** Layer-2 header tc counts on a veth (Ethernet). */
 const ETH_HLEN = 14;
-
-/**
- * Checks a shape and fills in its defaults.
- *
- * @param shape the declared shape.
- * @param where what is being shaped, for messages (e.g. `link "veth1" in "bl-1-ab-server"`).
- * @returns the shape with defaults.
- * @throws {TypeError} for a shape that is not an object, an unknown field or a non-number.
- * @throws {RangeError} for a value out of range, naming the field, the value and what is valid.
- */
-export function normalizeShape(shape: LinkShape, where: string): NormalizedShape {
-  const action = `Cannot shape ${where}`;
-  if (typeof shape !== "object" || shape === null || Array.isArray(shape)) {
-    throw new TypeError(`${action}: the shape must be an object, got ${JSON.stringify(shape)}`);
-  }
-  for (const key of Object.keys(shape)) {
-    if (!(FIELDS as readonly string[]).includes(key)) {
-      throw new TypeError(
-        `${action}: unknown field "${key}" (valid fields: ${FIELDS.join(", ")})`,
-      );
-    }
-  }
-  const num = (field: typeof FIELDS[number], fallback: number | undefined) => {
-    const v = shape[field];
-    if (v === undefined) return fallback;
-    if (typeof v !== "number" || !Number.isFinite(v)) {
-      throw new TypeError(`${action}: field "${field}" must be a finite number, got "${v}"`);
-    }
-    return v;
-  };
-  const delayMs = num("delayMs", 0)!;
-  const jitterMs = num("jitterMs", 0)!;
-  const lossPercent = num("lossPercent", 0)!;
-  const rateKbit = num("rateKbit", undefined);
-  const rateQueueMs = num("rateQueueMs", DEFAULT_RATE_QUEUE_MS)!;
-  if (delayMs < 0 || delayMs > MAX_DELAY_MS) {
-    throw new RangeError(
-      `${action}: delayMs "${delayMs}" must be from 0 to ${MAX_DELAY_MS}`,
-    );
-  }
-  if (jitterMs < 0 || jitterMs > delayMs) {
-    throw new RangeError(
-      `${action}: jitterMs "${jitterMs}" must be from 0 to delayMs (${delayMs}); raise delayMs or lower the jitter`,
-    );
-  }
-  if (lossPercent < 0 || lossPercent > 100) {
-    throw new RangeError(`${action}: lossPercent "${lossPercent}" must be from 0 to 100`);
-  }
-  if (lossPercent > 0 && Math.round(lossPercent * (LOSS_SCALE / 100)) === 0) {
-    throw new RangeError(
-      `${action}: lossPercent "${lossPercent}" is below the resolution of 0.0001 (one in a million)`,
-    );
-  }
-  if (rateKbit !== undefined && (!Number.isInteger(rateKbit) || rateKbit < 1)) {
-    throw new RangeError(`${action}: rateKbit "${rateKbit}" must be a positive integer`);
-  }
-  if (rateQueueMs < 1 || rateQueueMs > 10_000) {
-    throw new RangeError(`${action}: rateQueueMs "${rateQueueMs}" must be from 1 to 10000`);
-  }
-  if (shape.rateQueueMs !== undefined && rateKbit === undefined) {
-    throw new RangeError(`${action}: rateQueueMs needs rateKbit (the queue is the rate limiter's)`);
-  }
-  return { delayMs, jitterMs, lossPercent, rateKbit, rateQueueMs };
-}
-
-/** Whether the shape delays packets at all. */
-export function delays(shape: NormalizedShape): boolean {
-  return shape.delayMs > 0;
-}
 
 /** A duration for tc, in whole microseconds (`25000us`). */
 function tcTime(ms: number): string {

@@ -32,7 +32,7 @@ import { scaled } from "../../base/time_scale.ts";
 import { run } from "../../base/command.ts";
 import { CommandError } from "../../base/errors.ts";
 import type { Netns } from "../netns.ts";
-import { ensureTools, NFT, type ToolNeed } from "../packages.ts";
+import { ensureTools, IPTABLES, NFT, TC } from "../packages.ts";
 import { DelayerProcess } from "./_delayer_process.ts";
 import type { LatenessSummary } from "./delay_line.ts";
 import type { DelayerStats } from "./delayer.ts";
@@ -141,15 +141,6 @@ const DEFAULT_QUEUE_LIMIT = 10_000;
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 const DEFAULT_PRIORITY = 10;
 
-/** `iptables` (and `ip6tables`), for the NFQUEUE rule. */
-export const IPTABLES: ToolNeed = {
-  command: "iptables",
-  debianPackage: "iptables",
-  why: "link delay without netem (NFQUEUE)",
-};
-/** `tc`, for netem and tbf. */
-const TC: ToolNeed = { command: "tc", debianPackage: "iproute2", why: "link shaping (tc)" };
-
 /** The tools each kind of shaping needs, checked (and installed) once per process. */
 const toolChecks = new Map<string, Promise<unknown>>();
 
@@ -171,6 +162,8 @@ function toolsFor(mechanism: ShapeMechanism | "none"): Promise<unknown> {
 const inUse = new Map<string, Set<number>>();
 
 function allocateIndex(nsName: string): number {
+  // Numbers of namespaces since deleted (a released link's stay taken until then) are forgotten.
+  for (const name of inUse.keys()) if (!namespaceExists(name)) inUse.delete(name);
   const used = inUse.get(nsName) ?? new Set<number>();
   inUse.set(nsName, used);
   let n = 0;
@@ -584,6 +577,24 @@ export class ShapedLink implements AsyncDisposable {
       }
     } catch { /* the namespace is gone */ }
     return 0;
+  }
+
+  /**
+   * For a caller about to delete the link's namespace: ends the delayer (it
+   * releases what it still holds) and forgets the rest, which the
+   * namespace's deletion removes with it (the NFQUEUE rules, the qdiscs,
+   * the table), without running a command for each; the link's number
+   * (queue and table) stays taken until then. Takes no final counters: read
+   * them with {@linkcode ShapedLink.stats} first. Idempotent; disposal
+   * afterwards does nothing.
+   */
+  release(): Promise<void> {
+    // The rest stays in the namespace until its deletion, and with it the link's number.
+    this.#disposing ??= (async () => {
+      this.#stack.move();
+      await this.#delayer?.[Symbol.asyncDispose]();
+    })();
+    return this.#disposing;
   }
 
   /**

@@ -375,3 +375,29 @@ for (const family of [4, 6] as const) {
     },
   );
 }
+
+rootTest(
+  "ShapedLink.release() ends the delayer and leaves the rest to the namespace's deletion",
+  async () => {
+    await using p = await pair();
+    const endpoint = { ns: p.client, ifname: "c0", direction: "egress" } as const;
+    const shaped = await shapeLink(endpoint, { delayMs: 5, lossPercent: 1, rateKbit: 1000 }, {
+      mechanism: "nfqueue",
+    });
+    const pid = shaped.delayerPid!;
+    ok(alive(pid));
+    await shaped.release();
+    ok(!alive(pid), "the delayer has ended");
+    const left = await inside(p.client);
+    // No command ran for the rest: the namespace's deletion removes it with everything else.
+    equal(left.tables.length, 1);
+    equal(left.qdiscs.join(), "tbf");
+    equal(left.rules.length, 2, "IPv4 and IPv6");
+    equal(left.delayers.length, 0);
+    await shaped[Symbol.asyncDispose](); // does nothing more
+    equal((await inside(p.client)).tables.length, 1);
+    // Its number stays taken while the namespace holds what is left: a new link gets the next.
+    await using again = await shapeLink(endpoint, { delayMs: 5 }, { mechanism: "nfqueue" });
+    equal(again.index, shaped.index + 1);
+  },
+);
