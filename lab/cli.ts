@@ -338,7 +338,9 @@ export async function main(args: string[]): Promise<number> {
       await stopAllVms();
       // After SIGHUP the terminal may be gone: the exit status still says what happened.
       tryWrite(
-        `Interrupted by ${stopSignal}; every namespace, process and VM of this run was removed.`,
+        `Interrupted by ${stopSignal}; every ${
+          matrix ? "namespace, process and VM" : "namespace and process"
+        } of this run was removed.`,
       );
       return 128 + SIGNAL_NUMBERS[stopSignal];
     }

@@ -175,13 +175,26 @@ export function planExperiment<M extends Matrix>(
   const overrides = options.set && Object.keys(options.set).length
     ? resolveOverrides(d, options.set)
     : undefined;
+  let plans: RunPlan[];
+  try {
+    plans = planRuns(def, { ...options, kernel }, skipped);
+  } catch (err) {
+    // Planning for a probed kernel fails after loading: name the file as loading would.
+    if (err instanceof ExperimentDefinitionError && !err.file && options.file !== undefined) {
+      throw new ExperimentDefinitionError(err.field, err.detail, {
+        file: options.file,
+        subject: err.subject,
+      });
+    }
+    throw err;
+  }
   return {
     definition: d,
     ...(options.file === undefined ? {} : { file: options.file }),
     mode: modeOf(d, options),
     metrics: namedMetrics(d),
     ...(overrides === undefined ? {} : { overrides }),
-    plans: planRuns(def, { ...options, kernel }, skipped),
+    plans,
     kernel,
     skipped,
   };
@@ -610,9 +623,9 @@ function requireSysctl(kernel: KernelFacts, name: string, field: string): void {
   if (hasSysctl(kernel, name)) return;
   fail(
     field,
-    `a network namespace of Linux ${kernel.release} has no sysctl "${name}"${
+    `a network namespace of this kernel has no sysctl "${name}"${
       didYouMean(name, Object.keys(kernel.sysctls))
-    } (only per-namespace net.* sysctls can be set); to set it only where it exists, give a function: (p, k) => hasSysctl(k, "${name}") ? value : undefined, or skip the point with "requires"`,
+    } (this is Linux ${kernel.release}; only per-namespace net.* sysctls can be set); to set it only where it exists, give a function: (p, k) => hasSysctl(k, "${name}") ? value : undefined, or skip the point with "requires"`,
   );
 }
 
