@@ -631,7 +631,7 @@ export interface LabReport {
 
 /** How one kernel of a `--kernel` run was booted and run in its VM. */
 export interface VmRecord {
-  /** The accelerator: `kvm` (hardware virtualization) or `tcg` (QEMU's emulator, ~20 times slower). */
+  /** The accelerator: `kvm` (hardware virtualization) or `tcg` (QEMU's emulator, 20 to 90 times slower for the lab). */
   accel: "kvm" | "tcg";
   /** Where the kernel came from, e.g. `Debian linux-image-5.10.0-32-amd64-unsigned 5.10.223-1 (bullseye)`. */
   source: string;

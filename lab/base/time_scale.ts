@@ -2,7 +2,7 @@
  * The lab's time scale: how many times slower this machine runs the lab's
  * own work (starting processes, event loops) than the machine that started
  * it. Outside a VM it is 1. Inside an emulated `--kernel` guest (QEMU's TCG,
- * about 20 times slower) the lab stretches its own deadlines by it: command
+ * 20 to 90 times slower) the lab stretches its own deadlines by it: command
  * timeouts, program start-up, observation windows. Kernel timers are never
  * stretched: a SYN-ACK is still resent after 1 s of the guest's clock.
  *

@@ -358,7 +358,7 @@ function progressPrinter(
           `Booting Linux ${e.release} in a VM under ${
             e.accel === "kvm"
               ? "KVM"
-              : "TCG (emulated, about 20 times slower: KVM did not boot a guest here)"
+              : "TCG (emulated, 20 to 90 times slower for the lab: KVM did not boot a guest here)"
           }`,
         );
         return;
