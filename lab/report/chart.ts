@@ -19,7 +19,7 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 // Importing the font package's manifest makes Deno fetch the package, so its .ttf can be resolved.
 import "dejavu-fonts-ttf/package.json" with { type: "json" };
-import type { ExperimentResult, KernelMatrixReport, OutcomeBin, RunResult } from "../results.ts";
+import type { OutcomeBin, RunResult } from "../results.ts";
 import { modeText, paramsText } from "../base/format.ts";
 
 /**
@@ -144,7 +144,7 @@ const SERVER_COLORS = ["#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"];
 const CLIENT_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 
 /** The chart's time axis is in seconds; the results' times are milliseconds. */
-function toSeconds(ms: number): number {
+export function toSeconds(ms: number): number {
   return ms / 1000;
 }
 
@@ -549,164 +549,6 @@ export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
   };
 }
 
-/** A chart across kernels: one experiment's metric on each kernel, run by run. */
-export interface KernelChart {
-  /** The experiment's id. */
-  experiment: string;
-  /** The metric charted. */
-  metric: string;
-  /** The Vega-Lite spec. */
-  spec: ChartSpec;
-}
-
-/** Colours of the kernels' lines, in the run's kernel order. */
-const KERNEL_COLORS = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#17becf",
-];
-
-/** Dash patterns of the kernels' lines, in kernel order. */
-const KERNEL_DASHES: readonly number[][] = [[1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [4, 4], [1, 3]];
-
-/**
- * The metric an experiment's chart across kernels shows: its first
- * expectation on a server-side metric (a queue, a state, a counter), else
- * its first expectation's.
- */
-export function kernelChartMetric(e: ExperimentResult): string | undefined {
-  const checks = e.runs.flatMap((r) => r.checks).filter((c) => c.over !== "packets");
-  const server = e.runs[0]?.server?.host ?? "server";
-  return (checks.find((c) => c.metric.startsWith(`${server}.`)) ?? checks[0])?.metric;
-}
-
-/**
- * One chart per experiment that ran (with samples) on two kernels or more:
- * small multiples, a panel per matrix point, each kernel's samples of the
- * same metric drawn over each other, coloured by kernel, on a time axis in
- * seconds since the clients were released.
- */
-export function kernelChartSpecs(report: KernelMatrixReport): KernelChart[] {
-  const ids = [
-    ...new Set(report.kernels.flatMap((k) => k.report?.experiments.map((e) => e.id) ?? [])),
-  ];
-  const charts: KernelChart[] = [];
-  for (const id of ids) {
-    const results = report.kernels.flatMap((k) => {
-      const e = k.report?.experiments.find((x) => x.id === id);
-      return e && e.runs.some((r) => r.samples.length) ? [{ kernel: k.label, e }] : [];
-    });
-    if (results.length < 2) continue;
-    const metric = kernelChartMetric(results[0]!.e);
-    if (metric === undefined) continue;
-    const runs: string[] = [];
-    const values: { run: string; kernel: string; t: number; value: number }[] = [];
-    for (const { kernel, e } of results) {
-      for (const run of e.runs) {
-        const name = paramsText(run.params, ", ") || "single run";
-        if (!runs.includes(name)) runs.push(name);
-        for (const s of run.samples) {
-          const v = s.values[metric];
-          if (v !== undefined) values.push({ run: name, kernel, t: toSeconds(s.t), value: v });
-        }
-      }
-    }
-    if (values.length === 0) continue;
-    const kernels = results.map((r) => r.kernel);
-    const title = results[0]!.e.title;
-    charts.push({
-      experiment: id,
-      metric,
-      spec: {
-        $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-        title: {
-          text: `${id}: ${metric} on each kernel`,
-          subtitle: wrap(title, SUBTITLE_CHARS),
-          anchor: "start",
-          fontSize: 15,
-          subtitleFontSize: 12,
-        },
-        background: "white",
-        padding: 8,
-        config: {
-          font: "DejaVu Sans",
-          axis: { labelFontSize: 11, titleFontSize: 11 },
-          header: {
-            labelFontSize: 12,
-            labelAngle: 0,
-            labelOrient: "top",
-            labelAnchor: "start",
-            labelAlign: "left",
-          },
-          legend: {
-            labelFontSize: 11,
-            orient: "top",
-            direction: "horizontal",
-            symbolStrokeWidth: 3,
-          },
-        },
-        data: { values },
-        facet: {
-          row: { field: "run", type: "nominal", sort: runs, title: null },
-        },
-        spacing: 10,
-        spec: {
-          width: CHART_WIDTH,
-          height: 90,
-          mark: { type: "line", interpolate: "step-after", strokeWidth: 2 },
-          encoding: {
-            x: {
-              field: "t",
-              type: "quantitative",
-              title: "time since the clients were released (s)",
-            },
-            y: {
-              field: "value",
-              type: "quantitative",
-              title: metric,
-              axis: { tickMinStep: 1, format: "d" },
-              scale: { zero: true },
-            },
-            color: {
-              field: "kernel",
-              type: "nominal",
-              title: null,
-              sort: kernels,
-              scale: { domain: kernels, range: KERNEL_COLORS.slice(0, kernels.length) },
-            },
-            // Equal values would hide each other: the first kernel wide and solid, the next
-            // narrower and dashed, so every kernel's line shows where they coincide.
-            strokeWidth: {
-              field: "kernel",
-              type: "nominal",
-              sort: kernels,
-              scale: { domain: kernels, range: kernels.map((_, i) => Math.max(1.5, 5 - 1.2 * i)) },
-              title: null,
-            },
-            strokeDash: {
-              field: "kernel",
-              type: "nominal",
-              sort: kernels,
-              scale: {
-                domain: kernels,
-                range: kernels.map((_, i) => KERNEL_DASHES[i % KERNEL_DASHES.length]!),
-              },
-              title: null,
-            },
-          },
-        },
-        resolve: { scale: { x: "independent", y: "independent" } },
-      },
-    });
-  }
-  return charts;
-}
-
 /** The run's shaped links in a few words: `; link to server 25 ms, to client 25 ms (nfqueue)`. */
 function linksText(run: RunResult): string {
   const parts: string[] = [];
@@ -730,7 +572,7 @@ function linksText(run: RunResult): string {
 }
 
 /** Subtitle characters per line: about the chart's width at 12 px. */
-const SUBTITLE_CHARS = 90;
+export const SUBTITLE_CHARS = 90;
 
 /** Splits text into lines of at most `width` characters at spaces (a longer word gets its own line). */
 export function wrap(text: string, width: number): string[] {

@@ -52,7 +52,10 @@ export async function writeKernelReport(
   await Deno.mkdir(dir, { recursive: true });
   const charts: KernelChartFile[] = [];
   if (options.charts !== false) {
-    const { kernelChartSpecs, renderSvg, svgToPng } = await import("./chart.ts");
+    const [{ kernelChartSpecs }, { renderSvg, svgToPng }] = await Promise.all([
+      import("./kernel_chart.ts"),
+      import("./chart.ts"),
+    ]);
     for (const c of kernelChartSpecs(report)) {
       const stem = `charts/kernels/${c.experiment}`;
       const svg = await renderSvg(c.spec);

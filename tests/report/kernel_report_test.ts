@@ -3,14 +3,15 @@
  * (`lab/report/kernel_text.ts`), the report directory (`kernel_report.ts`:
  * results.json valid against the schema, report.md with the differences
  * first and every link resolving into the kernels' own reports) and the
- * charts across kernels (`kernelChartSpecs` in `chart.ts`, rendered).
+ * charts across kernels (`kernelChartSpecs` in `kernel_chart.ts`, rendered).
  * Kernels here are the example report's real run, relabelled.
  * @module
  */
 import { deepStrictEqual as deepEqual, equal, match, ok } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { kernelMatrixReport } from "../../lab/judge/kernel_ledger.ts";
-import { kernelChartMetric, kernelChartSpecs, renderSvg } from "../../lab/report/chart.ts";
+import { renderSvg } from "../../lab/report/chart.ts";
+import { kernelChartMetric, kernelChartSpecs } from "../../lab/report/kernel_chart.ts";
 import { writeReport } from "../../lab/report/directory.ts";
 import { writeKernelReport } from "../../lab/report/kernel_report.ts";
 import {
