@@ -7,7 +7,7 @@ import {
 } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { kernelCmdline, qemuArgv, qemuName } from "../../lab/kernel/vm.ts";
+import { kernelCmdline, qemuArgv, qemuName } from "../../lab/kernel/qemu.ts";
 import { RunRecord } from "../../lab/base/run_record.ts";
 import { reapDeadRuns } from "../../lab/topology/reap.ts";
 import { bootAndRun, stopAllVms } from "../../lab/kernel/vm.ts";
