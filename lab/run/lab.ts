@@ -9,7 +9,8 @@
  * @module
  */
 import { isHistorical } from "../describe/historical.ts";
-import { checkSysctlValues, type HistoricalEntry, sysctlValues } from "../describe/load.ts";
+import type { HistoricalEntry } from "../describe/load.ts";
+import { checkSysctlValues, sysctlValues } from "../describe/sysctls.ts";
 import { planExperiment } from "../describe/plan.ts";
 import type { PlannedExperiment } from "../describe/run_plan.ts";
 import type { ExperimentDefinition, Matrix } from "../describe/types.ts";
