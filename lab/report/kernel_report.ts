@@ -78,6 +78,27 @@ export async function writeKernelReport(
   return "report.md";
 }
 
+/** A claim's verdict and evidence on each kernel: a table, each verdict linked to its evidence. */
+function evidenceTable(
+  report: KernelMatrixReport,
+  row: KernelLedgerRow,
+  kernelDirs: readonly string[],
+): string {
+  return markdownTable(
+    ["kernel", "verdict", "evidence"],
+    row.cells.map((cell, i) => {
+      const k = report.kernels[i]!;
+      const entry = k.report?.ledger.find((l) => l.claim === row.claim);
+      const link = evidenceLink(row, i, kernelDirs);
+      return [
+        cell.kernel,
+        link ? `[${cell.verdict}](${link})` : cell.verdict,
+        entry?.evidence ?? k.error ?? "",
+      ];
+    }),
+  );
+}
+
 /** The link to a kernel's evidence for a claim, or undefined when it has no report directory. */
 function evidenceLink(
   row: KernelLedgerRow,
@@ -152,19 +173,7 @@ export function kernelReportMarkdown(
   for (const row of differing) {
     out.push(`### ${row.claim}: ${markdownCell(row.statement)}`, "");
     out.push(
-      markdownTable(
-        ["kernel", "verdict", "evidence"],
-        row.cells.map((cell, i) => {
-          const k = report.kernels[i]!;
-          const entry = k.report?.ledger.find((l) => l.claim === row.claim);
-          const link = evidenceLink(row, i, kernelDirs);
-          return [
-            cell.kernel,
-            link ? `[${cell.verdict}](${link})` : cell.verdict,
-            entry?.evidence ?? k.error ?? "",
-          ];
-        }),
-      ),
+      evidenceTable(report, row, kernelDirs),
       "",
       `**Why.** ${row.explanation ?? "No known kernel change splits the kernels this way."}`,
       "",
@@ -185,19 +194,7 @@ export function kernelReportMarkdown(
       out.push(
         `### ${row.claim}: ${markdownCell(row.statement)}`,
         "",
-        markdownTable(
-          ["kernel", "verdict", "evidence"],
-          row.cells.map((cell, i) => {
-            const k = report.kernels[i]!;
-            const entry = k.report?.ledger.find((l) => l.claim === row.claim);
-            const link = evidenceLink(row, i, kernelDirs);
-            return [
-              cell.kernel,
-              link ? `[${cell.verdict}](${link})` : cell.verdict,
-              entry?.evidence ?? k.error ?? "",
-            ];
-          }),
-        ),
+        evidenceTable(report, row, kernelDirs),
         "",
         `**Change.** ${row.changes}`,
         "",

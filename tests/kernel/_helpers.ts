@@ -138,3 +138,40 @@ export async function fakeModulesDir(dir: string, release = "7.2.13+deb14-amd64"
   }
   return modulesDir;
 }
+
+/**
+ * Starts `_vm_owner.ts` (a process that boots a VM and prints READY once its
+ * guest runs the command) with `env`, waits for READY (or its deadline), then
+ * kills it with SIGKILL, so that nothing of its own cleanup runs. Returns its
+ * PID and the PIDs of its QEMUs seen before the kill.
+ */
+export async function killOwnerOnceReady(
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ ownerPid: number; qemus: number[] }> {
+  const owner = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", fileURLToPath(new URL("./_vm_owner.ts", import.meta.url))],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = setTimeout(() => owner.kill("SIGKILL"), timeoutMs);
+  while (!seen.includes("READY")) {
+    const r = await lines.read();
+    if (r.done) break;
+    seen += r.value;
+  }
+  clearTimeout(deadline);
+  const qemus = qemusOf(owner.pid);
+  if (seen.includes("READY")) owner.kill("SIGKILL");
+  await owner.status;
+  await lines.cancel();
+  await owner.stderr.cancel();
+  if (!seen.includes("READY")) {
+    throw new Error(`the owner's guest did not start its command: ${seen}`);
+  }
+  return { ownerPid: owner.pid, qemus };
+}

@@ -30,7 +30,14 @@ import { slug } from "../../lab/kernel/command.ts";
 import type { KernelMatrixReport, LabReport } from "../../lab/results.ts";
 import { runCli } from "../_helpers.ts";
 import { schemaErrors } from "../_schema.ts";
-import { qemusOf, runDirsIn, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
+import {
+  killOwnerOnceReady,
+  qemusOf,
+  runDirsIn,
+  slowTest,
+  waitUntil,
+  withTempDir,
+} from "./_helpers.ts";
 
 const SPEC = Deno.env.get("BACKLOG_LAB_TEST_KERNEL") ?? "5.10@bullseye";
 const PROJECT = fileURLToPath(new URL("../..", import.meta.url));
@@ -162,31 +169,13 @@ slowTest("a VM whose owner is killed with SIGKILL is reaped by the next bootAndR
   const k = await testKernel();
   await withTempDir(async (dir) => {
     const root = join(dir, "runs");
-    const owner = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", fileURLToPath(new URL("./_vm_owner.ts", import.meta.url))],
-      env: { BL_TEST_KERNEL: SPEC, BL_TEST_ROOT: root },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const lines = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    const deadline = setTimeout(() => owner.kill("SIGKILL"), 240_000);
-    while (!seen.includes("READY")) {
-      const r = await lines.read();
-      if (r.done) break;
-      seen += r.value;
-    }
-    clearTimeout(deadline);
-    assert(seen.includes("READY"), `the owner's guest did not start its command: ${seen}`);
-    const qemus = qemusOf(owner.pid);
+    const { ownerPid, qemus } = await killOwnerOnceReady(
+      { BL_TEST_KERNEL: SPEC, BL_TEST_ROOT: root },
+      240_000,
+    );
     equal(qemus.length, 1, "the owner's QEMU runs");
-    owner.kill("SIGKILL");
-    await owner.status;
-    await lines.cancel();
-    await owner.stderr.cancel();
     // The owner is gone; its QEMU is not (nothing ran its cleanup).
-    assert(qemusOf(owner.pid).includes(qemus[0]!), "QEMU outlived its killed owner");
+    assert(qemusOf(ownerPid).includes(qemus[0]!), "QEMU outlived its killed owner");
     await using record = await RunRecord.create({ root });
     const next = await bootAndRun({
       kernel: k,
@@ -198,7 +187,7 @@ slowTest("a VM whose owner is killed with SIGKILL is reaped by the next bootAndR
     equal(next.exitCode, 0);
     await waitUntil(
       "the killed owner's QEMU to be gone",
-      () => qemusOf(owner.pid),
+      () => qemusOf(ownerPid),
       (p) => p.length === 0,
       10_000,
     );

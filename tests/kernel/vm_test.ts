@@ -5,14 +5,13 @@ import {
   rejects,
   strictEqual as equal,
 } from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { kernelCmdline, qemuArgv, qemuName } from "../../lab/kernel/qemu.ts";
 import { RunRecord } from "../../lab/base/run_record.ts";
 import { reapDeadRuns } from "../../lab/topology/reap.ts";
 import { bootAndRun, stopAllVms } from "../../lab/kernel/vm.ts";
 import { VmError } from "../../lab/kernel/errors.ts";
-import { fakeModulesDir, qemusOf, runDirsIn, withTempDir } from "./_helpers.ts";
+import { fakeModulesDir, killOwnerOnceReady, qemusOf, runDirsIn, withTempDir } from "./_helpers.ts";
 
 Deno.test("kernelCmdline() gives TCG a reliable TSC at the host's frequency, and KVM nothing of it", () => {
   const tcg = kernelCmdline({ accel: "tcg", tag: "t1", tscKhz: 2596130, thashEntries: 262144 });
@@ -328,41 +327,20 @@ processTest(
       const modulesDir = await fakeModulesDir(dir);
       const qemu = await standIn(dir, "hang-run");
       // The owner: boots the stand-in (which then sleeps), says READY, and is killed with SIGKILL.
-      const owner = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", fileURLToPath(new URL("./_vm_owner.ts", import.meta.url))],
-        env: {
-          BL_TEST_ROOT: root,
-          BL_TEST_QEMU: qemu,
-          BL_TEST_BUSYBOX: busybox,
-          BL_TEST_MODULES: modulesDir,
-          BL_TEST_LOGS: join(dir, "logs"),
-        },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const lines = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let seen = "";
-      const deadline = setTimeout(() => owner.kill("SIGKILL"), 60_000);
-      while (!seen.includes("READY")) {
-        const r = await lines.read();
-        if (r.done) break;
-        seen += r.value;
-      }
-      clearTimeout(deadline);
-      assert(seen.includes("READY"), `the owner's guest did not start its command: ${seen}`);
-      const standIns = qemusOf(owner.pid);
+      const { ownerPid, qemus: standIns } = await killOwnerOnceReady({
+        BL_TEST_ROOT: root,
+        BL_TEST_QEMU: qemu,
+        BL_TEST_BUSYBOX: busybox,
+        BL_TEST_MODULES: modulesDir,
+        BL_TEST_LOGS: join(dir, "logs"),
+      }, 60_000);
       equal(standIns.length, 1, "the owner's stand-in QEMU runs");
-      owner.kill("SIGKILL");
-      await owner.status;
-      await lines.cancel();
-      await owner.stderr.cancel();
-      assert(qemusOf(owner.pid).length === 1, "the stand-in outlived its killed owner");
+      assert(qemusOf(ownerPid).length === 1, "the stand-in outlived its killed owner");
       const reaped = await reapDeadRuns(root);
       deepEqual(reaped.processes, standIns);
       equal(reaped.runs.length, 1);
       await waitGone(standIns[0]!);
-      deepEqual(qemusOf(owner.pid), []);
+      deepEqual(qemusOf(ownerPid), []);
       deepEqual([...Deno.readDirSync(root)].filter((e) => !e.name.startsWith(".")), []);
     });
   },
