@@ -7,7 +7,14 @@
  */
 import type { ExperimentResult, KernelMatrixReport } from "../results.ts";
 import { paramsText } from "../base/format.ts";
-import { CHART_WIDTH, type ChartSpec, SUBTITLE_CHARS, toSeconds, wrap } from "./chart.ts";
+import {
+  CHART_WIDTH,
+  chartFrame,
+  type ChartSpec,
+  SUBTITLE_CHARS,
+  toSeconds,
+  wrap,
+} from "./chart.ts";
 
 /** A chart across kernels: one experiment's metric on each kernel, run by run. */
 export interface KernelChart {
@@ -79,35 +86,20 @@ export function kernelChartSpecs(report: KernelMatrixReport): KernelChart[] {
     if (values.length === 0) continue;
     const kernels = results.map((r) => r.kernel);
     const title = results[0]!.e.title;
+    const frame = chartFrame(`${id}: ${metric} on each kernel`, wrap(title, SUBTITLE_CHARS));
     charts.push({
       experiment: id,
       metric,
       spec: {
-        $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-        title: {
-          text: `${id}: ${metric} on each kernel`,
-          subtitle: wrap(title, SUBTITLE_CHARS),
-          anchor: "start",
-          fontSize: 15,
-          subtitleFontSize: 12,
-        },
-        background: "white",
-        padding: 8,
+        ...frame,
         config: {
-          font: "DejaVu Sans",
-          axis: { labelFontSize: 11, titleFontSize: 11 },
+          ...frame.config,
           header: {
             labelFontSize: 12,
             labelAngle: 0,
             labelOrient: "top",
             labelAnchor: "start",
             labelAlign: "left",
-          },
-          legend: {
-            labelFontSize: 11,
-            orient: "top",
-            direction: "horizontal",
-            symbolStrokeWidth: 3,
           },
         },
         data: { values },
