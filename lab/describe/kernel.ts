@@ -47,6 +47,26 @@ export function isTimingLimited(kernel: KernelFacts): boolean {
 }
 
 /**
+ * The most a slow machine's time scale adds to an observation window. A
+ * window is stretched by the time scale (an emulated guest builds the
+ * situation tens of times slower), but a settled check that does not hold
+ * keeps its window open to the end: unbounded, one such point on a 70 times
+ * slower guest would wait 38 minutes for a 33 s window. Kernel timers are
+ * never stretched, so the window needs the lab's slowness added, not
+ * multiplied without end.
+ */
+export const MAX_WINDOW_STRETCH_MS = 120_000;
+
+/**
+ * An observation window on this kernel's machine: `windowMs` times its time
+ * scale (never less than `windowMs`), at most {@linkcode MAX_WINDOW_STRETCH_MS} longer.
+ */
+export function stretchedWindowMs(windowMs: number, kernel: KernelFacts): number {
+  const stretched = Math.round(windowMs * Math.max(1, kernel.timeScale));
+  return Math.min(stretched, windowMs + MAX_WINDOW_STRETCH_MS);
+}
+
+/**
  * Whether a fresh namespace of the kernel has the sysctl. With facts that
  * were not probed, every sysctl is taken to exist (so a definition plans as
  * written).

@@ -39,7 +39,13 @@ import type {
   SkippedPoint,
 } from "./run_plan.ts";
 import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
-import { hasSysctl, isTimingLimited, type KernelFacts, unprobedKernel } from "./kernel.ts";
+import {
+  hasSysctl,
+  isTimingLimited,
+  type KernelFacts,
+  stretchedWindowMs,
+  unprobedKernel,
+} from "./kernel.ts";
 import type {
   ArrivalsDefinition,
   ExperimentDefinition,
@@ -395,7 +401,7 @@ function planPoint<M extends Matrix>(
     groups,
     observe: {
       intervalMs: def.observe.intervalMs,
-      windowMs: Math.round(def.observe.windowMs * Math.max(1, at.kernel.timeScale)),
+      windowMs: stretchedWindowMs(def.observe.windowMs, at.kernel),
     },
     expectations,
     metrics: [...metricNames].map(point.metric),

@@ -14,6 +14,8 @@ import {
   hasSysctl,
   KERNEL_CHANGES,
   type KernelFacts,
+  MAX_WINDOW_STRETCH_MS,
+  stretchedWindowMs,
   sysctlNumber,
   unprobedKernel,
 } from "../../lab/describe/kernel.ts";
@@ -180,11 +182,16 @@ Deno.test("planExperiment() skips the points `requires` refuses, with the reason
   throws(() => tiny({ requires: "tcg" }), /requires.*expected a function/);
 });
 
-Deno.test("planExperiment() stretches the observation window by the kernel's time scale, never below it", () => {
+Deno.test("planExperiment() stretches the observation window by the kernel's time scale, never below it, by 2 min at most", () => {
   equal(
     planExperiment(tiny(), { kernel: { ...K6_18, timeScale: 20 } }).plans[0]!.observe.windowMs,
     20_000,
   );
+  // A 33 s window on a 70 times slower guest: 33 s + 2 min, not 38 min.
+  equal(stretchedWindowMs(33_000, { ...K6_18, timeScale: 70 }), 33_000 + MAX_WINDOW_STRETCH_MS);
+  equal(MAX_WINDOW_STRETCH_MS, 120_000);
+  equal(stretchedWindowMs(8_000, { ...K6_18, timeScale: 10 }), 80_000);
+  equal(stretchedWindowMs(8_000, { ...K6_18, timeScale: 20 }), 128_000);
   equal(planExperiment(tiny(), { kernel: K6_18 }).plans[0]!.observe.windowMs, 1000);
   equal(
     planExperiment(tiny(), { kernel: { ...K6_18, timeScale: 0.5 } }).plans[0]!.observe.windowMs,
