@@ -177,11 +177,14 @@ export default defineExperiment<
       atLeast: (p) => p.abortOnOverflow,
       atMost: (p) => p.abortOnOverflow === 0 ? 0 : Infinity,
     },
+    // The server's RSTs are bounded below only: without abort_on_overflow, 6.18 sent none, but
+    // 5.10.223 (under TCG, syncookies 1) sent 96, after 102 clients had given up and closed:
+    // segments the listener could not place (no connection, no valid cookie) are answered with a
+    // RST there. No client felt one (the check above), and the claims are about what clients feel.
     {
-      name: "no RST sent without abort_on_overflow",
+      name: "RSTs sent with abort_on_overflow",
       metric: "server.TcpOutRsts",
       atLeast: (p) => p.abortOnOverflow,
-      atMost: (p) => p.abortOnOverflow === 0 ? 0 : Infinity,
     },
     // Ends the window: every client connected and read, failed, or gave up.
     { name: "every client done", metric: "clients.users.active", equals: 0, stableMs: 200 },
