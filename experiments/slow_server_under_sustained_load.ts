@@ -172,10 +172,20 @@ export default defineExperiment<
     },
     { name: "SYNs resent", metric: "client.TcpExtTCPSynRetrans", atLeast: 1 },
     {
-      name: "resets only with abort_on_overflow",
+      name: "no resets without abort_on_overflow",
+      metric: "clients.users.after.ECONNRESET",
+      atMost: (p) => p.abortOnOverflow === 0 ? 0 : Infinity,
+    },
+    // Whether final ACKs meet a full queue depends on how many handshakes are in flight when it
+    // fills: the load scaled down 8× under emulation (listen(fd, 2), 50 arrivals a second) put
+    // fewer there, and 5.10.223 with syncookies 0 (whose SYN queue holds one request fewer, before
+    // 3479c7549fb1) reset none. Recorded, and A4.7's verdict comes from the numbers; on a native
+    // machine these two bounds fail the run.
+    {
+      name: "resets with abort_on_overflow",
       metric: "clients.users.after.ECONNRESET",
       atLeast: (p) => p.abortOnOverflow,
-      atMost: (p) => p.abortOnOverflow === 0 ? 0 : Infinity,
+      timing: true,
     },
     // The server's RSTs are bounded below only: without abort_on_overflow, 6.18 sent none, but
     // 5.10.223 (under TCG, syncookies 1) sent 96, after 102 clients had given up and closed:
@@ -185,6 +195,7 @@ export default defineExperiment<
       name: "RSTs sent with abort_on_overflow",
       metric: "server.TcpOutRsts",
       atLeast: (p) => p.abortOnOverflow,
+      timing: true,
     },
     // Ends the window: every client connected and read, failed, or gave up.
     { name: "every client done", metric: "clients.users.active", equals: 0, stableMs: 200 },

@@ -350,4 +350,13 @@ Deno.test("slow-server-under-sustained-load scales its load down 8× on a machin
     bound: 3,
     delayMs: 25,
   });
+  // Whether the scaled load resets anyone is recorded there, never a failure; natively it is.
+  const limited = (k: KernelFacts) =>
+    point(planned("slow-server-under-sustained-load", k), { abortOnOverflow: 1, syncookies: 0 })
+      .expectations.filter((e) => e.timingLimited).map((e) => e.name);
+  deepEqual(limited(K6_18), []);
+  deepEqual(limited({ ...K5_10_223, machine: "tcg", timeScale: 74 }), [
+    "resets with abort_on_overflow",
+    "RSTs sent with abort_on_overflow",
+  ]);
 });
