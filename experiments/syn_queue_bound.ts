@@ -148,9 +148,9 @@ export default defineExperiment({
         verdict: followsSysctl ? "reproduced" : followsBacklog ? "not reproduced" : "partly",
         evidence: `SYN_RECV peaked at ${peak(r)} with ${describeRun(r.params)} and at ${
           peak(m)
-        } with ${describeRun(m.params)}: the bound is ${
-          bySyncookies(r)
-        }, not tcp_max_syn_backlog (${synQueueRule(r.kernel)})`,
+        } with ${describeRun(m.params)}: the bound is ${boundText(r)}, not tcp_max_syn_backlog (${
+          synQueueRule(r.kernel)
+        })`,
       };
     },
     "A1.2": (runs) => {
@@ -159,7 +159,7 @@ export default defineExperiment({
         verdict: peak(r) === 2048 ? "reproduced" : "not reproduced",
         evidence: `a fresh namespace's tcp_max_syn_backlog is ${defaults(r).maxSyn}, yet with ${
           describeRun(r.params)
-        } SYN_RECV peaked at ${peak(r)} = backlog + 1`,
+        } SYN_RECV peaked at ${peak(r)} = ${boundText(r)}`,
       };
     },
     "A1.9": (runs) => maxOf64(runs),
@@ -208,7 +208,7 @@ export default defineExperiment({
         evidence: `SYN_RECV ${
           exact
             ? "is the listen backlog exactly, as claimed"
-            : `holds ${bySyncookies(b4)}, not the backlog`
+            : `holds ${boundText(b4)}, not the backlog`
         } (${describeRun(b4.params)} → ${peak(b4)}; backlog 64 → ${peak(b64)}; ${
           synQueueRule(b4.kernel)
         }); tcp_max_syn_backlog does matter with syncookies off (${describeRun(small.params)} → ${
@@ -225,7 +225,9 @@ export default defineExperiment({
         verdict: onlyWhenOff ? "partly" : "not reproduced",
         evidence: `tcp_max_syn_backlog 16 capped SYN_RECV at ${peak(off)} with syncookies 0 but ${
           peak(on)
-        } (= backlog + 1) with syncookies 1, so it only matters with syncookies off; yet it is not the queue's length, and a fresh namespace's default is ${
+        } (= ${
+          boundText(on)
+        }) with syncookies 1, so it only matters with syncookies off; yet it is not the queue's length, and a fresh namespace's default is ${
           defaults(off).maxSyn
         }, not 512`,
       };
@@ -268,7 +270,7 @@ export default defineExperiment({
 type Run = RunEvidence<P>;
 
 /** The bound a run showed, in words: "backlog + 1" or "the backlog". */
-function bySyncookies(r: Run): string {
+function boundText(r: Run): string {
   const extra = peak(r) - r.params.backlog;
   return extra === 1
     ? "backlog + 1"
