@@ -31,6 +31,18 @@ export { defineExperiment } from "./lab/describe/validate.ts";
 export type { LinkShape } from "./lab/describe/link_shape.ts";
 export { defineHistoricalClaims, type HistoricalClaims } from "./lab/describe/historical.ts";
 export {
+  hasChange,
+  hasSysctl,
+  isTimingLimited,
+  KERNEL_CHANGES,
+  type KernelBehaviour,
+  type KernelChange,
+  type KernelFacts,
+  type KernelMachine,
+  sysctlNumber,
+  TIMING_LIMIT,
+} from "./lab/describe/kernel.ts";
+export {
   type ClaimsDefinition,
   type ClaimSource,
   defineClaims,

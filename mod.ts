@@ -52,9 +52,31 @@ export type {
   PlannedRule,
   PlannedStep,
   RunPlan,
+  SkippedPoint,
 } from "./lab/describe/run_plan.ts";
 export { type ArrivalPlan, arrivalTimes } from "./lab/describe/arrivals.ts";
 export { type LinkShape, type NormalizedShape } from "./lab/describe/link_shape.ts";
+export {
+  hasChange,
+  hasSysctl,
+  isTimingLimited,
+  KERNEL_CHANGES,
+  type KernelChange,
+  sysctlNumber,
+  TIMING_LIMIT,
+  unprobedKernel,
+} from "./lab/describe/kernel.ts";
+export {
+  kernelLedger,
+  kernelMatrixReport,
+  type KernelMatrixReportInput,
+} from "./lab/judge/kernel_ledger.ts";
+export {
+  type KernelChartFile,
+  kernelReportMarkdown,
+  type KernelReportOptions,
+  writeKernelReport,
+} from "./lab/report/kernel_report.ts";
 export {
   type ClientCount,
   type Metric,
@@ -74,6 +96,7 @@ export {
   preflight,
   type PreflightOptions,
   type PreflightResult,
+  type ProbeNamespace,
 } from "./lab/topology/preflight.ts";
 export { reapDeadRuns, type ReapResult } from "./lab/topology/reap.ts";
 export {
@@ -107,7 +130,7 @@ export {
   type SysctlDifference,
   type VerdictDifference,
 } from "./lab/judge/compare.ts";
-export { CompareInputError, loadReport } from "./lab/judge/load_report.ts";
+export { CompareInputError, loadReport, loadResultsDocument } from "./lab/judge/load_report.ts";
 export { comparisonMarkdown, comparisonTable } from "./lab/report/compare_text.ts";
 export {
   type CaptureFile,
@@ -140,6 +163,13 @@ export type {
   ExperimentResult,
   Flip,
   GroupExperience,
+  KernelBehaviour,
+  KernelFacts,
+  KernelLedgerCell,
+  KernelLedgerRow,
+  KernelMachine,
+  KernelMatrixReport,
+  KernelRun,
   LabEvent,
   LabReport,
   LedgerEntry,
@@ -156,4 +186,5 @@ export type {
   ServerRecord,
   ShapedDirectionRecord,
   StepRecord,
+  VmRecord,
 } from "./lab/results.ts";

@@ -9,6 +9,7 @@
  * timer lies in [T, T + wheelSlackMs(T)] plus a few ms of softirq latency
  * ({@linkcode gapFits}).
  */
+import type { KernelFacts } from "../define.ts";
 
 /** The first RTO of a SYN or SYN-ACK: TCP_TIMEOUT_INIT, 1 s (RFC 6298; older kernels: 3 s, RFC 1122). */
 export const INITIAL_RTO_MS = 1000;
@@ -117,12 +118,23 @@ export function totalSlackMs(schedule: HandshakeSchedule): number {
 export const LATENCY_MS = 20;
 
 /**
- * Whether a measured gap fits a timer of `timerMs`: never early (2 ms for
- * capture timestamps), at most the wheel's slack plus {@linkcode LATENCY_MS}
- * late.
+ * The softirq, capture and sampling latency allowed on a kernel's machine:
+ * {@linkcode LATENCY_MS} stretched by its time scale. An emulated VM (QEMU's
+ * TCG) fires and reports timers hundreds of ms late: its timer ticks and the
+ * lab's sampling are emulated too. The timers themselves are the kernel's
+ * and keep their schedule; only the allowance for lateness grows.
  */
-export function gapFits(gapMs: number, timerMs: number): boolean {
-  return gapMs >= timerMs - 2 && gapMs <= timerMs + wheelSlackMs(timerMs) + LATENCY_MS;
+export function latencyMs(kernel: KernelFacts): number {
+  return LATENCY_MS * Math.max(1, kernel.timeScale);
+}
+
+/**
+ * Whether a measured gap fits a timer of `timerMs`: never early (2 ms for
+ * capture timestamps), at most the wheel's slack plus `latency` (default
+ * {@linkcode LATENCY_MS}; see {@linkcode latencyMs}) late.
+ */
+export function gapFits(gapMs: number, timerMs: number, latency = LATENCY_MS): boolean {
+  return gapMs >= timerMs - 2 && gapMs <= timerMs + wheelSlackMs(timerMs) + latency;
 }
 
 /** Seconds for evidence sentences: `secs(1017.4)` → "1.02", `secs(63000, 0)` → "63". */

@@ -18,12 +18,21 @@
  * (capped at tcp_rto_max_ms). Giving up counts TCPAbortOnTimeout and reports
  * ETIMEDOUT to connect().
  *
+ * Kernels differ (told apart by the sysctls a fresh namespace has, never by
+ * version): tcp_syn_linear_timeouts came with commit ccce324dabfe ("tcp: make
+ * the first N SYN RTO backoffs linear", v6.5); before it the SYN timer always
+ * doubles, as with L = 0 below. tcp_rto_max_ms came with 1280c26228bd (v6.15);
+ * before it the cap is TCP_RTO_MAX, 120 s, its default. So the matrix's
+ * `linear` is "default" (a fresh namespace's value, which the lab leaves alone:
+ * 4 where the sysctl exists, none before 6.5) or 0 (set); a kernel without the
+ * sysctl skips the 0 point (its default point already doubles).
+ *
  * Construction: a rule on the server host drops every SYN arriving, so no
  * SYN-ACK ever comes back; a group of 2 connects without a deadline. The
- * client host sets the four sysctls that shape the schedule, tcp_rto_min_us
- * and tcp_rto_max_ms at a fresh namespace's values (the lab records only the
- * sysctls a host sets and a fixed list without these), and is captured for
- * SYN times.
+ * client host sets tcp_syn_retries (and tcp_syn_linear_timeouts at the 0
+ * point); every run records the other sysctls that shape the schedule
+ * (tcp_rto_min_us, tcp_rto_max_ms, where the kernel has them). It is captured
+ * for SYN times.
  *
  * Arithmetic, tcp_syn_retries r, tcp_syn_linear_timeouts L (rto_max 120 s):
  *   r = 1, L = 4: SYNs at 0, 1, 2 s; the budget is 3 s and the third 1 s
@@ -40,47 +49,64 @@
  * when the first SYNs go: the claim's first two resends are measured in both
  * modes. `--faithful` runs the defaults (about 135 s).
  */
-import { defineExperiment, type RunEvidence } from "../define.ts";
+import {
+  defineExperiment,
+  hasSysctl,
+  type KernelFacts,
+  type RunEvidence,
+  sysctlNumber,
+} from "../define.ts";
 import {
   expectedGapsMs,
   GAP_TOLERANCE_MS,
   gapFits,
-  LATENCY_MS,
+  latencyMs,
   secs,
   synSchedule,
   TCP_RTO_MAX_MS,
   totalSlackMs,
 } from "./_timers.ts";
 
-type P = { synRetries: number; linear: number };
+type P = { synRetries: number; linear: number | "default" };
 type Run = RunEvidence<P>;
 
 const CLIENTS = 2;
-/** A fresh namespace's net.ipv4.tcp_syn_linear_timeouts on this kernel (6.18). */
+const LINEAR = "net.ipv4.tcp_syn_linear_timeouts";
+const RTO_MAX = "net.ipv4.tcp_rto_max_ms";
+/** tcp_syn_linear_timeouts' default where it exists (ccce324dabfe). */
 const DEFAULT_LINEAR = 4;
-/** A fresh namespace's net.ipv4.tcp_rto_min_us: 200 ms, TCP_RTO_MIN. */
-const DEFAULT_RTO_MIN_US = 200_000;
 
-const schedule = (p: P) => synSchedule(p.synRetries, p.linear);
+/** The linear timeouts of a point on a kernel: its default is 4 since 6.5, none before. */
+function linearOf(p: P, k: KernelFacts): number {
+  if (p.linear !== "default") return p.linear;
+  return hasSysctl(k, LINEAR) ? sysctlNumber(k, LINEAR) ?? DEFAULT_LINEAR : 0;
+}
 
-// The matrix type is spelled out: inferred, it would be the literals 1 and 4 | 0 and refuse the
-// faithful matrix's 6.
-export default defineExperiment<{ synRetries: number[]; linear: number[] }>({
+/** The schedule a point predicts on a kernel (its RTO cap: tcp_rto_max_ms, else TCP_RTO_MAX). */
+const schedule = (p: P, k: KernelFacts) =>
+  synSchedule(p.synRetries, linearOf(p, k), sysctlNumber(k, RTO_MAX) ?? TCP_RTO_MAX_MS);
+
+// The matrix type is spelled out: inferred, it would be the literals 1 and "default" | 0 and
+// refuse the faithful matrix's 6.
+export default defineExperiment<{ synRetries: number[]; linear: (number | "default")[] }>({
   id: "client-syn-retransmission",
   title: "An unanswered SYN is resent 1 s apart, then backed off; connect() fails on a time budget",
   hypothesis:
     "The client resends its SYN after 1 s, 1 s apart for the first tcp_syn_linear_timeouts + 1 gaps, then doubling; connect() fails with ETIMEDOUT once (2^(tcp_syn_retries+1) − 1) s have passed.",
-  matrix: { synRetries: [1], linear: [DEFAULT_LINEAR, 0] },
-  faithfulMatrix: { synRetries: [6], linear: [DEFAULT_LINEAR] },
+  matrix: { synRetries: [1], linear: ["default", 0] },
+  faithfulMatrix: { synRetries: [6], linear: ["default"] },
+  kernelChanges: ["ccce324dabfe", "1280c26228bd"],
+  requires: (p, k) =>
+    p.linear !== "default" && !hasSysctl(k, LINEAR)
+      ? `Linux ${k.release} has no ${LINEAR} (commit ccce324dabfe, v6.5): its SYN timer always doubles, which the point at its default shows`
+      : undefined,
   hosts: {
     server: {},
     client: {
       sysctls: {
         "net.ipv4.tcp_syn_retries": (p) => p.synRetries,
-        "net.ipv4.tcp_syn_linear_timeouts": (p) => p.linear,
-        // Their defaults: set only so the run records them (see the header).
-        "net.ipv4.tcp_rto_min_us": DEFAULT_RTO_MIN_US,
-        "net.ipv4.tcp_rto_max_ms": TCP_RTO_MAX_MS,
+        // The default point leaves it alone: a fresh namespace's value, or none before 6.5.
+        [LINEAR]: (p) => p.linear === "default" ? undefined : p.linear,
       },
     },
   },
@@ -103,7 +129,7 @@ export default defineExperiment<{ synRetries: number[]; linear: number[] }>({
     {
       name: "SYNs retransmitted",
       metric: "client.TcpExtTCPSynRetrans",
-      equals: (p) => CLIENTS * (schedule(p).sendsMs.length - 1),
+      equals: (p, k) => CLIENTS * (schedule(p, k).sendsMs.length - 1),
       stableMs: 0,
     },
     {
@@ -120,10 +146,10 @@ export default defineExperiment<{ synRetries: number[]; linear: number[] }>({
       host: "client",
       kind: "SYN",
       from: "client",
-      count: { equals: (p) => schedule(p).sendsMs.length },
+      count: { equals: (p, k) => schedule(p, k).sendsMs.length },
       // Each gap at the middle of its window [T, T + wheel slack] (1016 ms for 1 s timers …);
       // gaps of 32 s timers and beyond (2 s of slack) are left to the count and the claim rule.
-      intervalsMs: (p) => expectedGapsMs(schedule(p)),
+      intervalsMs: (p, k) => expectedGapsMs(schedule(p, k)),
       // Half the widest slack checked (256 ms, for 4–16 s timers at HZ 250) plus 20 ms of softirq
       // and capture latency.
       toleranceMs: GAP_TOLERANCE_MS,
@@ -131,24 +157,29 @@ export default defineExperiment<{ synRetries: number[]; linear: number[] }>({
   ],
   claims: {
     "A1.8": (runs) => {
-      const r = runs.find((x) => x.params.linear === DEFAULT_LINEAR);
-      if (!r) throw new RangeError(`No run with tcp_syn_linear_timeouts ${DEFAULT_LINEAR}`);
+      const r = runs.find((x) => x.params.linear === "default");
+      if (!r) throw new RangeError("No run at the kernel's default tcp_syn_linear_timeouts");
       const [first = NaN, second = NaN] = resends(r);
       // ±10%: the claim's round figures, far wider than the timer slack (32 ms at 1–2 s).
       const claimed = Math.abs(first - 3000) <= 300 && Math.abs(second - 9000) <= 900;
       const dr = defaultSynRetries(r);
-      const d = synSchedule(dr, DEFAULT_LINEAR);
+      const dl = linearOf(r.params, r.kernel);
+      const d = schedule({ synRetries: dr, linear: "default" }, r.kernel);
       return {
         verdict: claimed ? "reproduced" : "not reproduced",
         evidence: [
           `${mode(runs)}: ${describeRun(r)}`,
-          `So the first two resends came ${secs(first)} and ${secs(second)} s after the SYN, ${
-            claimed ? "as claimed" : "not 3 s and 9 s"
-          }`,
+          Number.isFinite(second)
+            ? `So the first two resends came ${secs(first)} and ${secs(second)} s after the SYN, ${
+              claimed ? "as claimed" : "not 3 s and 9 s"
+            }`
+            : `So the first resend came ${
+              secs(first)
+            } s after the SYN, not 3 s (tcp_syn_retries ${r.params.synRetries} allows no second here; the defaults' schedule follows)`,
           ...runs.filter((x) => x !== r).map(describeRun),
           r.params.synRetries === dr
-            ? `These are the defaults (tcp_syn_retries ${dr}, linear ${DEFAULT_LINEAR})`
-            : `The defaults (tcp_syn_retries ${dr}, linear ${DEFAULT_LINEAR}) predict SYNs at ${
+            ? `These are the defaults (tcp_syn_retries ${dr}, ${linearText(r.kernel, dl)})`
+            : `The defaults (tcp_syn_retries ${dr}, ${linearText(r.kernel, dl)}) predict SYNs at ${
               d.sendsMs.map((t) => secs(t, 0)).join(", ")
             } s and the give-up at ${secs(d.giveUpMs, 0)} s (--faithful measures it)`,
           "3 s then 9 s (3 + 6) is the doubling from the 3 s initial RTO of older kernels " +
@@ -159,6 +190,11 @@ export default defineExperiment<{ synRetries: number[]; linear: number[] }>({
   },
 });
 
+/** The kernel's default linear timeouts in words. */
+function linearText(k: KernelFacts, linear: number): string {
+  return hasSysctl(k, LINEAR) ? `linear ${linear}` : "no linear timeouts (before 6.5)";
+}
+
 /** A fresh namespace's tcp_syn_retries: the server host does not set it. */
 function defaultSynRetries(r: Run): number {
   const v = Number(r.sysctls.server?.["net.ipv4.tcp_syn_retries"]);
@@ -168,9 +204,9 @@ function defaultSynRetries(r: Run): number {
 
 function mode(runs: readonly Run[]): string {
   const c = runs[0]?.sysctls.client ?? {};
-  const set = `tcp_rto_min_us ${c["net.ipv4.tcp_rto_min_us"]}, tcp_rto_max_ms ${
-    c["net.ipv4.tcp_rto_max_ms"]
-  }`;
+  const set = ["net.ipv4.tcp_rto_min_us", RTO_MAX].map((k) =>
+    `${k.slice("net.ipv4.".length)} ${c[k] ?? "(none on this kernel)"}`
+  ).join(", ");
   return runs[0]?.mode === "fast"
     ? `fast mode (tcp_syn_retries shortened, which moves only the give-up; ${set})`
     : `${runs[0]?.mode ?? "no"} mode (${set})`;
@@ -210,20 +246,24 @@ function giveUp(r: Run): { after: number; by: number } {
  * and sampling latency].
  */
 function fits(r: Run): boolean {
-  const s = synSchedule(r.params.synRetries, r.params.linear);
+  const s = schedule(r.params, r.kernel);
   const gapsOk = synTimes(r).every((ts) =>
     ts.length === s.sendsMs.length &&
-    ts.slice(1).every((t, i) => gapFits(t - ts[i]!, s.timersMs[i]!))
+    ts.slice(1).every((t, i) => gapFits(t - ts[i]!, s.timersMs[i]!, latencyMs(r.kernel)))
   );
   const { after, by } = giveUp(r);
-  return gapsOk && by >= s.giveUpMs && after <= s.giveUpMs + totalSlackMs(s) + LATENCY_MS;
+  return gapsOk && by >= s.giveUpMs &&
+    after <= s.giveUpMs + totalSlackMs(s) + latencyMs(r.kernel);
 }
 
 function describeRun(r: Run): string {
-  const s = synSchedule(r.params.synRetries, r.params.linear);
+  const s = schedule(r.params, r.kernel);
   const { after, by } = giveUp(r);
   const fails = [...new Set(r.connections.map((c) => c.connect))].join("/");
-  return `With tcp_syn_retries ${r.params.synRetries} and tcp_syn_linear_timeouts ${r.params.linear} ` +
+  const linear = r.params.linear === "default"
+    ? `the default ${linearText(r.kernel, linearOf(r.params, r.kernel))}`
+    : `tcp_syn_linear_timeouts ${r.params.linear}`;
+  return `With tcp_syn_retries ${r.params.synRetries} and ${linear} ` +
     `the SYNs left at ${[0, ...resends(r)].map((t) => secs(t)).join(", ")} s (predicted ${
       s.sendsMs.map((t) => secs(t, 0)).join(", ")
     }), the kernel gave up ${secs(after)}–${secs(by)} s after the first (predicted ${

@@ -11,27 +11,32 @@
  * `sk_add_backlog()`) was full: it has nothing to do with listen queues and
  * moves in none of these situations.
  *
- * Three situations, one per run, with listen(fd, 2) (both queues hold 3),
- * tcp_syncookies=0 and tcp_abort_on_overflow=0 on the server:
- *   syn:  3 "fill" clients fill the accept queue; then 2 "late" SYNs arrive:
+ * Three situations, one per run, with listen(fd, 3) (the accept queue holds
+ * 4, the SYN queue 4, or 3 on kernels before commit 3479c7549fb1; see
+ * `_syn_queue.ts`), tcp_syncookies=0 and tcp_abort_on_overflow=0 on the server:
+ *   syn:  4 "fill" clients fill the accept queue; then 2 "late" SYNs arrive:
  *         ListenOverflows ≥ 2, ListenDrops ≥ 2, TCPReqQFullDrop 0.
  *   ack:  2 "held" clients' ACKs and data are dropped on the way out, so they
- *         sit in SYN_RECV; 3 "fill" clients fill the accept queue; the rule is
+ *         sit in SYN_RECV; 4 "fill" clients fill the accept queue; the rule is
  *         removed and the held clients' data retransmissions (carrying the
  *         ACK) arrive at the full queue: ListenOverflows ≥ 2, ListenDrops ≥ 2,
  *         TCPReqQFullDrop 0.
- *   synq: 5 "held" clients whose ACKs never arrive: 3 requests fill the SYN
- *         queue, the other 2 SYNs are dropped: TCPReqQFullDrop ≥ 2,
+ *   synq: 6 "held" clients whose ACKs never arrive: 4 (or 3) requests fill the
+ *         SYN queue, the other 2 (or 3) SYNs are dropped: TCPReqQFullDrop ≥ 2,
  *         ListenDrops ≥ 2, ListenOverflows 0.
+ * The backlog is 3, not 2, so that in "ack" the 2 held requests leave the
+ * fill group a slot in the SYN queue on every kernel: with listen(fd, 2) a
+ * kernel whose SYN queue holds the backlog (2) dropped every fill SYN.
  */
 import { defineExperiment, type RunEvidence } from "../define.ts";
 
 type Situation = "syn" | "ack" | "synq";
 type P = { situation: Situation };
 
-const held = (p: P) => p.situation === "ack" ? 2 : p.situation === "synq" ? 5 : 0;
-/** Held clients whose SYN got a SYN-ACK: all in "ack", the SYN queue's 3 in "synq". */
-const answered = (p: P) => p.situation === "synq" ? 3 : held(p);
+/** listen(fd, BACKLOG); the accept queue holds FILL. */
+const BACKLOG = 3;
+const FILL = BACKLOG + 1;
+const held = (p: P) => p.situation === "ack" ? 2 : p.situation === "synq" ? BACKLOG + 3 : 0;
 
 export default defineExperiment({
   id: "listen-counters-by-situation",
@@ -45,7 +50,7 @@ export default defineExperiment({
     },
     client: {},
   },
-  server: { host: "server", backlog: 2 },
+  server: { host: "server", backlog: BACKLOG },
   rules: {
     hold: { host: "client", direction: "out", packets: "ack", group: "held" },
   },
@@ -61,24 +66,29 @@ export default defineExperiment({
     {
       name: "fill",
       host: "client",
-      count: (p) => p.situation === "synq" ? 0 : 3,
+      count: (p) => p.situation === "synq" ? 0 : FILL,
       start: { intervalMs: 2 },
       // The client kernel's count: the program's events can come later on a busy machine, and
-      // each moment the fill waits, the held clients' retransmissions back off further.
-      startWhen: { metric: "client.ESTABLISHED@held", atLeast: answered },
+      // each moment the fill waits, the held clients' retransmissions back off further. In
+      // "ack" once the held handshakes were answered; elsewhere at once ("syn" has no held
+      // group, "synq" no fill group).
+      startWhen: {
+        metric: "client.ESTABLISHED@held",
+        atLeast: (p) => p.situation === "ack" ? held(p) : 0,
+      },
     },
     {
       name: "late",
       host: "client",
       count: (p) => p.situation === "syn" ? 2 : 0,
-      startWhen: { metric: "server.ESTABLISHED", atLeast: (p) => p.situation === "syn" ? 3 : 0 },
+      startWhen: { metric: "server.ESTABLISHED", atLeast: (p) => p.situation === "syn" ? FILL : 0 },
     },
   ],
   timeline: [
     {
       name: "release held ACKs",
       only: (p) => p.situation === "ack",
-      when: { metric: "server.ESTABLISHED", equals: 3 },
+      when: { metric: "server.ESTABLISHED", equals: FILL },
       do: { removeRule: "hold" },
     },
   ],

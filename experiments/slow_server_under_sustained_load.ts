@@ -51,19 +51,48 @@
  * abort_on_overflow=1, and none with 0. The link delays each way with netem,
  * or the NFQUEUE delayer where the kernel has none; a run whose delayer
  * stopped, lost packets from its queue or ran late fails.
+ *
+ * On a machine that runs the lab more than `TIMING_LIMIT` (4) times slower
+ * than native (a VM under TCG emulation, time scale 30–90), the clients and
+ * the server cannot open 400 and accept 200 connections a second: the load is
+ * scaled down 8× (`loadScale()`): arrivals 50/s, accepts 25/s, listen(fd, 2),
+ * for 8 s (the same ~408 clients). That keeps what the claims are about: the
+ * same offered/served ratio (2), about as many SYNs per free slot per round
+ * trip (2.5 answered SYNs for one slot, against 20 for 10), a full accept
+ * queue from the first second, and a SYN queue (backlog + 1 = 3) that fills
+ * with the handshakes of one round trip; the kernel's timers and the link's
+ * 25 ms each way are unchanged, so connect() times still cluster one round
+ * trip after each SYN send. What grows is the wait in the accept queue
+ * (3 / 25 per second = 120 ms, against 17 / 200 = 85 ms) and so the share of
+ * reads that time out. Measured under TCG (6.12.118, time scale 74): the
+ * scaled load reset 12 % (syncookies 0) and 24 % (1) of its clients with
+ * abort 1, none with 0; the verdicts were those of the full-rate load here.
  */
-import { defineExperiment, type RunEvidence } from "../define.ts";
+import {
+  defineExperiment,
+  isTimingLimited,
+  type KernelFacts,
+  type RunEvidence,
+} from "../define.ts";
 import { bySynText, connectsBySyn, distributionText, ms, pct, synSendsMs } from "./_client_feel.ts";
 
 type P = { abortOnOverflow: number; syncookies: number; load: "short" | "full" };
 type Run = RunEvidence<P>;
 
 const BACKLOG = 16;
-/** The accept queue holds backlog + 1 (the kernel tests fullness with `>`). */
-const QUEUED = BACKLOG + 1;
 const ACCEPT_PER_SECOND = 200;
 const ARRIVE_PER_SECOND = 400;
 const ONE_WAY_MS = 25;
+/** How much slower the load runs on a machine too slow for it (see the module's comment). */
+const EMULATED_LOAD_SCALE = 8;
+/** 1 at native speed; `EMULATED_LOAD_SCALE` where the lab runs more than `TIMING_LIMIT` times slower. */
+const loadScale = (k: KernelFacts) => isTimingLimited(k) ? EMULATED_LOAD_SCALE : 1;
+const backlog = (k: KernelFacts) => BACKLOG / loadScale(k);
+/** The accept queue holds backlog + 1 (the kernel tests fullness with `>`). */
+const queued = (k: KernelFacts) => backlog(k) + 1;
+const acceptPerSecond = (k: KernelFacts) => ACCEPT_PER_SECOND / loadScale(k);
+const arrivePerSecond = (k: KernelFacts) => ARRIVE_PER_SECOND / loadScale(k);
+const arrivalsForMs = (p: P, k: KernelFacts) => load(p).forMs * loadScale(k);
 /** The client's read of the reply gives up after this long. */
 const READ_TIMEOUT_MS = 1000;
 /** The two lengths of the load: the default run's and `--faithful`'s. */
@@ -102,8 +131,8 @@ export default defineExperiment<
   },
   server: {
     host: "server",
-    backlog: BACKLOG,
-    accept: { perSecond: ACCEPT_PER_SECOND },
+    backlog: (_p, k) => backlog(k),
+    accept: (_p, k) => ({ perSecond: acceptPerSecond(k) }),
     serve: { replyBytes: 100 },
   },
   links: {
@@ -113,7 +142,11 @@ export default defineExperiment<
     {
       name: "users",
       host: "client",
-      arrivals: { perSecond: ARRIVE_PER_SECOND, forMs: (p) => load(p).forMs, process: "poisson" },
+      arrivals: {
+        perSecond: (_p, k) => arrivePerSecond(k),
+        forMs: arrivalsForMs,
+        process: "poisson",
+      },
       afterConnect: { send: 100, read: { timeoutMs: READ_TIMEOUT_MS }, close: true },
       deadlineMs: (p) => load(p).giveUpMs,
     },
@@ -125,7 +158,12 @@ export default defineExperiment<
     // Overflows happen only at a full queue; sampled every 100 ms, Recv-Q is seen at its limit
     // only now and then (a slot frees every 5 ms), so the samples are bounded, not matched.
     { name: "accept queue overflowed", metric: "server.TcpExtListenOverflows", atLeast: 1 },
-    { name: "accept queue bound", metric: "server.recvQ", atMost: QUEUED, over: "always" },
+    {
+      name: "accept queue bound",
+      metric: "server.recvQ",
+      atMost: (_p, k) => queued(k),
+      over: "always",
+    },
     {
       name: "no SYN refused",
       metric: "clients.users.connect.ECONNREFUSED",
@@ -134,16 +172,30 @@ export default defineExperiment<
     },
     { name: "SYNs resent", metric: "client.TcpExtTCPSynRetrans", atLeast: 1 },
     {
-      name: "resets only with abort_on_overflow",
+      name: "no resets without abort_on_overflow",
       metric: "clients.users.after.ECONNRESET",
-      atLeast: (p) => p.abortOnOverflow,
       atMost: (p) => p.abortOnOverflow === 0 ? 0 : Infinity,
     },
+    // Whether final ACKs meet a full queue depends on how many handshakes are in flight when it
+    // fills: the load scaled down 8× under emulation (listen(fd, 2), 50 arrivals a second) put
+    // fewer there, and 5.10.223 with syncookies 0 (whose SYN queue holds one request fewer, before
+    // 3479c7549fb1) reset none. Recorded, and A4.7's verdict comes from the numbers; on a native
+    // machine these two bounds fail the run.
     {
-      name: "no RST sent without abort_on_overflow",
+      name: "resets with abort_on_overflow",
+      metric: "clients.users.after.ECONNRESET",
+      atLeast: (p) => p.abortOnOverflow,
+      timing: true,
+    },
+    // The server's RSTs are bounded below only: without abort_on_overflow, 6.18 sent none, but
+    // 5.10.223 (under TCG, syncookies 1) sent 96, after 102 clients had given up and closed:
+    // segments the listener could not place (no connection, no valid cookie) are answered with a
+    // RST there. No client felt one (the check above), and the claims are about what clients feel.
+    {
+      name: "RSTs sent with abort_on_overflow",
       metric: "server.TcpOutRsts",
       atLeast: (p) => p.abortOnOverflow,
-      atMost: (p) => p.abortOnOverflow === 0 ? 0 : Infinity,
+      timing: true,
     },
     // Ends the window: every client connected and read, failed, or gave up.
     { name: "every client done", metric: "clients.users.active", equals: 0, stableMs: 200 },
@@ -282,7 +334,15 @@ function sum(runs: readonly Run[], f: (r: Run) => number): number {
 function situation(r: Run): string {
   const l = r.links.client;
   const mechanism = l?.toServer?.mechanism ?? l?.toClient?.mechanism ?? "no";
-  return `clients ${ONE_WAY_MS} ms away (${mechanism} delay) arriving at ${ARRIVE_PER_SECOND}/s for ${
-    ms(load(r.params).forMs)
-  } at a server accepting ${ACCEPT_PER_SECOND}/s behind listen(fd, ${BACKLOG})`;
+  const k = r.kernel;
+  const scaled = loadScale(k) === 1
+    ? ""
+    : ` (scaled down ${
+      loadScale(k)
+    }× from ${ARRIVE_PER_SECOND}/s, ${ACCEPT_PER_SECOND}/s and listen(fd, ${BACKLOG}): this machine runs the lab ${k.timeScale} times slower than native)`;
+  return `clients ${ONE_WAY_MS} ms away (${mechanism} delay) arriving at ${
+    arrivePerSecond(k)
+  }/s for ${ms(arrivalsForMs(r.params, k))} at a server accepting ${
+    acceptPerSecond(k)
+  }/s behind listen(fd, ${backlog(k)})${scaled}`;
 }

@@ -23,21 +23,35 @@
  *              (the late SYNs get cookies too); every client connects.
  *   cookies 0: SYN_RECV = M − ⌊M/4⌋ + 1 = 1537; 1537 held clients connect;
  *              the other 8463 SYNs and both late ones are dropped (ListenDrops).
+ * On a kernel whose SYN queue holds the backlog, not backlog + 1 (before
+ * commit 3479c7549fb1; see `_syn_queue.ts`), cookies 1 stops at B = 4096 and
+ * sends one cookie more. M is a fresh namespace's tcp_max_syn_backlog, which
+ * follows the TCP hash size (the memory): the kernel facts give it.
+ *
+ * The storm needs a machine that sends 10,000 SYNs well within the first
+ * SYN-ACK retransmission (1 s); an emulated VM (QEMU's TCG, ~20 times slower)
+ * launched about 600 a second, so the requests aged and the late group never
+ * started. It `requires` a time scale of at most 4 (native or KVM); the
+ * claims it decides (A0.3, A0.4) are decided by syn-queue-bound too.
  */
-import { defineExperiment, type RunEvidence } from "../define.ts";
+import { defineExperiment, type KernelFacts, type RunEvidence, sysctlNumber } from "../define.ts";
+import { synQueueBounds } from "./_syn_queue.ts";
 
 type P = { syncookies: number };
 
 const HELD = 10_000;
 const LATE = 2;
 const BACKLOG = 4096;
+/** The largest time scale (see `KernelFacts.timeScale`) at which the storm is sent in time. */
+const MAX_TIME_SCALE = 4;
 
-/** The SYN_RECV bound the kernel source predicts, for the namespace's tcp_max_syn_backlog. */
-function bound(p: P, maxSynBacklog = 2048): number {
-  return p.syncookies === 1
-    ? BACKLOG + 1
-    : Math.min(BACKLOG, maxSynBacklog - (maxSynBacklog >> 2)) + 1;
+/** The SYN_RECV bounds the kernel predicts, with its fresh namespace's tcp_max_syn_backlog. */
+function bounds(p: P, k: KernelFacts): { min: number; max: number } {
+  const maxSynBacklog = sysctlNumber(k, "net.ipv4.tcp_max_syn_backlog") ?? 2048;
+  return synQueueBounds({ backlog: BACKLOG, maxSynBacklog, syncookies: p.syncookies }, k);
 }
+const least = (p: P, k: KernelFacts) => bounds(p, k).min;
+const most = (p: P, k: KernelFacts) => bounds(p, k).max;
 
 function pick(runs: readonly RunEvidence<P>[], syncookies: number): RunEvidence<P> {
   return runs.find((r) => r.params.syncookies === syncookies)!;
@@ -49,6 +63,11 @@ export default defineExperiment({
   hypothesis:
     "10,000 unfinished handshakes: SYN_RECV stops at backlog + 1 and the rest get cookies (syncookies 1), or at 1537 and the rest are dropped (0).",
   matrix: { syncookies: [1, 0] },
+  kernelChanges: ["3479c7549fb1"],
+  requires: (_p, k) =>
+    k.timeScale > MAX_TIME_SCALE
+      ? `10,000 SYNs must go out within the first SYN-ACK retransmission (1 s); this machine (${k.machine}) runs the lab ${k.timeScale} times slower than its host, so the storm would take over 15 s (A0.3 and A0.4 are decided by syn-queue-bound)`
+      : undefined,
   hosts: {
     server: { sysctls: { "net.ipv4.tcp_syncookies": (p) => p.syncookies } },
     client: {},
@@ -69,7 +88,7 @@ export default defineExperiment({
       // The client kernel's count: at 10,000 the program's own events can come later.
       when: {
         metric: "client.ESTABLISHED@held",
-        atLeast: (p) => p.syncookies === 1 ? HELD : bound(p),
+        atLeast: (p, k) => p.syncookies === 1 ? HELD : least(p, k),
       },
       delayMs: 150,
       do: { startGroup: "late" },
@@ -79,12 +98,19 @@ export default defineExperiment({
   observe: { intervalMs: 25, windowMs: 10_000 },
   expect: [
     // The peak: from ~3 s on, the request timer prunes old requests of a queue over half full.
-    { name: "SYN_RECV bound", metric: "server.SYN_RECV@held", equals: bound, over: "peak" },
-    { name: "never above", metric: "server.SYN_RECV@held", atMost: bound, over: "always" },
+    {
+      name: "SYN_RECV bound",
+      metric: "server.SYN_RECV@held",
+      atLeast: least,
+      atMost: most,
+      over: "peak",
+    },
+    { name: "never above", metric: "server.SYN_RECV@held", atMost: most, over: "always" },
     {
       name: "held connected",
       metric: "client.ESTABLISHED@held",
-      equals: (p) => p.syncookies === 1 ? HELD : bound(p),
+      atLeast: (p, k) => p.syncookies === 1 ? HELD : least(p, k),
+      atMost: (p, k) => p.syncookies === 1 ? HELD : most(p, k),
       stableMs: 200,
     },
     {
@@ -96,12 +122,13 @@ export default defineExperiment({
     {
       name: "cookies sent",
       metric: "server.TcpExtSyncookiesSent",
-      equals: (p) => p.syncookies === 1 ? HELD - bound(p) + LATE : 0,
+      atLeast: (p, k) => p.syncookies === 1 ? HELD - most(p, k) + LATE : 0,
+      atMost: (p, k) => p.syncookies === 1 ? HELD - least(p, k) + LATE : 0,
     },
     {
       name: "SYNs dropped",
       metric: "server.TcpExtListenDrops",
-      atLeast: (p) => p.syncookies === 1 ? 0 : HELD - bound(p) + LATE,
+      atLeast: (p, k) => p.syncookies === 1 ? 0 : HELD - most(p, k) + LATE,
       atMost: (p) => p.syncookies === 1 ? 0 : Infinity,
     },
   ],
@@ -129,7 +156,7 @@ export default defineExperiment({
           : "not reproduced",
         evidence: `10,000 held handshakes with tcp_syncookies 1: SYN_RECV stopped at ${
           r.value("server.SYN_RECV@held", "peak")
-        } = backlog + 1, and cookies (SyncookiesSent +${
+        } (backlog ${BACKLOG}), and cookies (SyncookiesSent +${
           r.value("server.TcpExtSyncookiesSent")
         }) let all ${
           r.value("client.ESTABLISHED@held")

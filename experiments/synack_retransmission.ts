@@ -15,9 +15,9 @@
  * expiring one included, counts TCPTimeouts (`tcp_syn_ack_timeout()`).
  * The young/old pruning of that handler only acts once the queue is more than
  * half full (2 · qlen > max(8, backlog)); 2 requests in a backlog of 8 never are.
- * tcp_syn_linear_timeouts (4 by default here) is read only by the client's SYN
- * timer (`tcp_retransmit_timer()` in SYN_SENT): it does not touch SYN-ACKs, so
- * the server host sets it to its default 4 to have it recorded beside them.
+ * tcp_syn_linear_timeouts (4 by default since 6.5; older kernels lack it) is read
+ * only by the client's SYN timer (`tcp_retransmit_timer()` in SYN_SENT): it does
+ * not touch SYN-ACKs (every run records it, where the kernel has it, beside them).
  *
  * Construction: a "held" group of 2 connects while a rule on the client host
  * drops every ACK it sends (the final ACK and the ACKs that answer each
@@ -47,7 +47,7 @@ import {
   expectedGapsMs,
   GAP_TOLERANCE_MS,
   gapFits,
-  LATENCY_MS,
+  latencyMs,
   secs,
   synAckSchedule,
   totalSlackMs,
@@ -69,13 +69,7 @@ export default defineExperiment<{ retries: number[] }>({
   matrix: { retries: [1, 2] },
   faithfulMatrix: { retries: [1, 5] },
   hosts: {
-    server: {
-      sysctls: {
-        "net.ipv4.tcp_synack_retries": (p) => p.retries,
-        // Its default; set only so the run records it (see the header).
-        "net.ipv4.tcp_syn_linear_timeouts": 4,
-      },
-    },
+    server: { sysctls: { "net.ipv4.tcp_synack_retries": (p) => p.retries } },
     client: {},
   },
   server: { host: "server", backlog: 8 },
@@ -247,7 +241,8 @@ function gapsOf(r: Run): number[] {
 function gapsFit(r: Run): boolean {
   const timers = synAckSchedule(r.params.retries).timersMs;
   return synAckTimes(r).every((ts) =>
-    ts.length === timers.length && ts.slice(1).every((t, i) => gapFits(t - ts[i]!, timers[i]!))
+    ts.length === timers.length &&
+    ts.slice(1).every((t, i) => gapFits(t - ts[i]!, timers[i]!, latencyMs(r.kernel)))
   );
 }
 
@@ -282,12 +277,12 @@ function lifetimeMs(r: Run): number {
 
 /**
  * The expiry the samples bound can lie in [prediction, prediction + every
- * timer's wheel slack + LATENCY_MS (softirq and sampling latency)].
+ * timer's wheel slack + the machine's softirq and sampling latency (`latencyMs`)].
  */
 function lifetimeFits(r: Run): boolean {
   const s = synAckSchedule(r.params.retries);
   const { after, by } = expiry(r);
-  return by >= s.giveUpMs && after <= s.giveUpMs + totalSlackMs(s) + LATENCY_MS;
+  return by >= s.giveUpMs && after <= s.giveUpMs + totalSlackMs(s) + latencyMs(r.kernel);
 }
 
 /**

@@ -6,6 +6,52 @@ import type { JudgedOver, PacketKind, RunMode, Verdict } from "./vocabulary.ts";
 
 export type { JudgedOver, PacketKind, RunMode, Verdict };
 
+/**
+ * What probes measured a kernel doing. `null`: the probe could not tell; an
+ * experiment then has no rule for this kernel and records what it observes.
+ */
+export interface KernelBehaviour {
+  /**
+   * How many request sockets (SYN_RECV) a listener keeps beyond its
+   * accept-queue limit min(backlog, somaxconn), measured with listen(fd, 1)
+   * and tcp_syncookies 0: `0` when `inet_csk_reqsk_queue_is_full()` tests
+   * `qlen >= limit` (Linux 4.4 … 6.12), `1` when it tests `qlen > limit`
+   * (commit 3479c7549fb1, v6.13, backported to stable kernels; `KERNEL_CHANGES` in
+   * `lab/describe/kernel.ts`).
+   */
+  synQueueExtra: 0 | 1 | null;
+}
+
+/** How the kernel runs: directly, or in a VM with hardware virtualization or emulated. */
+export type KernelMachine = "native" | "kvm" | "tcg";
+
+/**
+ * What the lab knows about the kernel it runs on, probed once per lab run;
+ * every experiment is planned with it (helpers in `lab/describe/kernel.ts`).
+ */
+export interface KernelFacts {
+  /** `uname -r`. */
+  release: string;
+  /**
+   * Every `net.*` sysctl a fresh network namespace of this kernel has, with
+   * its value there (`""` for one that cannot be read). Empty when not probed.
+   */
+  sysctls: Readonly<Record<string, string>>;
+  /** What the behaviour probes measured. */
+  behaviour: KernelBehaviour;
+  /** `native` on the lab's own machine; `kvm` or `tcg` inside a `--kernel` VM. */
+  machine: KernelMachine;
+  /**
+   * How many times slower this machine runs the lab's own work (starting
+   * processes, the programs' event loops) than the machine that started it;
+   * 1 outside a VM. The lab stretches its own deadlines (command timeouts,
+   * observation windows) by it; kernel timers are never stretched.
+   */
+  timeScale: number;
+  /** Whether the facts were probed (false: assumed, for planning without a kernel, e.g. `--list`). */
+  probed: boolean;
+}
+
 /** A timeline step that happened, as results record it. */
 export interface StepRecord {
   /** The step's name. */
@@ -84,6 +130,12 @@ export interface CheckResult {
   atMs: number | null;
   /** For packet checks: what the capture showed, in words. */
   detail?: string;
+  /**
+   * Set when the check's bound depends on the lab's speed (a `timing`
+   * expectation) and the machine is too slow for it (an emulated VM): it was
+   * recorded, and cannot fail the run.
+   */
+  timingLimited?: true;
 }
 
 /** Values of every observed metric at one instant. */
@@ -393,6 +445,8 @@ export interface RunEvidence<P> {
   packets(query: PacketQuery): number[][];
   /** Each metric's samples as [t, value] pairs. */
   series(metric: string): [number, number][];
+  /** The kernel the run ran on: its release, sysctls, measured behaviour and machine. */
+  kernel: KernelFacts;
   /** What client group `group`'s connections felt; throws for an unknown group. */
   experience(group: string): GroupExperience;
   /** The shaped links of the run by client host (empty when none). */
@@ -481,8 +535,19 @@ export interface ExperimentResult {
   durationMs: number;
   /** One result per matrix point, in matrix order. */
   runs: RunResult[];
+  /**
+   * Matrix points this kernel cannot run (the experiment's `requires` said
+   * why), in matrix order; absent when none. Their claims are decided from
+   * the runs that ran.
+   */
+  skippedRuns?: { params: Record<string, number | string | boolean>; reason: string }[];
   /** Claim id → its rule's decision, or the error the rule threw; `{}` for an exploratory experiment. */
   claims: Record<string, ClaimDecision | { error: string }>;
+  /**
+   * Commits of kernel changes the experiment's numbers depend on (its
+   * `kernelChanges`), for explaining verdicts that differ between kernels.
+   */
+  kernelChanges?: string[];
   /**
    * The metrics the experiment names (`observe.metrics`, then its
    * expectations'), in order: its table of observed values shows each one's
@@ -538,6 +603,11 @@ export interface LabReport {
   version: 1;
   /** Release of the kernel the lab ran on (`uname -r`). */
   kernel: string;
+  /**
+   * What the lab probed of that kernel (sysctls of a fresh namespace, measured
+   * behaviour, native or in a VM, time scale), with which it planned the experiments.
+   */
+  kernelFacts?: KernelFacts;
   /** The machine it ran on. */
   machine: MachineInfo;
   /** The command line that produced this document, e.g. `deno task lab --report out`. */
@@ -557,6 +627,106 @@ export interface LabReport {
    * of your own that was loaded, in the order of its files, decided or not.
    */
   ledger: LedgerEntry[];
+}
+
+/** How one kernel of a `--kernel` run was booted and run in its VM. */
+export interface VmRecord {
+  /** The accelerator: `kvm` (hardware virtualization) or `tcg` (QEMU's emulator, 20 to 90 times slower for the lab). */
+  accel: "kvm" | "tcg";
+  /** Where the kernel came from, e.g. `Debian linux-image-5.10.0-32-amd64-unsigned 5.10.223-1 (bullseye)`. */
+  source: string;
+  /** From QEMU's start to the lab's start in the guest, in milliseconds. */
+  bootMs: number;
+  /** From the lab's start in the guest to the guest's end, in milliseconds. */
+  runMs: number;
+  /** Boot attempts (2 when the first crashed or hung). */
+  attempts: number;
+  /** Guest memory, in MiB. */
+  memoryMiB: number;
+  /** Guest CPUs. */
+  cpus: number;
+  /** The guest kernel's command line. */
+  kernelCmdline: string;
+  /** The lab's exit status in the guest. */
+  exitCode: number;
+  /** The guest's console log on the host (kernel and init messages). */
+  consoleLog: string;
+}
+
+/** One kernel of a `--kernel` run. */
+export interface KernelRun {
+  /** The `--kernel` spec as given, e.g. `5.10`, `5.10.0-32`, `host`. */
+  spec: string;
+  /** The kernel's column label in tables: its upstream version, or `host <release>`; unique in the run. */
+  label: string;
+  /** `host`: the lab's own kernel, run as without `--kernel`; `vm`: a kernel booted in a VM. */
+  target: "host" | "vm";
+  /** How its VM ran (target `vm`, once booted). */
+  vm?: VmRecord;
+  /** The lab's results on it; absent when it could not run (see `error`). */
+  report?: LabReport;
+  /** Why it has no report, or what went wrong after. */
+  error?: string;
+  /** Wall-clock time for this kernel: download, boot, run, in milliseconds. */
+  durationMs: number;
+}
+
+/** A claim's verdict on one kernel of a `--kernel` run. */
+export interface KernelLedgerCell {
+  /** The kernel's label (see {@linkcode KernelRun.label}). */
+  kernel: string;
+  /** Its verdict there; `not run` when the kernel has no report. */
+  verdict: Verdict | "undecided" | "conflict" | "not run";
+  /** The deciding experiments there. */
+  experiments: string[];
+}
+
+/** A row of the claims × kernels ledger. */
+export interface KernelLedgerRow {
+  /** Catalogue claim id, e.g. `A2.5`. */
+  claim: string;
+  /** Id of the article that makes it. */
+  article: string;
+  /** The claim as the catalogue states it. */
+  statement: string;
+  /** One cell per kernel, in the run's kernel order. */
+  cells: KernelLedgerCell[];
+  /** Whether the kernels that ran it gave different verdicts. */
+  differs: boolean;
+  /**
+   * Where verdicts differ: the kernel changes the deciding experiments know of that
+   * split the kernels the same way, in words (commit, title, release, backports).
+   */
+  explanation?: string;
+  /**
+   * Where verdicts agree: the kernel changes the deciding experiments know of
+   * that some of these kernels have and others lack, in words. The verdict is
+   * the same, but the numbers behind it follow the change.
+   */
+  changes?: string;
+}
+
+/**
+ * The document a `--kernel` run of several kernels prints with `--json` and
+ * writes as `results.json`: each kernel's whole report, and the claims × kernels ledger.
+ */
+export interface KernelMatrixReport {
+  /** Format version (see `docs/results.md`). */
+  version: 1;
+  /** Each kernel, in the order of the `--kernel` options. */
+  kernels: KernelRun[];
+  /** Every catalogue claim, in catalogue order: its verdict on each kernel. */
+  ledger: KernelLedgerRow[];
+  /** The machine that ran the VMs (and the host kernel). */
+  machine: MachineInfo;
+  /** The command line, e.g. `deno task lab --kernel 6.1 --kernel host`. */
+  command: string;
+  /** When the run began, ISO 8601. */
+  startedAt: string;
+  /** Wall-clock time of the whole run, in milliseconds. */
+  durationMs: number;
+  /** Whether every kernel ran and every experiment passed on it. */
+  passed: boolean;
 }
 
 /** What a progress display knows about an experiment before it runs. */
@@ -599,6 +769,8 @@ export type LabEvent =
     kind: "start";
     /** Release of the kernel (`uname -r`). */
     kernel: string;
+    /** What was probed of the kernel; the experiments are planned with it. */
+    kernelFacts: KernelFacts;
     /** Namespaces of dead runs that were removed. */
     reaped: string[];
     /**

@@ -305,6 +305,85 @@ function workflowProblems(
   return problems;
 }
 
+/**
+ * What is wrong with the workflow's kernel job (`deno task lab --kernel …`):
+ * it must enable KVM, install what the VMs need, run the README's lab command
+ * on several kernels including the runner's, as root, with a report that is
+ * uploaded even when an experiment failed.
+ */
+function kernelJobProblems(src: string, { commands, denoVersion }: typeof FACTS): string[] {
+  const problems: string[] = [];
+  const wf = parse(src) as Workflow;
+  const kernelRun = (s: Step) => runs(s, commands.lab) && /\s--kernel[=\s]/.test(script(s));
+  const found = Object.entries(wf.jobs ?? {}).find(([, j]) => (j.steps ?? []).some(kernelRun));
+  if (found === undefined) return [`No job runs "${commands.lab} --kernel …"`];
+  const [id, job] = found;
+  const steps = job.steps ?? [];
+  const labIndex = steps.findIndex(kernelRun);
+  const lab = script(steps[labIndex]!);
+  const specs = [...lab.matchAll(/\s--kernel[=\s]+(\S+)/g)].flatMap((m) => m[1]!.split(","));
+  if (specs.length < 2 || !specs.includes("host")) {
+    problems.push(`Job "${id}" runs fewer than two kernels or not the runner's (host): ${specs}`);
+  }
+  if (!/\bsudo\b/.test(lab)) problems.push(`Job "${id}" does not run the lab as root (sudo)`);
+  const timeout = job["timeout-minutes"];
+  if (typeof timeout !== "number" || !(timeout > 0)) {
+    problems.push(`Job "${id}" has no timeout-minutes (got ${JSON.stringify(timeout)})`);
+  }
+  const before = steps.slice(0, labIndex);
+  const packages = before.flatMap((s) =>
+    /\bapt-get\s+install\b/.test(script(s)) ? script(s).split(/\s+/) : []
+  );
+  for (const pkg of ["qemu-system-x86", "busybox-static", "kmod", "nftables", "tcpdump"]) {
+    if (!packages.includes(pkg)) {
+      problems.push(`Job "${id}" does not install ${pkg} before the lab`);
+    }
+  }
+  if (
+    !before.some((s) =>
+      /\/dev\/kvm|KERNEL=="kvm"/.test(script(s)) && /0666|666|a\+rw/.test(script(s))
+    )
+  ) {
+    problems.push(
+      `Job "${id}" does not open /dev/kvm to the runner before the lab (chmod or udev)`,
+    );
+  }
+  if (!before.some((s) => script(s).includes(`npm install -g deno@${denoVersion}`))) {
+    problems.push(`Job "${id}" does not install .ci/run's deno@${denoVersion}`);
+  }
+  const dir = lab.match(/\s--report[=\s]+(\S+)/)?.[1];
+  if (dir === undefined) {
+    problems.push(`Job "${id}" writes no report (--report DIR)`);
+    return problems;
+  }
+  const report = normalPath(dir);
+  const after = steps.slice(labIndex + 1);
+  after.forEach((s) => {
+    if (!runsAfterFailure(s.if)) {
+      problems.push(
+        `Job "${id}": step ${s.name ?? s.uses} after the lab is skipped when an experiment fails`,
+      );
+    }
+  });
+  if (!after.some((s) => /\bchown\s+-R\b/.test(script(s)) && script(s).includes(report))) {
+    problems.push(`Job "${id}" does not give "${report}" back to the runner user (chown -R)`);
+  }
+  const upload = after.find((s) =>
+    String(s.uses).startsWith("actions/upload-artifact@") &&
+    String(s.with?.["path"] ?? "").split("\n").map(normalPath).includes(report)
+  );
+  if (upload === undefined) problems.push(`Job "${id}" does not upload "${report}"`);
+  const names = Object.values(wf.jobs ?? {}).flatMap((j) =>
+    (j.steps ?? []).filter((s) => String(s.uses).startsWith("actions/upload-artifact@")).map((s) =>
+      String(s.with?.["name"] ?? "")
+    )
+  );
+  if (new Set(names).size !== names.length) {
+    problems.push(`Two uploads share an artifact name: ${names.join(", ")}`);
+  }
+  return problems;
+}
+
 const FACTS = { commands: readmeCommands(README), denoVersion: pinnedDenoVersion(CI_RUN) };
 
 Deno.test("validateWorkflow() finds no error in lab.yml", () => {
@@ -395,6 +474,48 @@ Deno.test("workflowProblems() names what a broken copy of lab.yml lost", () => {
       `Replacing ${JSON.stringify(from)} with ${
         JSON.stringify(to)
       }: expected a problem matching ${expected}, got ${JSON.stringify(problems)}`,
+    );
+  }
+});
+
+Deno.test("kernelJobProblems() finds nothing wrong with lab.yml's kernel job", () => {
+  deepEqual(kernelJobProblems(WORKFLOW, FACTS), []);
+});
+
+Deno.test("kernelJobProblems() names what a broken copy of the kernel job lost", () => {
+  const cases: [string, string, RegExp][] = [
+    ["--kernel sid --kernel host", "--kernel sid", /not the runner's \(host\)/],
+    ["busybox-static kmod", "kmod", /does not install busybox-static/],
+    ["qemu-system-x86 busybox", "busybox", /does not install qemu-system-x86/],
+    ['MODE="0666"', 'MODE="0660"', /does not open \/dev\/kvm/],
+    ["timeout-minutes: 90", "", /no timeout-minutes/],
+    ["--report report-kernels", "", /writes no report/],
+    [
+      "          path: report-kernels\n",
+      "          path: out\n",
+      /does not upload "report-kernels"/,
+    ],
+    [
+      "name: backlog-lab-report-kernels",
+      "name: backlog-lab-report-${{ matrix.os }}",
+      /share an artifact name/,
+    ],
+    ["for dir in report-kernels", "for dir in", /give "report-kernels" back/],
+    [
+      "      - name: Upload the cross-kernel report\n        if: always()\n",
+      "      - name: Upload the cross-kernel report\n",
+      /Upload the cross-kernel report after the lab is skipped/,
+    ],
+  ];
+  for (const [from, to, expected] of cases) {
+    const broken = WORKFLOW.replace(from, to);
+    notEqual(broken, WORKFLOW, `${JSON.stringify(from)} is not in lab.yml`);
+    const problems = kernelJobProblems(broken, FACTS);
+    assert(
+      problems.some((p) => expected.test(p)),
+      `Replacing ${JSON.stringify(from)} with ${JSON.stringify(to)}: expected ${expected}, got ${
+        JSON.stringify(problems)
+      }`,
     );
   }
 });

@@ -30,7 +30,7 @@ export const STAGES: readonly { name: string; paths: readonly string[] }[] = [
   { name: "report", paths: ["lab/report/"] },
   { name: "run", paths: ["lab/run/"] },
   { name: "kernel", paths: ["lab/kernel/"] },
-  { name: "cli", paths: ["lab/cli.ts", "main.ts"] },
+  { name: "cli", paths: ["lab/cli.ts", "lab/cli/", "main.ts"] },
   { name: "library", paths: ["mod.ts"] },
   { name: "tools", paths: ["tools/"] },
 ];

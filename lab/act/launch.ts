@@ -7,6 +7,7 @@
  * socket only when told to listen, the clients connect only on "go".
  * @module
  */
+import { scaled } from "../base/time_scale.ts";
 import { disposeAll } from "../base/resources.ts";
 import type { RunPlan } from "../describe/run_plan.ts";
 import type { AcceptPolicy } from "../describe/types.ts";
@@ -123,14 +124,16 @@ export class Programs implements AsyncDisposable {
 
   /** Tells the loaded server to listen; returns its `ready` event. */
   async listen(signal?: AbortSignal): Promise<Extract<ServerEvent, { event: "ready" }>> {
-    await this.server.waitForEvent("loaded", READY_TIMEOUT_MS, signal);
+    await this.server.waitForEvent("loaded", scaled(READY_TIMEOUT_MS), signal);
     await this.server.send({ cmd: "listen" });
-    return await this.server.waitForEvent("ready", READY_TIMEOUT_MS, signal);
+    return await this.server.waitForEvent("ready", scaled(READY_TIMEOUT_MS), signal);
   }
 
   /** Waits until every client group is ready for "go". */
   async clientsReady(signal?: AbortSignal): Promise<void> {
-    await Promise.all(this.clients.map((c) => c.waitForEvent("ready", READY_TIMEOUT_MS, signal)));
+    await Promise.all(
+      this.clients.map((c) => c.waitForEvent("ready", scaled(READY_TIMEOUT_MS), signal)),
+    );
   }
 
   /** Sends "go" to every group that starts with the run (not those a step starts). */

@@ -4,6 +4,7 @@
  * @module
  */
 import { CommandError } from "./errors.ts";
+import { scaled } from "./time_scale.ts";
 
 /** Options of {@linkcode run}. */
 export interface RunOptions {
@@ -13,7 +14,7 @@ export interface RunOptions {
   stdin?: string;
   /** Return the result instead of throwing when the exit code is not 0. */
   allowFailure?: boolean;
-  /** Abort the command (SIGKILL) after this many milliseconds. */
+  /** Abort the command (SIGKILL) after this many milliseconds (default 15 s, stretched by the time scale). */
   timeoutMs?: number;
 }
 
@@ -33,7 +34,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const [cmd, ...args] = argv;
   if (cmd === undefined) throw new TypeError("Cannot run an empty command");
   const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), options.timeoutMs ?? 15_000);
+  const timer = setTimeout(() => timeout.abort(), options.timeoutMs ?? scaled(15_000));
   const signal = timeout.signal;
   let child: Deno.ChildProcess;
   try {

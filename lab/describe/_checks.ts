@@ -161,12 +161,15 @@ export function followUp(v: unknown, field: string): FollowUpSpec {
     fail(field, `"close" ends a follow-up: give send, read or both with it`);
   }
   const bytes = o.send === undefined ? undefined : requireInt(o.send, `${field}.send`, 1, 1 << 24);
-  const timeoutMs = o.read === undefined ? undefined : requireInt(
-    requireObject(o.read, `${field}.read`, ["timeoutMs"]).timeoutMs,
-    `${field}.read.timeoutMs`,
-    1,
-    MAX_WINDOW_MS,
-  );
+  const read = o.read === undefined
+    ? undefined
+    : requireObject(o.read, `${field}.read`, ["timeoutMs"]);
+  // A function of the matrix point is checked when planning resolves it.
+  const timeoutMs = read === undefined
+    ? undefined
+    : typeof read.timeoutMs === "function"
+    ? 1
+    : requireInt(read.timeoutMs, `${field}.read.timeoutMs`, 1, MAX_WINDOW_MS);
   const close = o.close === true ? { close: true as const } : {};
   if (bytes !== undefined && timeoutMs !== undefined) {
     return { kind: "sendRead", bytes, timeoutMs, ...close };

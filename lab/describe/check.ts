@@ -9,13 +9,8 @@
  */
 import { dirname, relative, resolve } from "node:path";
 import type { ExperimentDefinitionError } from "../base/errors.ts";
-import {
-  checkSysctls,
-  experimentFiles,
-  isHistoricalEntry,
-  loadLab,
-  type LoadOptions,
-} from "./load.ts";
+import { checkSysctls } from "./sysctls.ts";
+import { experimentFiles, isHistoricalEntry, loadLab, type LoadOptions } from "./load.ts";
 import { matrixPoints } from "./plan.ts";
 import type { Matrix } from "./types.ts";
 import { typeCheck, type TypeProblem } from "./type_check.ts";

@@ -10,6 +10,7 @@ import { ExperimentDefinitionError } from "../base/errors.ts";
 import { didYouMean } from "../base/suggest.ts";
 import type { RunMode } from "../vocabulary.ts";
 import {
+  acceptPolicy,
   type BOUND_FIELDS,
   describe,
   fail,
@@ -35,8 +36,16 @@ import type {
   PlannedRule,
   PlannedStep,
   RunPlan,
+  SkippedPoint,
 } from "./run_plan.ts";
 import { EXCLUSIVE_CONNECTIONS } from "./run_plan.ts";
+import {
+  hasSysctl,
+  isTimingLimited,
+  type KernelFacts,
+  stretchedWindowMs,
+  unprobedKernel,
+} from "./kernel.ts";
 import type {
   ArrivalsDefinition,
   ExperimentDefinition,
@@ -59,6 +68,11 @@ export interface PlanOptions {
    * Every name must be a parameter of the experiment.
    */
   set?: Readonly<Record<string, readonly ParamValue[]>>;
+  /**
+   * The kernel the runs are for (probed by `Lab.run()`); default
+   * {@linkcode unprobedKernel}, which assumes every sysctl exists.
+   */
+  kernel?: KernelFacts;
 }
 
 /** A what-if as the command line writes it: `backlog=0,1000`. */
@@ -152,24 +166,43 @@ export function modeOf(def: ExperimentDefinition, options: PlanOptions = {}): Ru
 }
 
 /**
- * Plans an experiment for one mode: its definition, file, mode, the metrics
- * it names, the what-ifs applied and one plan per matrix point.
+ * Plans an experiment for one mode and one kernel: its definition, file,
+ * mode, the metrics it names, the what-ifs applied, one plan per matrix point
+ * the kernel can run, and the points it skips with the reason its `requires`
+ * gave.
  */
 export function planExperiment<M extends Matrix>(
   def: ExperimentDefinition<M>,
   options: PlanOptions & { file?: string } = {},
 ): PlannedExperiment {
+  const kernel = options.kernel ?? unprobedKernel();
+  const skipped: SkippedPoint[] = [];
   const d = def as unknown as ExperimentDefinition;
   const overrides = options.set && Object.keys(options.set).length
     ? resolveOverrides(d, options.set)
     : undefined;
+  let plans: RunPlan[];
+  try {
+    plans = planRuns(def, { ...options, kernel }, skipped);
+  } catch (err) {
+    // Planning for a probed kernel fails after loading: name the file as loading would.
+    if (err instanceof ExperimentDefinitionError && !err.file && options.file !== undefined) {
+      throw new ExperimentDefinitionError(err.field, err.detail, {
+        file: options.file,
+        subject: err.subject,
+      });
+    }
+    throw err;
+  }
   return {
     definition: d,
     ...(options.file === undefined ? {} : { file: options.file }),
     mode: modeOf(d, options),
     metrics: namedMetrics(d),
     ...(overrides === undefined ? {} : { overrides }),
-    plans: planRuns(def, options),
+    plans,
+    kernel,
+    skipped,
   };
 }
 
@@ -182,7 +215,9 @@ export function planExperiment<M extends Matrix>(
 export function planRuns<M extends Matrix>(
   def: ExperimentDefinition<M>,
   options: PlanOptions = {},
+  skipped: SkippedPoint[] = [],
 ): RunPlan[] {
+  const kernel = options.kernel ?? unprobedKernel();
   const mode = modeOf(def as unknown as ExperimentDefinition, options);
   const overrides = options.set && Object.keys(options.set).length
     ? resolveOverrides(def as unknown as ExperimentDefinition, options.set)
@@ -214,13 +249,37 @@ export function planRuns<M extends Matrix>(
     if (m === undefined) parsed.set(name, m = parseMetric(name));
     return m;
   };
-  return points.map((params, index) => {
-    const at = Object.keys(params).length ? ` (at ${JSON.stringify(params)}${whatIf})` : "";
+  const runnable = points.flatMap((params, index) => {
+    const reason = def.requires === undefined
+      ? undefined
+      : resolve(def.requires as unknown as Param<ParamsOf<M>, string | undefined>, {
+        params: params as ParamsOf<M>,
+        kernel,
+      }, "requires");
+    if (reason !== undefined && (typeof reason !== "string" || reason.trim() === "")) {
+      fail(
+        "requires",
+        `expected a reason (a non-empty string) or undefined, got ${describe(reason)}`,
+      );
+    }
+    if (reason !== undefined) {
+      skipped.push({ params, index, reason });
+      return [];
+    }
+    return [{ params, index }];
+  });
+  return runnable.map(({ params, index }) => {
+    const where = Object.keys(params).length ? ` (at ${JSON.stringify(params)}${whatIf})` : "";
     try {
-      return planPoint(def, params as ParamsOf<M>, { mode, index, of: points.length, metric });
+      return planPoint(def, { params: params as ParamsOf<M>, kernel }, {
+        mode,
+        index,
+        of: points.length,
+        metric,
+      });
     } catch (err) {
-      if (err instanceof ExperimentDefinitionError && at) {
-        throw new ExperimentDefinitionError(err.field, err.detail + at);
+      if (err instanceof ExperimentDefinitionError && where) {
+        throw new ExperimentDefinitionError(err.field, err.detail + where);
       }
       throw err;
     }
@@ -229,15 +288,20 @@ export function planRuns<M extends Matrix>(
 
 function planPoint<M extends Matrix>(
   def: ExperimentDefinition<M>,
-  p: ParamsOf<M>,
+  at: At<ParamsOf<M>>,
   point: { mode: RunMode; index: number; of: number; metric: (name: string) => Metric },
 ): RunPlan {
+  const p = at.params;
   const serverHost = def.server.host;
   const hostOrder = [serverHost, ...Object.keys(def.hosts).filter((h) => h !== serverHost)];
   const hosts = hostOrder.map((name) => {
     const sysctls: Record<string, string> = {};
     for (const [k, v] of Object.entries(def.hosts[name]?.sysctls ?? {})) {
-      sysctls[k] = String(checked(v, p, `hosts.${name}.sysctls.${k}`, sysctlValue));
+      const field = `hosts.${name}.sysctls.${k}`;
+      const value = checked(v, at, field, optionalSysctlValue);
+      if (value === undefined) continue;
+      requireSysctl(at.kernel, k, field);
+      sysctls[k] = String(value);
     }
     return { name, sysctls };
   });
@@ -246,22 +310,22 @@ function planPoint<M extends Matrix>(
     host: g.host,
     ...(g.arrivals === undefined
       ? {
-        count: checked(g.count ?? 0, p, `clients[${i}].count`, int(0, MAX_COUNT)),
+        count: checked(g.count ?? 0, at, `clients[${i}].count`, int(0, MAX_COUNT)),
         intervalMs: g.start === undefined || g.start === "together"
           ? 0
           : "perSecond" in g.start
           ? 1000 / g.start.perSecond
           : g.start.intervalMs,
       }
-      : planArrivals(g.arrivals, p, `clients[${i}].arrivals`)),
-    then: followUpSpec(g.afterConnect),
+      : planArrivals(g.arrivals, at, `clients[${i}].arrivals`)),
+    then: followUpSpec(g.afterConnect, at, `clients[${i}].afterConnect`),
     deadlineMs: g.deadlineMs === undefined
       ? 0
-      : checked(g.deadlineMs, p, `clients[${i}].deadlineMs`, int(1, MAX_WINDOW_MS)),
+      : checked(g.deadlineMs, at, `clients[${i}].deadlineMs`, int(1, MAX_WINDOW_MS)),
     ...(g.startWhen === undefined ? {} : {
       startWhen: {
         metric: g.startWhen.metric,
-        ...resolveBounds(g.startWhen, p, `clients[${i}].startWhen`),
+        ...resolveBounds(g.startWhen, at, `clients[${i}].startWhen`),
       },
     }),
   }));
@@ -269,17 +333,18 @@ function planPoint<M extends Matrix>(
     name: e.name,
     metric: e.metric,
     over: e.over ?? "settled",
-    ...resolveBounds(e, p, `expect[${i}]`),
+    ...resolveBounds(e, at, `expect[${i}]`),
     stableMs: e.stableMs ?? 3 * def.observe.intervalMs,
+    ...(e.timing === true && isTimingLimited(at.kernel) ? { timingLimited: true } : {}),
   }));
-  const timeline = planTimeline(def, p, groups);
+  const timeline = planTimeline(def, at, groups);
   const acceptAfterMs = checked(
     def.server.acceptAfterMs ?? 0,
-    p,
+    at,
     "server.acceptAfterMs",
     int(0, MAX_WINDOW_MS),
   );
-  const accept = def.server.accept ?? "never";
+  const accept = checked(def.server.accept ?? "never", at, "server.accept", acceptPolicy);
   if (accept !== "never") {
     timeline.push({
       name: "server starts accepting",
@@ -291,14 +356,14 @@ function planPoint<M extends Matrix>(
   const serve = def.server.serve === undefined ? undefined : {
     replyBytes: checked(
       def.server.serve.replyBytes,
-      p,
+      at,
       "server.serve.replyBytes",
       int(1, MAX_REPLY_BYTES),
     ),
   };
   const maxOpenFiles = def.server.maxOpenFiles === undefined
     ? undefined
-    : checked(def.server.maxOpenFiles, p, "server.maxOpenFiles", int(8, 1 << 20));
+    : checked(def.server.maxOpenFiles, at, "server.maxOpenFiles", int(8, 1 << 20));
   const rules = Object.entries(def.rules ?? {}).map(([name, r]): PlannedRule => ({
     name,
     host: r.host,
@@ -326,15 +391,18 @@ function planPoint<M extends Matrix>(
     server: {
       host: serverHost,
       port: def.server.port ?? 8080,
-      backlog: checked(def.server.backlog, p, "server.backlog", requireBacklog),
+      backlog: checked(def.server.backlog, at, "server.backlog", requireBacklog),
       accept,
       acceptAfterMs,
       ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }),
       ...(serve === undefined ? {} : { serve }),
     },
-    links: planLinks(def, p, hostOrder),
+    links: planLinks(def, at, hostOrder),
     groups,
-    observe: def.observe,
+    observe: {
+      intervalMs: def.observe.intervalMs,
+      windowMs: stretchedWindowMs(def.observe.windowMs, at.kernel),
+    },
     expectations,
     metrics: [...metricNames].map(point.metric),
     rules,
@@ -348,12 +416,13 @@ function planPoint<M extends Matrix>(
         kind: e.kind,
         from: e.from,
         toleranceMs: e.toleranceMs ?? 0,
+        ...(e.timing === true && isTimingLimited(at.kernel) ? { timingLimited: true } : {}),
       };
       if (e.group !== undefined) planned.group = e.group;
-      if (e.count !== undefined) planned.count = resolveBounds(e.count, p, `${f}.count`);
+      if (e.count !== undefined) planned.count = resolveBounds(e.count, at, `${f}.count`);
       if (e.intervalsMs !== undefined) {
         planned.intervalsMs = typeof e.intervalsMs === "function"
-          ? intervalList(resolve(e.intervalsMs, p, `${f}.intervalsMs`), `${f}.intervalsMs`)
+          ? intervalList(resolve(e.intervalsMs, at, `${f}.intervalsMs`), `${f}.intervalsMs`)
           : [...e.intervalsMs];
       }
       return planned;
@@ -366,12 +435,12 @@ function planPoint<M extends Matrix>(
 /** A sustained group's arrivals at this point: its plan, its count and its mean gap. */
 function planArrivals<P>(
   a: ArrivalsDefinition<P>,
-  p: P,
+  at: At<P>,
   f: string,
 ): { count: number; intervalMs: number; arrivals: ArrivalPlan } {
   const arrivals: ArrivalPlan = {
-    perSecond: checked(a.perSecond, p, `${f}.perSecond`, int(1, MAX_ARRIVAL_RATE)),
-    forMs: checked(a.forMs, p, `${f}.forMs`, int(1, MAX_WINDOW_MS)),
+    perSecond: checked(a.perSecond, at, `${f}.perSecond`, int(1, MAX_ARRIVAL_RATE)),
+    forMs: checked(a.forMs, at, `${f}.forMs`, int(1, MAX_WINDOW_MS)),
     process: a.process ?? "fixed",
     seed: a.seed ?? 1,
   };
@@ -388,7 +457,7 @@ function planArrivals<P>(
 /** The links at this point, every value resolved and checked; unshaped directions left out. */
 function planLinks<M extends Matrix>(
   def: ExperimentDefinition<M>,
-  p: ParamsOf<M>,
+  at: At<ParamsOf<M>>,
   hostOrder: readonly string[],
 ): PlannedLink[] {
   const links: PlannedLink[] = [];
@@ -402,7 +471,7 @@ function planLinks<M extends Matrix>(
       const f = `links.${host}.${direction}`;
       const values: Record<string, number> = {};
       for (const [k, v] of Object.entries(declared)) {
-        values[k] = checked(v, p, `${f}.${k}`, (x, field) => boundValue(x, field));
+        values[k] = checked(v, at, `${f}.${k}`, (x, field) => boundValue(x, field));
       }
       const problem = shapeProblem(values);
       if (problem) fail(problem.field ? `${f}.${problem.field}` : f, problem.detail);
@@ -417,13 +486,13 @@ function planLinks<M extends Matrix>(
 /** The definition's steps present at this point, then one per `startWhen`. */
 function planTimeline<P>(
   def: { timeline?: TimelineStep<P>[] },
-  p: P,
+  at: At<P>,
   groups: readonly PlannedGroup[],
 ): PlannedStep[] {
   const present = (def.timeline ?? []).flatMap((x, i) =>
-    x.only === undefined || resolve(x.only, p, `timeline[${i}].only`) ? [{ x, i }] : []
+    x.only === undefined || resolve(x.only, at, `timeline[${i}].only`) ? [{ x, i }] : []
   );
-  const timeline = present.map(({ x, i }) => planStep(x, p, `timeline[${i}]`));
+  const timeline = present.map(({ x, i }) => planStep(x, at, `timeline[${i}]`));
   for (const s of timeline) {
     if (s.afterStep !== undefined && !timeline.some((o) => o.name === s.afterStep)) {
       fail(
@@ -446,9 +515,9 @@ function planTimeline<P>(
   return timeline;
 }
 
-function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
+function planStep<P>(x: TimelineStep<P>, at: At<P>, f: string): PlannedStep {
   const ms = (v: Param<P, number> | undefined, field: string) =>
-    v === undefined ? 0 : checked(v, p, field, int(0, MAX_WINDOW_MS));
+    v === undefined ? 0 : checked(v, at, field, int(0, MAX_WINDOW_MS));
   const a = x.do;
   let action: PlannedAction;
   if ("startGroup" in a) action = { kind: "startGroup", group: a.startGroup };
@@ -456,17 +525,18 @@ function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
   else if ("addRule" in a) action = { kind: "addRule", rule: a.addRule };
   else if ("removeRule" in a) action = { kind: "removeRule", rule: a.removeRule };
   else if ("sysctl" in a) {
-    const value = checked(a.sysctl.value, p, `${f}.do.sysctl.value`, sysctlValue);
+    const value = checked(a.sysctl.value, at, `${f}.do.sysctl.value`, sysctlValue);
+    requireSysctl(at.kernel, a.sysctl.name, `${f}.do.sysctl.name`);
     action = { kind: "sysctl", host: a.sysctl.host, name: a.sysctl.name, value: String(value) };
   } else if ("accept" in a) {
-    action = { kind: "accept", n: checked(a.accept, p, `${f}.do.accept`, int(1, MAX_COUNT)) };
+    action = { kind: "accept", n: checked(a.accept, at, `${f}.do.accept`, int(1, MAX_COUNT)) };
   } else if ("acceptPolicy" in a) action = { kind: "acceptPolicy", policy: a.acceptPolicy };
   else action = { kind: "stopServer", how: a.stopServer };
   return {
     name: x.name,
     atMs: ms(x.at, `${f}.at`),
     ...(x.when === undefined ? {} : {
-      when: { metric: x.when.metric, ...resolveBounds(x.when, p, `${f}.when`) },
+      when: { metric: x.when.metric, ...resolveBounds(x.when, at, `${f}.when`) },
     }),
     ...(x.afterStep === undefined ? {} : { afterStep: x.afterStep }),
     delayMs: ms(x.delayMs, `${f}.delayMs`),
@@ -474,11 +544,13 @@ function planStep<P>(x: TimelineStep<P>, p: P, f: string): PlannedStep {
   };
 }
 
-/** The client program's form of a (validated) follow-up. */
-function followUpSpec(f: FollowUp | undefined): FollowUpSpec {
+/** The client program's form of a (validated) follow-up, its read timeout resolved. */
+function followUpSpec<P>(f: FollowUp<P> | undefined, at: At<P>, field: string): FollowUpSpec {
   if (f === undefined || f === "nothing") return { kind: "nothing" };
   const bytes = "send" in f ? f.send : undefined;
-  const timeoutMs = "read" in f ? f.read.timeoutMs : undefined;
+  const timeoutMs = "read" in f
+    ? checked(f.read.timeoutMs, at, `${field}.read.timeoutMs`, int(1, MAX_WINDOW_MS))
+    : undefined;
   const close = f.close === true ? { close: true as const } : {};
   if (bytes !== undefined && timeoutMs !== undefined) {
     return { kind: "sendRead", bytes, timeoutMs, ...close };
@@ -490,13 +562,13 @@ function followUpSpec(f: FollowUp | undefined): FollowUpSpec {
 /** Resolves equals / atLeast / atMost at a matrix point into [min, max]. */
 function resolveBounds<P>(
   x: { equals?: Param<P, number>; atLeast?: Param<P, number>; atMost?: Param<P, number> },
-  p: P,
+  at: At<P>,
   f: string,
 ): { min: number; max: number } {
   const num = (k: (typeof BOUND_FIELDS)[number]) => {
     const v = x[k];
     // A function may return ±Infinity for "no bound at this point".
-    return v === undefined ? undefined : checked(v, p, `${f}.${k}`, boundValue);
+    return v === undefined ? undefined : checked(v, at, `${f}.${k}`, boundValue);
   };
   const eq = num("equals");
   const min = eq ?? num("atLeast") ?? -Infinity;
@@ -511,23 +583,29 @@ function resolveBounds<P>(
  */
 function checked<P, T>(
   v: Param<P, T>,
-  p: P,
+  at: At<P>,
   field: string,
   check: (value: unknown, field: string) => T,
 ): T {
-  return typeof v === "function" ? check(resolve(v, p, field), field) : v;
+  return typeof v === "function" ? check(resolve(v, at, field), field) : v;
 }
 
-function resolve<P, T>(v: Param<P, T>, params: P, field: string): T {
+/** A matrix point and the kernel it is planned for: what function values are given. */
+interface At<P> {
+  params: P;
+  kernel: KernelFacts;
+}
+
+function resolve<P, T>(v: Param<P, T>, at: At<P>, field: string): T {
   if (typeof v !== "function") return v;
   try {
-    return (v as (p: P) => T)(params);
+    return (v as (p: P, k: KernelFacts) => T)(at.params, at.kernel);
   } catch (err) {
     fail(
       field,
-      `the function threw for ${JSON.stringify(params)}: ${
-        err instanceof Error ? err.message : err
-      }`,
+      `the function threw for ${JSON.stringify(at.params)}${
+        at.kernel.probed ? ` on Linux ${at.kernel.release}` : ""
+      }: ${err instanceof Error ? err.message : err}`,
     );
   }
 }
@@ -541,6 +619,25 @@ function sysctlValue(v: unknown, field: string): number | string {
     fail(field, `expected a number or string, got ${describe(v)}`);
   }
   return v;
+}
+
+/**
+ * Fails for a sysctl the kernel's fresh namespace lacks (only when the
+ * facts were probed), saying how to set it only where it exists.
+ */
+function requireSysctl(kernel: KernelFacts, name: string, field: string): void {
+  if (hasSysctl(kernel, name)) return;
+  fail(
+    field,
+    `a network namespace of this kernel has no sysctl "${name}"${
+      didYouMean(name, Object.keys(kernel.sysctls))
+    } (this is Linux ${kernel.release}; only per-namespace net.* sysctls can be set); to set it only where it exists, give a function: (p, k) => hasSysctl(k, "${name}") ? value : undefined, or skip the point with "requires"`,
+  );
+}
+
+/** A host sysctl's value: a number or string, or `undefined` (from a function) to leave it alone. */
+function optionalSysctlValue(v: unknown, field: string): number | string | undefined {
+  return v === undefined ? undefined : sysctlValue(v, field);
 }
 
 function boundValue(v: unknown, field: string): number {

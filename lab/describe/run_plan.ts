@@ -5,6 +5,7 @@
  * @module
  */
 import type { JudgedOver, PacketKind, RulePacketKind, RunMode } from "../vocabulary.ts";
+import type { KernelFacts } from "./kernel.ts";
 import type { ArrivalPlan } from "./arrivals.ts";
 import type { NormalizedShape } from "./link_shape.ts";
 import type { Metric } from "./metric.ts";
@@ -59,6 +60,8 @@ export interface PlannedExpectation {
   max: number;
   /** For `settled`: how long it must hold, in milliseconds (default 3 sampling intervals). */
   stableMs: number;
+  /** Recorded but unable to fail the run: a `timing` expectation on a timing-limited machine. */
+  timingLimited?: boolean;
 }
 
 /** A packet rule with its group resolved. */
@@ -132,6 +135,8 @@ export interface PlannedPacketExpectation {
   intervalsMs?: number[];
   /** Allowed deviation of each gap in ms. */
   toleranceMs: number;
+  /** Recorded but unable to fail the run: a `timing` expectation on a timing-limited machine. */
+  timingLimited?: boolean;
 }
 
 /** One matrix point, ready to run. */
@@ -173,7 +178,10 @@ export interface RunPlan {
   packetExpectations: PlannedPacketExpectation[];
   /** Client groups with every value resolved, in definition order. */
   groups: PlannedGroup[];
-  /** Sampling interval and window, as defined. */
+  /**
+   * Sampling interval, as defined, and window: as defined, stretched by the
+   * kernel's `timeScale` (a slower machine needs longer to build the situation).
+   */
   observe: ObserveDefinition;
   /** Expectations with their bounds resolved, in definition order. */
   expectations: PlannedExpectation[];
@@ -203,6 +211,20 @@ export interface PlannedExperiment {
   metrics: string[];
   /** What-ifs (`--set`): each parameter whose values were replaced, with the values run. */
   overrides?: Record<string, ParamValue[]>;
-  /** One plan per matrix point, in matrix order. */
+  /** One plan per matrix point the kernel can run, in matrix order. */
   plans: RunPlan[];
+  /** The kernel it was planned for. */
+  kernel: KernelFacts;
+  /** The matrix points its `requires` refused on this kernel, with why. */
+  skipped: SkippedPoint[];
+}
+
+/** A matrix point an experiment's `requires` refused on a kernel. */
+export interface SkippedPoint {
+  /** The point's parameters. */
+  params: Record<string, ParamValue>;
+  /** Its 0-based index in the matrix. */
+  index: number;
+  /** Why this kernel cannot run it. */
+  reason: string;
 }

@@ -6,7 +6,10 @@
  */
 import type { ClaimDecision, RunEvidence } from "../results.ts";
 import type { JudgedOver, PacketKind, RulePacketKind } from "../vocabulary.ts";
+import type { KernelFacts } from "./kernel.ts";
 import type { LinkShape } from "./link_shape.ts";
+
+export type { KernelFacts };
 
 /** A matrix parameter's value. */
 export type ParamValue = number | string | boolean;
@@ -14,13 +17,20 @@ export type ParamValue = number | string | boolean;
 export type Matrix = Record<string, readonly ParamValue[]>;
 /** One point of a matrix. */
 export type ParamsOf<M extends Matrix> = { -readonly [K in keyof M]: M[K][number] };
-/** A value, or a function of the matrix point that gives it. */
-export type Param<P, T> = T | ((params: P) => T);
+/**
+ * A value, or a function of the matrix point (and of the kernel the run is
+ * planned for, see {@linkcode KernelFacts}) that gives it.
+ */
+export type Param<P, T> = T | ((params: P, kernel: KernelFacts) => T);
 
 /** A network namespace of the experiment. */
 export interface HostDefinition<P> {
-  /** `net.*` sysctls written inside this host's namespace (never the host's own). */
-  sysctls?: Record<string, Param<P, number | string>>;
+  /**
+   * `net.*` sysctls written inside this host's namespace (never the host's
+   * own). A function may return `undefined` to leave the sysctl alone on a
+   * kernel (e.g. one that lacks it: `(p, k) => hasSysctl(k, name) ? v : undefined`).
+   */
+  sysctls?: Record<string, Param<P, number | string | undefined>>;
 }
 
 /**
@@ -42,8 +52,11 @@ export interface ServerDefinition<P> {
   port?: number;
   /** The `backlog` passed verbatim to `listen()`. */
   backlog: Param<P, number>;
-  /** Default `"never"`. */
-  accept?: AcceptPolicy;
+  /**
+   * Default `"never"`. May be a function of the matrix point and the kernel
+   * (e.g. a slower rate on a machine that runs the lab far slower).
+   */
+  accept?: Param<P, AcceptPolicy>;
   /** The accept policy starts this long after the clients are released; default 0. */
   acceptAfterMs?: Param<P, number>;
   /** The server process's `RLIMIT_NOFILE` (soft and hard), set after it listens. */
@@ -144,8 +157,8 @@ export interface TimelineStep<P> {
   afterStep?: string;
   /** Once the other conditions hold, wait this long; default 0. */
   delayMs?: Param<P, number>;
-  /** The step exists only at matrix points where this returns true; default all. */
-  only?: (params: P) => boolean;
+  /** The step exists only at matrix points (and kernels) where this returns true; default all. */
+  only?: (params: P, kernel: KernelFacts) => boolean;
   /** The action. */
   do: StepAction<P>;
 }
@@ -171,19 +184,30 @@ export interface PacketExpectation<P> {
   intervalsMs?: Param<P, readonly number[]>;
   /** Allowed deviation of each gap, in ms (kernel timers fire a few ms late); required with `intervalsMs`. */
   toleranceMs?: number;
+  /**
+   * The bound depends on how fast the lab builds the situation (e.g. how many
+   * SYN-ACK timer firings pass before a step), not on the kernel alone. On a
+   * machine much slower than native (an emulated VM: the kernel's time scale
+   * above `TIMING_LIMIT` of `lab/describe/kernel.ts`) the check is still recorded, but cannot
+   * fail the run: it says it is timing-limited there.
+   */
+  timing?: boolean;
 }
 
 /**
  * What a client does once `connect()` returns: send `send` bytes (a
  * request), read with a timeout (the reply; the first bytes end the read),
  * or both; with `close: true` it then closes the socket (a client done with
- * its request), otherwise the socket stays open until the run ends.
+ * its request), otherwise the socket stays open until the run ends. A read's
+ * timeout may be a function of the matrix point and the kernel (e.g.
+ * stretched by its `timeScale` where it must outlast the lab's own steps).
  */
-export type FollowUp =
+// deno-lint-ignore no-explicit-any
+export type FollowUp<P = any> =
   | "nothing"
   | { send: number; close?: boolean }
-  | { read: { timeoutMs: number }; close?: boolean }
-  | { send: number; read: { timeoutMs: number }; close?: boolean };
+  | { read: { timeoutMs: Param<P, number> }; close?: boolean }
+  | { send: number; read: { timeoutMs: Param<P, number> }; close?: boolean };
 
 /** A group of concurrent client connections. */
 export interface ClientGroupDefinition<P> {
@@ -210,7 +234,7 @@ export interface ClientGroupDefinition<P> {
    */
   start?: "together" | { intervalMs: number } | { perSecond: number };
   /** Default `"nothing"`. */
-  afterConnect?: FollowUp;
+  afterConnect?: FollowUp<P>;
   /** Give up on a connection (close it) this long after its connect() began; default never. */
   deadlineMs?: Param<P, number>;
   /**
@@ -275,6 +299,14 @@ export interface Expectation<P> {
   over?: JudgedOver;
   /** For `settled`: how long it must stay held; default 3 sampling intervals. */
   stableMs?: number;
+  /**
+   * The bound depends on how fast the lab builds the situation (e.g. how many
+   * SYN-ACK timer firings pass before a step), not on the kernel alone. On a
+   * machine much slower than native (an emulated VM: the kernel's time scale
+   * above `TIMING_LIMIT` of `lab/describe/kernel.ts`) the check is still recorded, but cannot
+   * fail the run: it says it is timing-limited there.
+   */
+  timing?: boolean;
 }
 
 /** Turns an experiment's runs into a verdict on one claim. */
@@ -342,6 +374,20 @@ export interface ExperimentDefinition<M extends Matrix = Matrix> {
   capture?: string[];
   /** What the captures must show; checked once the observation ends. */
   expectPackets?: PacketExpectation<ParamsOf<M>>[];
+  /**
+   * What a kernel must have for a matrix point to run: returns why this
+   * kernel (or this machine, e.g. an emulated one) cannot run the point, or
+   * `undefined` when it can. A point it refuses is skipped with the reason
+   * (never a failure); when it refuses every point, the experiment is
+   * `[SKIP]` and its claims are left to other experiments.
+   */
+  requires?: (params: ParamsOf<M>, kernel: KernelFacts) => string | undefined;
+  /**
+   * Commits of `KERNEL_CHANGES` (`lab/describe/kernel.ts`) whose effect this
+   * experiment's numbers depend on: where its claims' verdicts differ between
+   * kernels, reports name the change that splits them the same way.
+   */
+  kernelChanges?: string[];
   /**
    * Run each matrix point alone, with no other point beside it. For points
    * whose load (thousands of handshakes) would disturb other points' timing,

@@ -31,6 +31,7 @@ import {
   SYSCTL_RE,
 } from "./_checks.ts";
 import { claimById, CLAIMS } from "./catalogue.ts";
+import { KERNEL_CHANGES } from "./kernel.ts";
 import { SHAPE_FIELDS, shapeProblem } from "./link_shape.ts";
 import type { MetricContext } from "./metric.ts";
 import { isUserClaimId, userClaimIdProblem } from "./user_claims.ts";
@@ -57,6 +58,8 @@ const TOP_FIELDS = [
   "capture",
   "expectPackets",
   "exclusive",
+  "requires",
+  "kernelChanges",
 ];
 const HOST_FIELDS = ["sysctls"];
 const SERVER_FIELDS = [
@@ -89,6 +92,7 @@ const PACKET_EXPECT_FIELDS = [
   "count",
   "intervalsMs",
   "toleranceMs",
+  "timing",
 ];
 const GROUP_FIELDS = [
   "name",
@@ -103,7 +107,16 @@ const GROUP_FIELDS = [
 const ARRIVAL_FIELDS = ["perSecond", "forMs", "process", "seed"];
 const LINK_FIELDS = ["toServer", "toClient"];
 const OBSERVE_FIELDS = ["intervalMs", "windowMs", "metrics"];
-const EXPECT_FIELDS = ["name", "metric", "equals", "atLeast", "atMost", "over", "stableMs"];
+const EXPECT_FIELDS = [
+  "name",
+  "metric",
+  "equals",
+  "atLeast",
+  "atMost",
+  "over",
+  "stableMs",
+  "timing",
+];
 
 /** Definitions {@linkcode defineExperiment} has checked (a loader need not check them again). */
 const VALIDATED = new WeakSet<object>();
@@ -152,6 +165,28 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   requireString(d.hypothesis, "hypothesis");
   if (d.family !== undefined && d.family !== 4 && d.family !== 6) {
     fail("family", `expected 4 or 6, got ${describe(d.family)}`);
+  }
+  if (d.kernelChanges !== undefined) {
+    if (!Array.isArray(d.kernelChanges)) {
+      fail("kernelChanges", `expected an array of commit ids, got ${describe(d.kernelChanges)}`);
+    }
+    const known = KERNEL_CHANGES.map((c) => c.commit);
+    for (const [i, c] of (d.kernelChanges as unknown[]).entries()) {
+      if (typeof c !== "string" || !known.includes(c)) {
+        fail(
+          `kernelChanges[${i}]`,
+          `${describe(c)} is not a commit of KERNEL_CHANGES${
+            typeof c === "string" ? didYouMean(c, known) : ""
+          } (known: ${known.join(", ")})`,
+        );
+      }
+    }
+  }
+  if (d.requires !== undefined && typeof d.requires !== "function") {
+    fail(
+      "requires",
+      `expected a function (params, kernel) => reason | undefined, got ${describe(d.requires)}`,
+    );
   }
 
   const claims = d.claims === undefined
@@ -251,7 +286,9 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
   }
   if (server.port !== undefined) requireInt(server.port, "server.port", 1, 65535);
   if (typeof server.backlog !== "function") requireBacklog(server.backlog, "server.backlog");
-  if (server.accept !== undefined) acceptPolicy(server.accept, "server.accept");
+  if (server.accept !== undefined && typeof server.accept !== "function") {
+    acceptPolicy(server.accept, "server.accept");
+  }
   if (server.acceptAfterMs !== undefined && typeof server.acceptAfterMs !== "function") {
     requireInt(server.acceptAfterMs, "server.acceptAfterMs", 0, MAX_WINDOW_MS);
   }
@@ -461,6 +498,9 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
       }
       requireInt(x.stableMs, `${f}.stableMs`, 0, MAX_WINDOW_MS);
     }
+    if (x.timing !== undefined && typeof x.timing !== "boolean") {
+      fail(`${f}.timing`, `expected true or false, got ${describe(x.timing)}`);
+    }
   });
   if (d.expectPackets !== undefined) {
     if (!Array.isArray(d.expectPackets)) fail("expectPackets", "expected an array");
@@ -504,6 +544,9 @@ export function defineExperiment<const M extends Matrix = Record<never, never>>(
         }
       }
       if (x.toleranceMs !== undefined) requireInt(x.toleranceMs, `${f}.toleranceMs`, 0, 60_000);
+      if (x.timing !== undefined && typeof x.timing !== "boolean") {
+        fail(`${f}.timing`, `expected true or false, got ${describe(x.timing)}`);
+      }
       if (x.count === undefined && x.intervalsMs === undefined) {
         fail(f, "give count, intervalsMs or both");
       }

@@ -8,7 +8,8 @@ import { didYouMean } from "../base/suggest.ts";
 import { describeValue } from "../base/values.ts";
 import { MetricError, parseMetric } from "../describe/metric.ts";
 import type { ClaimRule } from "../describe/types.ts";
-import type { ClaimDecision, RunEvidence, RunResult, Sample } from "../results.ts";
+import { unprobedKernel } from "../describe/kernel.ts";
+import type { ClaimDecision, KernelFacts, RunEvidence, RunResult, Sample } from "../results.ts";
 import { VERDICTS } from "../vocabulary.ts";
 import { connectionsOf } from "./expect_packets.ts";
 import { runExperience } from "../observe/client_experience.ts";
@@ -28,9 +29,16 @@ export function summarize(
   return out;
 }
 
-/** A claim rule's view of a run. */
-export function evidenceOf<P>(run: RunResult): RunEvidence<P> {
+/**
+ * A claim rule's view of a run on `kernel` (default: facts that were not
+ * probed, for reading a results document without its kernel's).
+ */
+export function evidenceOf<P>(
+  run: RunResult,
+  kernel: KernelFacts = unprobedKernel(),
+): RunEvidence<P> {
   return {
+    kernel,
     params: run.params as P,
     passed: run.passed,
     checks: run.checks,
@@ -123,6 +131,8 @@ function unknownMetric(metric: string, observed: readonly string[]): string {
 export interface DecideOptions {
   /** The experiment file, named in every error. */
   file?: string;
+  /** The kernel the runs ran on, which the rules see as `kernel` (default: not probed). */
+  kernel?: KernelFacts;
 }
 
 /**
@@ -137,7 +147,7 @@ export function decideClaims(
   runs: readonly RunResult[],
   options: DecideOptions = {},
 ): Record<string, ClaimDecision | { error: string }> {
-  const evidence = runs.map((r) => evidenceOf(r));
+  const evidence = runs.map((r) => evidenceOf(r, options.kernel ?? unprobedKernel()));
   const out: Record<string, ClaimDecision | { error: string }> = {};
   const where = options.file === undefined ? "" : `${options.file}: `;
   for (const [id, rule] of Object.entries(claims)) {

@@ -58,8 +58,13 @@ export class CheckTracker {
     }
   }
 
-  /** The outcome at the end of the window. */
+  /** The outcome at the end of the window (marked when the check is timing-limited). */
   result(): CheckResult {
+    const r = this.#result();
+    return this.plan.timingLimited ? { ...r, timingLimited: true } : r;
+  }
+
+  #result(): CheckResult {
     const { name, metric, over, min, max, stableMs } = this.plan;
     const bounds = describeBounds(min, max);
     const expected = over === "settled"

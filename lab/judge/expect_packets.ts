@@ -44,7 +44,14 @@ export function checkPackets(
     parts.push(`gaps ${e.intervalsMs.join(", ")} ms ± ${e.toleranceMs} ms`);
   }
   const expected = parts.join(", ");
-  const base = { name: e.name, metric, over: "packets" as const, expected, atMs: null };
+  const base = {
+    name: e.name,
+    metric,
+    over: "packets" as const,
+    expected,
+    atMs: null,
+    ...(e.timingLimited ? { timingLimited: true as const } : {}),
+  };
   if (conns.length === 0) {
     return { ...base, observed: null, passed: false, detail: "no connection in the capture" };
   }

@@ -8,7 +8,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import schema from "../../docs/results.schema.json" with { type: "json" };
 import { isObject } from "../base/values.ts";
-import type { LabReport } from "../results.ts";
+import type { KernelMatrixReport, LabReport } from "../results.ts";
 
 /** The results-document format versions this backlog-lab reads. */
 export const KNOWN_VERSIONS: readonly number[] = [1];
@@ -17,7 +17,9 @@ export const KNOWN_VERSIONS: readonly number[] = [1];
  * Fields added within format version 1, which documents written before them lack:
  * the document's `machine` and `command`, and each run's `server`.
  */
-const ADDED_IN_VERSION_1 = [["", ["machine", "command"]], ["RunResult", ["server"]]] as const;
+const ADDED_IN_VERSION_1 = [["LabReport", ["machine", "command"]], ["RunResult", [
+  "server",
+]]] as const;
 
 /** The largest results document read (a 10,000-connection run writes about 30 MB). */
 export const MAX_REPORT_BYTES = 512 * 1024 * 1024;
@@ -50,12 +52,11 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}
  */
 export function resultsValidator(options: { reader?: boolean } = {}): ValidateFunction {
   const s = structuredClone(schema) as {
-    required: string[];
     $defs: Record<string, { required?: string[] }>;
   };
   if (options.reader) {
     for (const [def, fields] of ADDED_IN_VERSION_1) {
-      const node = def === "" ? s : s.$defs[def]!;
+      const node = s.$defs[def]!;
       node.required = (node.required ?? []).filter((f) =>
         !(fields as readonly string[]).includes(f)
       );
@@ -85,9 +86,11 @@ export function describeSchemaErrors(errors: readonly ErrorObject[] | null | und
 let reader: ValidateFunction | undefined;
 
 /**
- * Reads, parses and validates a results document.
+ * Reads, parses and validates a results document of one kernel. From a
+ * `--kernel` run's document (a {@linkcode KernelMatrixReport}) it takes one
+ * kernel's report: the path ends in `#<label>`, e.g. `out/results.json#6.1.192`.
  *
- * @param path The file to read.
+ * @param path The file to read, with `#<label>` to pick a kernel of a `--kernel` run.
  * @returns The document.
  * @throws {CompareInputError} The file is missing, unreadable, too large, not JSON, not a
  * backlog-lab results document, of a format version this backlog-lab does not know, or not
@@ -102,6 +105,52 @@ let reader: ValidateFunction | undefined;
  * ```
  */
 export async function loadReport(path: string): Promise<LabReport> {
+  const hash = path.lastIndexOf("#");
+  const direct = await Deno.stat(path).then(() => true, () => false);
+  const file = hash > 0 && !direct ? path.slice(0, hash) : path;
+  const label = hash > 0 && !direct ? path.slice(hash + 1) : undefined;
+  const doc = await loadResultsDocument(file);
+  if (!("kernels" in doc)) {
+    if (label !== undefined) {
+      throw new CompareInputError(
+        file,
+        `it holds one kernel's results (Linux ${doc.kernel}), not a --kernel run's; give it without "#${label}"`,
+      );
+    }
+    return doc;
+  }
+  const labels = doc.kernels.map((k) => k.label);
+  const pick = (l: string) => `"${file}#${l}"`;
+  if (label === undefined) {
+    throw new CompareInputError(
+      file,
+      `it holds the results of ${doc.kernels.length} kernels (a --kernel run); compare two of them, e.g. ${
+        labels.slice(0, 2).map(pick).join(" ")
+      } (kernels: ${labels.join(", ")})`,
+    );
+  }
+  const k = doc.kernels.find((x) => x.label === label);
+  if (!k) {
+    throw new CompareInputError(
+      file,
+      `it has no kernel "${label}"; its kernels are ${labels.map((l) => `"${l}"`).join(", ")}`,
+    );
+  }
+  if (!k.report) {
+    throw new CompareInputError(file, `kernel "${label}" did not run: ${k.error ?? "no report"}`);
+  }
+  return k.report;
+}
+
+/**
+ * Reads, parses and validates a results document: one kernel's
+ * ({@linkcode LabReport}) or a `--kernel` run's ({@linkcode KernelMatrixReport}).
+ *
+ * @throws {CompareInputError} as {@linkcode loadReport} does.
+ */
+export async function loadResultsDocument(
+  path: string,
+): Promise<LabReport | KernelMatrixReport> {
   const text = await readBounded(path);
   let doc: unknown;
   try {
@@ -118,7 +167,9 @@ export async function loadReport(path: string): Promise<LabReport> {
   if (!isObject(doc)) {
     throw notResults(`it is ${Array.isArray(doc) ? "an array" : `${doc}`}, not an object`);
   }
-  const missing = ["version", "experiments", "ledger"].filter((k) => !(k in doc));
+  const missing = ["version", "kernels" in doc ? "kernels" : "experiments", "ledger"].filter((k) =>
+    !(k in doc)
+  );
   if (missing.length === 3) throw notResults(`no "version", "experiments" or "ledger" field`);
   // A package.json has a "version" too: only a number, or a document with our other fields, is ours.
   const ours = typeof doc.version === "number" || missing.length < 2;
@@ -143,7 +194,7 @@ export async function loadReport(path: string): Promise<LabReport> {
       } (format: docs/results.schema.json)`,
     );
   }
-  return doc as unknown as LabReport;
+  return doc as unknown as LabReport | KernelMatrixReport;
 }
 
 /** The file's text, read to at most {@linkcode MAX_REPORT_BYTES}. */

@@ -64,9 +64,9 @@ export {
   type DetectAccelOptions,
   ensureVmTools,
   type GuestInfo,
-  reapStaleVms,
+  qemuName,
+  RUN_DIR_PREFIX,
   stopAllVms,
 } from "./vm.ts";
-export type { ReapResult } from "./_run_record.ts";
 export { DownloadError, KernelSpecError, VmError, type VmFailure } from "./errors.ts";
 export type { BoundedFetchOptions, DownloadProgress, FetchFn } from "./_fetch.ts";

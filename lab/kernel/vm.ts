@@ -8,34 +8,34 @@
  * guest's console goes to a log file.
  *
  * Every wait is bounded (boot, run, shutdown) and QEMU is ended on every
- * exit path. Each VM has a run record (see `_run_record.ts`), so a VM whose
- * owner was killed with SIGKILL is reaped by the next call.
+ * exit path. Each VM is written into the lab's machine-wide run record
+ * (`lab/base/run_record.ts`): its directory lives in the record's temporary
+ * files and its QEMU process is recorded (PID, start time and its
+ * `-name backlog-lab-vm-<tag>`), so that a VM whose owner was killed with
+ * SIGKILL is reaped by the next run (`reapDeadRuns()`), like a namespace.
  * @module
  */
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { RunRecord } from "../base/run_record.ts";
+import { reapDeadRuns } from "../topology/reap.ts";
 import { buildInitramfs, findStaticBusybox, type ModulePlan, shellQuote } from "./initramfs.ts";
 import type { UnpackedKernel } from "./cache.ts";
 import { VmError } from "./errors.ts";
-import {
-  defaultRecordDir,
-  processStart,
-  qemuName,
-  reapStaleVms,
-  removeRecord,
-  RUN_DIR_PREFIX,
-  type RunRecord,
-  writeRecord,
-} from "./_run_record.ts";
 import { ensureTools } from "../topology/packages.ts";
 import { QEMU, XZ } from "./_tools.ts";
 import { PreflightError } from "../base/errors.ts";
+import {
+  type Accel,
+  hostThashEntries,
+  hostTscKhz,
+  kernelCmdline,
+  qemuArgv,
+  qemuName,
+} from "./qemu.ts";
 
-export { reapStaleVms } from "./_run_record.ts";
+export { type Accel, qemuName, RUN_DIR_PREFIX } from "./qemu.ts";
+
 export { DEPMOD, QEMU, XZ } from "./_tools.ts";
-
-/** How the guest's CPU runs: hardware virtualization, or QEMU's emulator. */
-export type Accel = "kvm" | "tcg";
 
 /** What the guest reported about itself once booted. */
 export interface GuestInfo {
@@ -77,6 +77,11 @@ export interface BootAndRunOptions {
   signal?: AbortSignal;
   /** Each console line of the guest (kernel and init messages), as it arrives. */
   onConsoleLine?: (line: string) => void;
+  /**
+   * Each line the command writes to stderr, while it runs (read from the
+   * control directory every 250 ms, and once more when the guest ends).
+   */
+  onStderrLine?: (line: string) => void;
   /** `kvm`, `tcg`, or `auto` (default: `$BACKLOG_LAB_VM_ACCEL`, else a bounded KVM boot probe). */
   accel?: Accel | "auto";
   /**
@@ -88,8 +93,12 @@ export interface BootAndRunOptions {
   thashEntries?: number | "host" | "kernel";
   /** Where console logs and the command's output are kept; default `~/.cache/backlog-lab/vm-logs`. */
   logDir?: string;
-  /** Where run records live; default `/run/backlog-lab/vms` (as root). */
-  recordDir?: string;
+  /**
+   * The run record the VM's directory and QEMU process are written into, so
+   * that a later run reaps them if this process is killed; default the
+   * process's own (`RunRecord.ofProcess()`, under `/run/backlog-lab`).
+   */
+  record?: RunRecord;
   /** Boot attempts after a guest crash or hang before the command starts (TCG's rare oops); default 1. */
   bootRetries?: number;
   /** The QEMU executable; default `qemu-system-x86_64` on PATH (tests give a stand-in). */
@@ -187,126 +196,6 @@ function register(signal: AbortSignal | undefined): { signal: AbortSignal; finis
       finished();
     },
   };
-}
-
-/** The host TSC frequency in kHz (the TCG guest's TSC runs at it), or `undefined`. */
-export function hostTscKhz(): number | undefined {
-  try {
-    const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1];
-    return mhz ? Math.round(Number(mhz) * 1000) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The host's TCP established-hash size, from its default tcp_max_syn_backlog (entries / 128). */
-export function hostThashEntries(): number | undefined {
-  try {
-    const n = Number(Deno.readTextFileSync("/proc/sys/net/ipv4/tcp_max_syn_backlog").trim());
-    return n > 128 ? n * 128 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Options of {@linkcode kernelCmdline}. */
-export interface CmdlineOptions {
-  accel: Accel;
-  tag: string;
-  tscKhz?: number | undefined;
-  thashEntries?: number | undefined;
-  probe?: boolean;
-}
-
-/**
- * The guest kernel's command line: serial console; a crash reboots (which
- * ends QEMU); under TCG a reliable TSC at the host's frequency (else a 4 ms
- * clock, or a calibration that can hang a busy boot).
- */
-export function kernelCmdline(o: CmdlineOptions): string {
-  const parts = [
-    "console=ttyS0",
-    "panic=-1",
-    "oops=panic",
-    "reboot=t",
-    "loglevel=4",
-    "random.trust_cpu=on",
-    "rdinit=/init",
-  ];
-  if (o.accel === "tcg") {
-    parts.push("tsc=reliable");
-    if (o.tscKhz) parts.push(`tsc_early_khz=${o.tscKhz}`);
-  }
-  if (o.thashEntries) parts.push(`thash_entries=${o.thashEntries}`);
-  if (o.probe) parts.push("backlog_lab.mode=probe");
-  parts.push(`backlog_lab.tag=${o.tag}`);
-  return parts.join(" ");
-}
-
-/** Options of {@linkcode qemuArgv}. */
-export interface QemuArgvOptions {
-  accel: Accel;
-  tag: string;
-  vmlinuz: string;
-  initrd: string;
-  cmdline: string;
-  memoryMiB: number;
-  cpus: number;
-  /** The control directory (9p tag `blctl`); absent for the probe. */
-  ctlDir?: string;
-  /** The share directory (9p tag `blshare`). */
-  shareDir?: string;
-  /** Whether to export the host's `/` (9p tag `blroot`); default true when `ctlDir` is set. */
-  root?: boolean;
-  /** The QEMU executable; default `qemu-system-x86_64`. */
-  binary?: string;
-}
-
-/** QEMU's argv: a microvm with no network device, the console on stdio, 9p shares. */
-export function qemuArgv(o: QemuArgvOptions): string[] {
-  const security = Deno.uid() === 0 ? "passthrough" : "none";
-  const fs = (id: string, path: string, readonly: boolean) => [
-    "-fsdev",
-    `local,id=${id},path=${path},security_model=${security},multidevs=remap${
-      readonly ? ",readonly=on" : ""
-    }`,
-    "-device",
-    `virtio-9p-device,fsdev=${id},mount_tag=${id}`,
-  ];
-  return [
-    o.binary ?? "qemu-system-x86_64",
-    "-name",
-    qemuName(o.tag),
-    "-nodefaults",
-    "-no-user-config",
-    "-no-reboot",
-    "-display",
-    "none",
-    "-serial",
-    "stdio",
-    "-monitor",
-    "none",
-    ...(o.accel === "kvm"
-      ? ["-accel", "kvm", "-cpu", "host"]
-      : ["-accel", "tcg,thread=multi", "-cpu", "max"]),
-    "-M",
-    "microvm,x-option-roms=off,rtc=on",
-    "-smp",
-    String(o.cpus),
-    "-m",
-    `${o.memoryMiB}M`,
-    "-kernel",
-    o.vmlinuz,
-    "-initrd",
-    o.initrd,
-    "-append",
-    o.cmdline,
-    "-device",
-    "virtio-rng-device",
-    ...(o.ctlDir ? fs("blctl", o.ctlDir, false) : []),
-    ...((o.root ?? o.ctlDir !== undefined) ? fs("blroot", "/", true) : []),
-    ...(o.shareDir ? fs("blshare", o.shareDir, false) : []),
-  ];
 }
 
 const READY = "backlog-lab-init: READY";
@@ -490,8 +379,8 @@ export interface DetectAccelOptions {
   timeoutMs?: number;
   /** Where the probe's console log goes; default a temporary file, removed. */
   logDir?: string;
-  /** Where the probe's run record goes; default `/run/backlog-lab/vms` (as root). */
-  recordDir?: string;
+  /** The run record of the probe's VM (default: the process's own). */
+  record?: RunRecord;
   /** Aborts the probe (the answer is then `tcg`). */
   signal?: AbortSignal;
 }
@@ -527,10 +416,11 @@ async function probeKvm(
   options: DetectAccelOptions,
 ): Promise<boolean> {
   const tag = `probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const record = options.record ?? await RunRecord.ofProcess();
   const reg = register(options.signal);
-  const dir = await Deno.makeTempDir({ prefix: `${RUN_DIR_PREFIX}${tag}-` });
-  const recordDir = options.recordDir ?? defaultRecordDir();
+  const dir = record.tempPath(qemuName(tag));
   try {
+    await Deno.mkdir(dir, { mode: 0o700 });
     const initrd = join(dir, "initramfs.cpio.gz");
     await Deno.writeFile(initrd, (await buildInitramfs(kernel, { modules: [] })).bytes);
     const consoleLog = join(options.logDir ?? dir, `${tag}.console.log`);
@@ -551,37 +441,27 @@ async function probeKvm(
       signal: reg.signal,
       onConsoleLine: undefined,
       probe: true,
-      onStart: (pid) => writeRecordFor(recordDir, tag, dir, pid).then(() => {}),
+      onStart: (pid) => recordQemu(record, pid, tag),
     });
     return r.readyAt !== undefined;
   } catch {
     return false;
   } finally {
-    await removeRecord(recordDir, tag);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     reg.finished();
   }
 }
 
-async function writeRecordFor(
-  recordDir: string,
-  tag: string,
-  runDir: string,
-  qemuPid?: number,
-): Promise<string> {
-  const rec: RunRecord = {
-    tag,
-    ownerPid: Deno.pid,
-    ownerStart: processStart(Deno.pid) ?? 0,
-    runDir,
-    startedAt: new Date().toISOString(),
-  };
-  if (qemuPid !== undefined) {
-    rec.qemuPid = qemuPid;
-    const start = processStart(qemuPid);
-    if (start !== undefined) rec.qemuStart = start;
+/**
+ * Records a VM's QEMU in the run record (by its `-name`), so that a later run
+ * ends it if this process is killed. One that already exited needs nothing.
+ */
+async function recordQemu(record: RunRecord, pid: number, tag: string): Promise<void> {
+  try {
+    await record.addProcess(pid, qemuName(tag));
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
   }
-  return await writeRecord(recordDir, rec);
 }
 
 /** The default directory of console logs and outputs: `~/.cache/backlog-lab/vm-logs`. */
@@ -650,24 +530,24 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
   if (options.qemu === undefined || options.busybox === undefined) {
     await ensureVmTools({ qemu: options.qemu === undefined });
   }
-  const recordDir = options.recordDir ?? defaultRecordDir();
-  await reapStaleVms(recordDir);
+  const record = options.record ?? await RunRecord.ofProcess();
+  // What killed runs left: their VMs (and namespaces, and temporary files).
+  await reapDeadRuns(dirname(record.dir));
   const kernel = options.kernel;
   const memoryMiB = options.memoryMiB ?? 4096;
   const cpus = options.cpus ?? 2;
   const tag = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const reg = register(options.signal);
   const signal = reg.signal;
-  const runDir = await Deno.makeTempDir({ dir: tmpdir(), prefix: `${RUN_DIR_PREFIX}${tag}-` })
-    .catch((err) => {
-      reg.finished();
-      throw err;
-    });
+  // In the run record's temporary files: reaped with the record if this process is killed.
+  const runDir = record.tempPath(qemuName(tag));
+  await Deno.mkdir(runDir, { mode: 0o700 }).catch((err) => {
+    reg.finished();
+    throw err;
+  });
   const logDir = options.logDir ?? defaultVmLogDir();
-  let recorded = false;
+  let follower: { stop(): Promise<void> } | undefined;
   try {
-    await writeRecordFor(recordDir, tag, runDir);
-    recorded = true;
     await Deno.mkdir(logDir, { recursive: true });
     await pruneLogs(logDir, 40).catch(() => {});
     const initramfs = await buildInitramfs(
@@ -679,9 +559,10 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
     const ctlDir = join(runDir, "ctl");
     await Deno.mkdir(ctlDir);
     await writeControl(ctlDir, { ...options, cwd, shareMount });
+    if (options.onStderrLine) follower = followFile(join(ctlDir, "stderr"), options.onStderrLine);
     const accel = options.accel === "kvm" || options.accel === "tcg"
       ? options.accel
-      : await detectAccel(kernel, { signal, recordDir });
+      : await detectAccel(kernel, { signal, record });
     const thash = options.thashEntries ?? "host";
     const thashEntries = thash === "host"
       ? hostThashEntries()
@@ -717,7 +598,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
           runTimeoutMs: options.timeoutMs ?? 30 * 60_000,
           signal,
           onConsoleLine: options.onConsoleLine,
-          onStart: (pid) => writeRecordFor(recordDir, tag, runDir, pid).then(() => {}),
+          onStart: (pid) => recordQemu(record, pid, tag),
         });
       } catch (err) {
         if (err instanceof VmError && err.failure === "boot-timeout" && attempts <= retries) {
@@ -749,6 +630,7 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
         await tailOf(),
       );
     }
+    await follower?.stop();
     const stdoutPath = join(logDir, `${tag}.stdout`);
     const stderrPath = join(logDir, `${tag}.stderr`);
     await Deno.copyFile(join(ctlDir, "stdout"), stdoutPath).catch(() => {});
@@ -785,10 +667,71 @@ export async function bootAndRun(options: BootAndRunOptions): Promise<BootAndRun
       tag,
     };
   } finally {
+    await follower?.stop().catch(() => {});
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
-    if (recorded) await removeRecord(recordDir, tag);
     reg.finished();
   }
+}
+
+/**
+ * Reads the lines appended to `path` (which may not exist yet) every 250 ms
+ * and hands each complete one to `onLine`; `stop()` reads what is left
+ * (the last line too, complete or not) and ends. Idempotent.
+ */
+export function followFile(
+  path: string,
+  onLine: (line: string) => void,
+): { stop(): Promise<void> } {
+  let offset = 0;
+  let partial = "";
+  let stopped = false;
+  const decoder = new TextDecoder();
+  const readMore = async (final: boolean) => {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch {
+      return; // not written yet
+    }
+    try {
+      await file.seek(offset, Deno.SeekMode.Start);
+      const buf = new Uint8Array(64 * 1024);
+      for (let i = 0; i < 1024; i++) { // at most 64 MiB a read
+        const n = await file.read(buf);
+        if (n === null || n === 0) break;
+        offset += n;
+        partial += decoder.decode(buf.subarray(0, n), { stream: true });
+      }
+    } finally {
+      file.close();
+    }
+    const lines = partial.split("\n");
+    partial = final ? "" : lines.pop()!;
+    for (const line of final ? lines.filter((l, i) => i < lines.length - 1 || l !== "") : lines) {
+      try {
+        onLine(line);
+      } catch { /* the caller's display failed: never the VM */ }
+    }
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let reading: Promise<void> = Promise.resolve();
+  const tick = () => {
+    reading = readMore(false).catch(() => {}).finally(() => {
+      if (!stopped) timer = setTimeout(tick, 250);
+    });
+  };
+  timer = setTimeout(tick, 250);
+  let done: Promise<void> | undefined;
+  return {
+    stop() {
+      return done ??= (async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await reading;
+        await readMore(true).catch(() => {});
+      })();
+    },
+  };
 }
 
 /** Writes `vm.env` (read by /init) and `run.sh` (the command, run chrooted in the guest). */

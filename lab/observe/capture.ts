@@ -3,6 +3,7 @@
  * TCP port, parsed into {@linkcode Packet}s when it stops.
  * @module
  */
+import { scaled } from "../base/time_scale.ts";
 import { CommandError, WaitTimeoutError } from "../base/errors.ts";
 import { RunRecord } from "../base/run_record.ts";
 import { until } from "../base/wait.ts";
@@ -296,7 +297,7 @@ class Tcpdump {
   async end(): Promise<void> {
     if (!this.#exited) {
       signalChild(this.child, "SIGTERM");
-      const timer = setTimeout(() => signalChild(this.child, "SIGKILL"), STOP_GRACE_MS);
+      const timer = setTimeout(() => signalChild(this.child, "SIGKILL"), scaled(STOP_GRACE_MS));
       await this.child.status;
       clearTimeout(timer);
     }
@@ -331,7 +332,7 @@ async function startTcpdump(
     tcpdump.listening.then(() => "listening" as const),
     tcpdump.child.status.then(() => "exited" as const),
     new Promise<"timeout">((resolve) =>
-      timer = setTimeout(() => resolve("timeout"), START_TIMEOUT_MS)
+      timer = setTimeout(() => resolve("timeout"), scaled(START_TIMEOUT_MS))
     ),
     new Promise<"aborted">((resolve) => {
       onAbort = () => resolve("aborted");
@@ -351,7 +352,9 @@ async function startTcpdump(
     case "timeout":
       await tcpdump.kill();
       throw new WaitTimeoutError(
-        `Timed out after ${START_TIMEOUT_MS} ms waiting for tcpdump in namespace "${nsName}" to report listening: stderr "${tcpdump.stderr}"`,
+        `Timed out after ${
+          scaled(START_TIMEOUT_MS)
+        } ms waiting for tcpdump in namespace "${nsName}" to report listening: stderr "${tcpdump.stderr}"`,
       );
     case "aborted":
       await tcpdump.kill();
@@ -387,7 +390,7 @@ async function settle(file: string): Promise<void> {
       return performance.now() - quietSince;
     },
     (quietMs) => quietMs >= SETTLE_QUIET_MS,
-    { timeoutMs: SETTLE_MAX_MS, intervalMs: 5 },
+    { timeoutMs: scaled(SETTLE_MAX_MS), intervalMs: 5 },
   ).catch((err) => {
     // A file still growing after SETTLE_MAX_MS is read as it is.
     if (!(err instanceof WaitTimeoutError)) throw err;

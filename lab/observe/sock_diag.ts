@@ -14,6 +14,7 @@
  * Recv-Q and Send-Q are the accept queue's length and limit, as in `ss -ltn`.
  * @module
  */
+import { scaled } from "../base/time_scale.ts";
 import { describeErrno, errnoText, lastErrno, libc, withNetns } from "../topology/setns.ts";
 import { TCP_STATES, type TcpState } from "../vocabulary.ts";
 import type { SocketRow } from "./socket_table.ts";
@@ -353,7 +354,7 @@ export class SockDiag implements Disposable {
       throw new Error(`${action}: sendto() failed: ${why}`);
     }
     this.#busy = true;
-    const deadline = performance.now() + MAX_DUMP_MS;
+    const deadline = performance.now() + scaled(MAX_DUMP_MS);
     let recvs = 0;
     return {
       action,
@@ -365,7 +366,7 @@ export class SockDiag implements Disposable {
           throw new Error(`${action}: the dump did not end within ${MAX_RECVS} recv() calls`);
         }
         if (performance.now() > deadline) {
-          throw new Error(`${action}: the dump did not end within ${MAX_DUMP_MS} ms`);
+          throw new Error(`${action}: the dump did not end within ${scaled(MAX_DUMP_MS)} ms`);
         }
       },
     };

@@ -144,7 +144,7 @@ const SERVER_COLORS = ["#2ca02c", "#7f7f7f", "#d62728", "#1f77b4"];
 const CLIENT_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
 
 /** The chart's time axis is in seconds; the results' times are milliseconds. */
-function toSeconds(ms: number): number {
+export function toSeconds(ms: number): number {
   return ms / 1000;
 }
 
@@ -520,15 +520,27 @@ export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
       SUBTITLE_CHARS,
     ),
   ];
+  const frame = chartFrame(context.experiment, subtitle);
+  return {
+    ...frame,
+    config: {
+      ...frame.config,
+      legend: { ...frame.config.legend, labelLimit: 280, columns: 2 },
+    },
+    spacing: 6,
+    vconcat: panels,
+    resolve: { scale: { color: "independent" } },
+  };
+}
+
+/**
+ * What every chart of the lab's shares: the Vega-Lite schema, a title with
+ * its subtitle lines, a white background, the font, axis and legend styles.
+ */
+export function chartFrame(text: string, subtitle: string[]) {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: {
-      text: context.experiment,
-      subtitle,
-      anchor: "start",
-      fontSize: 15,
-      subtitleFontSize: 12,
-    },
+    title: { text, subtitle, anchor: "start", fontSize: 15, subtitleFontSize: 12 },
     background: "white",
     padding: 8,
     config: {
@@ -536,16 +548,11 @@ export function chartSpec(run: RunResult, context: ChartContext): ChartSpec {
       axis: { labelFontSize: 11, titleFontSize: 11 },
       legend: {
         labelFontSize: 11,
-        labelLimit: 280,
         orient: "top",
         direction: "horizontal",
-        columns: 2,
         symbolStrokeWidth: 3,
-      },
+      } as Record<string, unknown>,
     },
-    spacing: 6,
-    vconcat: panels,
-    resolve: { scale: { color: "independent" } },
   };
 }
 
@@ -572,7 +579,7 @@ function linksText(run: RunResult): string {
 }
 
 /** Subtitle characters per line: about the chart's width at 12 px. */
-const SUBTITLE_CHARS = 90;
+export const SUBTITLE_CHARS = 90;
 
 /** Splits text into lines of at most `width` characters at spaces (a longer word gets its own line). */
 export function wrap(text: string, width: number): string[] {

@@ -43,6 +43,8 @@ export interface WriteReportOptions {
   registerTemp?: (path: string) => Promise<void>;
   /** Give what is written to this user, e.g. the one behind `sudo` (see `sudoOwner`). */
   owner?: Owner;
+  /** Draw the charts (default true); without, `charts/` stays empty and runs name none. */
+  charts?: boolean;
 }
 
 /** The files a report consists of, relative to its directory. */
@@ -106,8 +108,11 @@ export class ReportWriteError extends Error {
   }
 }
 
-/** The files and folders a report consists of; `results.json` last: it marks a report complete. */
-const REPORT_ENTRIES = ["charts", "pcaps", "report.md", "results.json"];
+/**
+ * The files and folders a report consists of (`kernels/` of a `--kernel`
+ * run's); `results.json` last: it marks a report complete.
+ */
+const REPORT_ENTRIES = ["charts", "pcaps", "kernels", "report.md", "results.json"];
 
 /**
  * Writes the report into `dir`, all or nothing: everything goes first into a
@@ -128,18 +133,34 @@ export async function writeReport(
   input: ReportInput,
   options: WriteReportOptions = {},
 ): Promise<ReportFiles> {
+  return await stagedReport(dir, (staging) => writeEntries(staging, input, options), options);
+}
+
+/**
+ * Writes a report directory all or nothing, as {@linkcode writeReport} does:
+ * `fill` writes every entry into a sibling staging directory, which then
+ * replaces the report entries of `dir` (for reports other than one run's,
+ * e.g. a `--kernel` run's).
+ *
+ * @throws {ReportWriteError} naming the directory, the file and the reason.
+ */
+export async function stagedReport<T>(
+  dir: string,
+  fill: (staging: string) => Promise<T>,
+  options: Pick<WriteReportOptions, "registerTemp" | "owner"> = {},
+): Promise<T> {
   const target = resolve(dir);
   const parent = dirname(target);
   const tag = [...crypto.getRandomValues(new Uint8Array(4))]
     .map((b) => b.toString(16).padStart(2, "0")).join("");
   const staging = join(parent, `.${basename(target)}.partial-${tag}`);
   let made: string[] = [];
-  let files: ReportFiles;
+  let files: T;
   try {
     made = await mkdirTracked(parent);
     await options.registerTemp?.(staging);
     await Deno.mkdir(staging);
-    files = await writeEntries(staging, input, options);
+    files = await fill(staging);
   } catch (err) {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
     throw asWriteError(dir, err);
@@ -192,13 +213,15 @@ async function writeEntries(
     (run.pcaps ??= {})[c.host] = relative;
     pcaps.push(relative);
   }
-  const charted = report.experiments.flatMap((e) =>
-    e.runs.map((run, i) => ({ e, run, i })).filter(({ run }) => run.samples.length > 0)
-  );
-  // The chart libraries (vega, resvg) load only when a report is drawn.
-  const { chartSpec, renderSvg, svgToPng } = await import("./chart.ts");
+  const charted = options.charts === false
+    ? []
+    : report.experiments.flatMap((e) =>
+      e.runs.map((run, i) => ({ e, run, i })).filter(({ run }) => run.samples.length > 0)
+    );
   const charts: string[] = [];
   for (const [n, { e, run, i }] of charted.entries()) {
+    // The chart libraries (vega, resvg) load only when a report is drawn.
+    const { chartSpec, renderSvg, svgToPng } = await import("./chart.ts");
     options.onChart?.(n, charted.length);
     const stem = `charts/${e.id}/${runFileName(i, e.runs.length, run.params)}`;
     const svg = await renderSvg(chartSpec(run, {
@@ -332,8 +355,8 @@ export async function prepareReportDir(dir: string): Promise<string | undefined>
 async function isPreviousReport(path: string): Promise<boolean> {
   try {
     const doc = JSON.parse(await Deno.readTextFile(path));
-    return typeof doc?.version === "number" && Array.isArray(doc.experiments) &&
-      Array.isArray(doc.ledger);
+    return typeof doc?.version === "number" && Array.isArray(doc.ledger) &&
+      (Array.isArray(doc.experiments) || Array.isArray(doc.kernels));
   } catch {
     return false;
   }

@@ -20,7 +20,29 @@ export function experimentLine(e: ExperimentResult): string {
   if (e.skipped) return `[SKIP] ${e.id}: ${e.skipped}`;
   const tag = e.passed ? "[ OK ]" : "[FAIL]";
   const n = e.runs.length;
-  return `${tag} ${e.id}: ${e.title} (${seconds(e.durationMs)}, ${n} run${n === 1 ? "" : "s"})`;
+  // A bound this machine is too slow for (see `timing` of an expectation), and points it cannot run.
+  const limited = e.runs.flatMap((r) => r.checks).filter((c) => !c.passed && c.timingLimited);
+  const notes = [
+    ...(limited.length
+      ? [
+        `${limited.length} check${
+          limited.length === 1 ? "" : "s"
+        } timing-limited on this machine: ${
+          [...new Set(limited.map((c) => `"${c.name}"`))].join(", ")
+        }`,
+      ]
+      : []),
+    ...(e.skippedRuns?.length
+      ? [
+        `skipped ${e.skippedRuns.map((s) => paramsText(s.params) || "a run").join(", ")}: ${
+          e.skippedRuns[0]!.reason
+        }`,
+      ]
+      : []),
+  ];
+  return `${tag} ${e.id}: ${e.title} (${seconds(e.durationMs)}, ${n} run${n === 1 ? "" : "s"})${
+    notes.length ? `; ${notes.join("; ")}` : ""
+  }`;
 }
 
 /**
@@ -51,7 +73,7 @@ export function checksTable(e: ExperimentResult, all: boolean, width?: number): 
         c.metric,
         c.expected,
         `${c.observed ?? "–"}${at}`,
-        c.passed ? "ok" : "FAIL",
+        c.passed ? "ok" : c.timingLimited ? "timing-limited" : "FAIL",
       ]);
     }
   }

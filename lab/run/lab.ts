@@ -9,12 +9,8 @@
  * @module
  */
 import { isHistorical } from "../describe/historical.ts";
-import {
-  checkSysctls,
-  checkSysctlValues,
-  type HistoricalEntry,
-  sysctlValues,
-} from "../describe/load.ts";
+import type { HistoricalEntry } from "../describe/load.ts";
+import { checkSysctlValues, sysctlValues } from "../describe/sysctls.ts";
 import { planExperiment } from "../describe/plan.ts";
 import type { PlannedExperiment } from "../describe/run_plan.ts";
 import type { ExperimentDefinition, Matrix } from "../describe/types.ts";
@@ -23,12 +19,15 @@ import { historicalResult } from "../describe/historical.ts";
 import { claimErrors, decideClaims } from "../judge/evidence.ts";
 import { buildLedger } from "../judge/ledger.ts";
 import { mergeRepeats, type RepeatSummary, summarizeRepeats } from "../judge/repeat.ts";
+import { calibrateTimeScale } from "../base/time_scale.ts";
+import { kernelFacts, probeBehaviour, unknownBehaviour } from "../observe/kernel_probe.ts";
 import { machineInfo } from "../observe/machine.ts";
 import { PreflightError } from "../base/errors.ts";
 import type { CaptureFile } from "../report/directory.ts";
 import type {
   ExperimentOutline,
   ExperimentResult,
+  KernelFacts,
   LabEvent,
   LabReport,
   RunResult,
@@ -121,6 +120,7 @@ export class Lab implements AsyncDisposable {
   #seq = 0;
   #record: Promise<RunRecord> | undefined;
   #keptDir: Promise<string> | undefined;
+  #kernel: KernelFacts | undefined;
 
   /**
    * Picks a fresh name prefix and checks the subnets.
@@ -145,25 +145,26 @@ export class Lab implements AsyncDisposable {
   }
 
   /**
-   * Checks the machine (preflight: root, tools, stale namespaces of dead runs,
-   * the sysctls the experiments set), runs every experiment (`repeat` times),
-   * and returns the whole report.
+   * Checks the machine (preflight: root, tools, stale namespaces of dead runs),
+   * probes the kernel ({@linkcode KernelFacts}) and plans every experiment for
+   * it again (loading planned them without a kernel), runs every experiment
+   * (`repeat` times), and returns the whole report.
    *
    * @throws {PreflightError} when the machine cannot run the lab.
-   * @throws {ExperimentDefinitionError} for a sysctl a namespace of this kernel lacks.
+   * @throws {ExperimentDefinitionError} for a sysctl a namespace of this kernel lacks, or a
+   *   value that is wrong for this kernel.
    * @throws the abort reason when the lab's signal aborts (after cleanup).
    */
-  async run(experiments: readonly RunnableExperiment[], options: RunOptions = {}): Promise<LabRun> {
+  async run(planned: readonly RunnableExperiment[], options: RunOptions = {}): Promise<LabRun> {
     const startedAt = new Date();
     const t0 = performance.now();
     const repeats = options.repeat ?? 1;
-    const pre = await preflight(this.prefix, {
-      tools: () => neededTools(experiments),
-      ...(this.#options.log ? { log: this.#options.log } : {}),
-      record: () => this.#runRecord(),
-      sysctlValues: sysctlValues(experiments),
-    });
-    checkSysctls(experiments, pre.namespaceSysctls);
+    const { pre, kernel } = await this.#probe(
+      () => neededTools(planned),
+      sysctlValues(planned),
+    );
+    const experiments = planned.map((e) => this.#planFor(e, kernel));
+    // Sysctls a kernel lacks were refused while planning for it; values it refuses, here.
     checkSysctlValues(experiments, pre.sysctlProblems);
     const timesPath = this.#options.timesCache === false
       ? undefined
@@ -172,6 +173,7 @@ export class Lab implements AsyncDisposable {
     this.#emit({
       kind: "start",
       kernel: pre.kernel,
+      kernelFacts: kernel,
       reaped: pre.reaped,
       leftAlone: [
         ...(pre.reap.unrecorded.length
@@ -235,6 +237,7 @@ export class Lab implements AsyncDisposable {
     const report: LabReport = {
       version: 1,
       kernel: pre.kernel,
+      kernelFacts: kernel,
       machine: await machineInfo(),
       command: options.command ?? "Lab.run()",
       startedAt: startedAt.toISOString(),
@@ -250,19 +253,29 @@ export class Lab implements AsyncDisposable {
     return { report, repeats: summaries, captures };
   }
 
+  /** The kernel facts this lab probed (after {@linkcode Lab.run} or {@linkcode Lab.runExperiment}). */
+  get kernel(): KernelFacts | undefined {
+    return this.#kernel;
+  }
+
   /**
    * Runs every matrix point of one experiment (concurrently with other points
    * of this lab, up to `jobs`) and decides its claims. No preflight: call
-   * `preflight(lab.prefix)` first, or use {@linkcode Lab.run}.
+   * `preflight(lab.prefix)` first, or use {@linkcode Lab.run}. The kernel is
+   * probed once per lab (with `preflight`) and the experiment planned for it.
    */
   async runExperiment<M extends Matrix>(
     experiment: ExperimentDefinition<M> | PlannedExperiment,
     options: { file?: string; estimateMs?: number } = {},
   ): Promise<ExperimentResult> {
-    const planned = "plans" in experiment ? experiment : planExperiment(experiment, {
-      ...(this.#options.faithful ? { faithful: true } : {}),
-      ...(options.file === undefined ? {} : { file: options.file }),
-    });
+    const kernel = this.#kernel ?? (await this.#probe(() => Promise.resolve([]))).kernel;
+    const planned = "plans" in experiment
+      ? this.#planFor(experiment, kernel) as PlannedExperiment
+      : planExperiment(experiment, {
+        kernel,
+        ...(this.#options.faithful ? { faithful: true } : {}),
+        ...(options.file === undefined ? {} : { file: options.file }),
+      });
     return await this.#runPlanned(planned, {
       ...(this.#options.signal ? { signal: this.#options.signal } : {}),
       ...(options.estimateMs === undefined ? {} : { estimateMs: options.estimateMs }),
@@ -279,6 +292,23 @@ export class Lab implements AsyncDisposable {
     },
   ): Promise<ExperimentResult> {
     const { definition: def, plans } = e;
+    const skippedRuns = e.skipped.map((s) => ({ params: s.params, reason: s.reason }));
+    if (plans.length === 0 && skippedRuns.length > 0) {
+      return {
+        id: def.id,
+        title: def.title,
+        hypothesis: def.hypothesis,
+        ...(e.file === undefined ? {} : { file: e.file }),
+        passed: true,
+        skipped: skippedRuns[0]!.reason,
+        mode: e.mode,
+        durationMs: 0,
+        runs: [],
+        skippedRuns,
+        claims: {},
+        ...(def.kernelChanges?.length ? { kernelChanges: [...def.kernelChanges] } : {}),
+      };
+    }
     const repeat = o.repeat === undefined ? {} : { repeat: o.repeat };
     const keepCaptures = (this.#options.keepCaptures ?? false) && o.keep !== undefined;
     const record = await this.#runRecord();
@@ -332,11 +362,10 @@ export class Lab implements AsyncDisposable {
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const runs = settled.map((s) => (s as PromiseFulfilledResult<RunResult>).value);
-    const claims = decideClaims(
-      (def.claims ?? {}) as never,
-      runs,
-      e.file === undefined ? {} : { file: e.file },
-    );
+    const claims = decideClaims((def.claims ?? {}) as never, runs, {
+      kernel: e.kernel,
+      ...(e.file === undefined ? {} : { file: e.file }),
+    });
     return {
       id: def.id,
       title: def.title,
@@ -351,9 +380,49 @@ export class Lab implements AsyncDisposable {
       ...(def.shortened === undefined || e.mode === "default" ? {} : { shortened: def.shortened }),
       durationMs: started === undefined ? 0 : Math.round(ended - started),
       runs,
+      ...(skippedRuns.length ? { skippedRuns } : {}),
       claims,
       metrics: e.metrics,
       ...(e.overrides === undefined ? {} : { overrides: e.overrides }),
+      ...(def.kernelChanges?.length ? { kernelChanges: [...def.kernelChanges] } : {}),
+    };
+  }
+
+  /**
+   * Preflight, with the kernel's behaviour probed in its probe namespace;
+   * the time scale is measured first where a VM runner asked for it.
+   */
+  async #probe(tools: () => Promise<ToolNeed[]>, values: [string, string][] = []) {
+    await calibrateTimeScale();
+    let behaviour = unknownBehaviour();
+    const pre = await preflight(this.prefix, {
+      tools,
+      ...(this.#options.log ? { log: this.#options.log } : {}),
+      record: () => this.#runRecord(),
+      sysctlValues: values,
+      inProbe: async (ns) => {
+        behaviour = await probeBehaviour(ns, this.#options.signal);
+      },
+    });
+    const kernel = kernelFacts({
+      release: pre.kernel,
+      sysctls: pre.namespaceSysctlValues,
+      behaviour,
+    });
+    this.#kernel = kernel;
+    return { pre, kernel };
+  }
+
+  /** An experiment planned for `kernel` (planned again unless it was planned for it). */
+  #planFor(e: RunnableExperiment, kernel: KernelFacts): RunnableExperiment {
+    if (isHistoricalEntry(e) || e.kernel === kernel) return e;
+    return {
+      ...planExperiment(e.definition, {
+        kernel,
+        ...(e.mode === "faithful" ? { faithful: true } : {}),
+        ...(e.overrides === undefined ? {} : { set: e.overrides }),
+        ...(e.file === undefined ? {} : { file: e.file }),
+      }),
     };
   }
 

@@ -87,10 +87,12 @@ export async function watch(plan: RunPlan, ctx: WatchContext): Promise<Watched> 
     }
     const armed = tallies.every((t) => t.launched);
     for (const tr of trackers) tr.update(sample, armed);
-    const settled = trackers.filter((tr) => tr.plan.over === "settled");
+    // Timing-limited checks are recorded, but neither hold the window open nor end it.
+    const judged = trackers.filter((tr) => !tr.plan.timingLimited);
+    const settled = judged.filter((tr) => tr.plan.over === "settled");
     const done = timeline.pending.length === 0 && settled.length > 0 &&
       settled.every((tr) => tr.passedEarly);
-    const broken = trackers.some((tr) => tr.decided && !tr.passedEarly);
+    const broken = judged.some((tr) => tr.decided && !tr.passedEarly);
     const windowMs = plan.observe.windowMs;
     if (sample.t >= windowMs && timeline.pending.length) {
       const step = timeline.pending[0]!;

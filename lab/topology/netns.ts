@@ -7,6 +7,7 @@
  * Disposal ends the processes inside and deletes the namespace.
  * @module
  */
+import { scaled } from "../base/time_scale.ts";
 import { CommandError, WaitTimeoutError } from "../base/errors.ts";
 import { run } from "../base/command.ts";
 import { newRunId, RUN_ID_PREFIX, RunRecord } from "../base/run_record.ts";
@@ -212,6 +213,33 @@ export class Netns implements AsyncDisposable {
   }
 
   /**
+   * Every `net.*` sysctl this namespace has, with its value (`""` for one that
+   * cannot be read, e.g. write-only `net.ipv4.route.flush`; a value of several
+   * lines keeps them, joined by newlines).
+   */
+  async readSysctls(): Promise<Record<string, string>> {
+    const out = await this.exec([
+      "sh",
+      "-c",
+      "find /proc/sys/net -type f; echo; grep -rs '' /proc/sys/net; true",
+    ]);
+    const [names = "", values = ""] = out.stdout.split("\n\n");
+    const key = (path: string) => path.slice("/proc/sys/".length).replaceAll("/", ".");
+    const result: Record<string, string> = {};
+    for (const p of names.split("\n").filter(Boolean)) result[key(p)] = "";
+    const seen = new Set<string>();
+    for (const line of values.split("\n")) {
+      const i = line.indexOf(":");
+      if (!line.startsWith("/proc/sys/net/") || i < 0) continue;
+      const k = key(line.slice(0, i));
+      if (!(k in result)) continue;
+      result[k] = seen.has(k) ? `${result[k]}\n${line.slice(i + 1)}` : line.slice(i + 1);
+      seen.add(k);
+    }
+    return result;
+  }
+
+  /**
    * Tries each `[key, value]` in turn (a key may come several times) and
    * reads it back: for checking values before a run, in a namespace made for
    * that. Never throws for a value the kernel refuses.
@@ -271,7 +299,11 @@ export class Netns implements AsyncDisposable {
  *
  * @throws {WaitTimeoutError} after `timeoutMs`.
  */
-export async function waitUntilInside(pid: number, name: string, timeoutMs = 5000): Promise<void> {
+export async function waitUntilInside(
+  pid: number,
+  name: string,
+  timeoutMs = scaled(5000),
+): Promise<void> {
   const want = `net:[${(await Deno.stat(`/run/netns/${name}`)).ino}]`;
   const seen = await until(
     `process ${pid} to enter namespace "${name}"`,

@@ -28,6 +28,18 @@ export interface PreflightResult {
    * `namespaceSysctls`).
    */
   sysctlProblems: ReadonlyMap<string, string>;
+  /** The same sysctls with their values in a fresh namespace (`""` for one that cannot be read). */
+  namespaceSysctlValues: Readonly<Record<string, string>>;
+}
+
+/** The probe namespace, as {@linkcode PreflightOptions.inProbe} sees it. */
+export interface ProbeNamespace {
+  /** Its name (`<prefix>-probe`). */
+  readonly name: string;
+  /** `/proc/<holder pid>/net`: its view of the network tables. */
+  readonly procNet: string;
+  /** Writes sysctls inside it (never the host's) and reads them back. */
+  sysctls(values: Record<string, string>): Promise<Record<string, string>>;
 }
 
 /** Options of {@linkcode preflight}. */
@@ -47,6 +59,11 @@ export interface PreflightOptions {
   record?: RunRecord | (() => Promise<RunRecord>);
   /** Sysctl values to try in the probe namespace before anything runs: `[key, value]`. */
   sysctlValues?: readonly (readonly [string, string])[];
+  /**
+   * Called with the probe namespace once its sysctls were read (before the
+   * `sysctlValues` are tried in it): for probes of the kernel's behaviour (which may change it).
+   */
+  inProbe?: (ns: ProbeNamespace) => Promise<void>;
 }
 
 const TOOLS: Record<string, string> = {
@@ -136,7 +153,7 @@ export async function preflight(
   if (tools?.length) await ensureTools(tools, options.log ? { log: options.log } : {});
   const reap = await reapDeadRuns();
   const kernel = Deno.osRelease();
-  let namespaceSysctls: Set<string>;
+  let namespaceSysctlValues: Record<string, string>;
   const record = typeof options.record === "function" ? await options.record() : options.record;
   let probe: Netns;
   try {
@@ -150,13 +167,15 @@ export async function preflight(
   const sysctlProblems = new Map<string, string>();
   {
     await using _ = probe;
-    namespaceSysctls = new Set(await probe.listSysctls());
-    const known = (options.sysctlValues ?? []).filter(([k]) => namespaceSysctls.has(k));
+    namespaceSysctlValues = await probe.readSysctls();
+    await options.inProbe?.(probe);
+    const known = (options.sysctlValues ?? []).filter(([k]) => k in namespaceSysctlValues);
     const unique = [...new Map(known.map(([k, v]) => [`${k}=${v}`, [k, v] as const])).values()];
     for (const t of await probe.trySysctls(unique)) {
       if (t.problem !== undefined) sysctlProblems.set(`${t.key}=${t.value}`, t.problem);
     }
   }
+  const namespaceSysctls = new Set(Object.keys(namespaceSysctlValues));
   const uname = await run(["uname", "-r"], { allowFailure: true });
   return {
     kernel: uname.stdout.trim() || kernel,
@@ -164,5 +183,6 @@ export async function preflight(
     reap,
     namespaceSysctls,
     sysctlProblems,
+    namespaceSysctlValues,
   };
 }

@@ -20,7 +20,10 @@
  * @module
  */
 
-/** The libc functions the lab calls in-process (namespaces and netlink), as `Deno.dlopen` takes them. */
+/**
+ * The libc functions the lab calls in-process (namespaces, netlink, the
+ * kernel probe's sockets), as `Deno.dlopen` takes them.
+ */
 export const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
@@ -28,6 +31,9 @@ export const LIBC_SYMBOLS = {
   gettid: { parameters: [], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "u64"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },

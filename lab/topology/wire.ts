@@ -292,13 +292,13 @@ export class Wire implements AsyncDisposable {
         action,
       });
       if (newCounter) this.#counters.add(rule.name);
-      const handle = /^add rule .*# handle (\d+)\s*$/m.exec(out.stdout)?.[1];
+      const handle = ruleHandleFromEcho(out.stdout);
       if (handle === undefined) {
         throw new Error(
           `${action}: nft did not echo the rule's handle: ${JSON.stringify(out.stdout)}`,
         );
       }
-      this.#rules.set(rule.name, { chain, handle: Number(handle) });
+      this.#rules.set(rule.name, { chain, handle });
     } finally {
       this.#pending.delete(rule.name);
     }
@@ -412,4 +412,22 @@ export class Wire implements AsyncDisposable {
   #assertLive(action: string): void {
     if (this.#disposed) throw new Error(`${action}: the wire is disposed`);
   }
+}
+
+/**
+ * The handle of the rule an `nft -a -e` transaction added, from its echo:
+ * the line of the rule (not of its counter) ending in `# handle N`. nft
+ * prints the rule the kernel echoes back; Linux 6.x echoes an appended rule
+ * with its NLM_F_APPEND flag, so nft shows `add rule …`, while Linux 5.10
+ * echoes it without, and the same nft (1.0.6) shows `insert rule …`.
+ *
+ * @example
+ * ```ts
+ * import { ruleHandleFromEcho } from "./wire.ts";
+ * ruleHandleFromEcho("insert rule inet t out tcp dport 80 drop # handle 4\n"); // 4
+ * ```
+ */
+export function ruleHandleFromEcho(echo: string): number | undefined {
+  const handle = /^(?:add|insert) rule .*# handle (\d+)\s*$/m.exec(echo)?.[1];
+  return handle === undefined ? undefined : Number(handle);
 }

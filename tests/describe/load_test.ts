@@ -13,8 +13,8 @@ import {
 } from "node:assert/strict";
 import { join, relative } from "node:path";
 import { ExperimentDefinitionError } from "../../lab/base/errors.ts";
+import { checkSysctls } from "../../lab/describe/sysctls.ts";
 import {
-  checkSysctls,
   experimentFiles,
   isHistoricalEntry,
   loadExperiments,

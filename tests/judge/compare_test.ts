@@ -653,3 +653,45 @@ Deno.test("loadReport() reads /dev/zero only up to its bound, then refuses it (e
     return true;
   });
 });
+
+Deno.test("loadReport() takes one kernel of a --kernel run's document by its label", async () => {
+  const run = (label: string, kernel: string) => ({
+    spec: label,
+    label,
+    target: "vm" as const,
+    report: { ...report(), kernel },
+    durationMs: 1,
+  });
+  const matrix = {
+    version: 1,
+    kernels: [run("5.10.223", "5.10.0-32-amd64"), run("6.1.192", "6.1.0-56-amd64")],
+    ledger: [],
+    machine: report().machine,
+    command: "deno task lab --kernel 5.10.0-32 --kernel 6.1",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    durationMs: 2,
+    passed: true,
+  };
+  await withFile(JSON.stringify(matrix), async (path) => {
+    assert.equal((await loadReport(`${path}#6.1.192`)).kernel, "6.1.0-56-amd64");
+    assert.equal((await loadReport(`${path}#5.10.223`)).kernel, "5.10.0-32-amd64");
+    await assert.rejects(loadReport(path), (err: unknown) => {
+      assert.ok(err instanceof CompareInputError);
+      assert.match(
+        err.detail,
+        /holds the results of 2 kernels \(a --kernel run\); compare two of them, e\.g\. ".*#5\.10\.223" ".*#6\.1\.192"/,
+      );
+      return true;
+    });
+    await assert.rejects(
+      loadReport(`${path}#7.0`),
+      /has no kernel "7\.0"; its kernels are "5\.10\.223", "6\.1\.192"/,
+    );
+  });
+  await withFile(JSON.stringify(report()), async (path) => {
+    await assert.rejects(
+      loadReport(`${path}#x`),
+      /holds one kernel's results .*give it without "#x"/,
+    );
+  });
+});

@@ -4,9 +4,8 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RUN_DIR_PREFIX } from "../../lab/kernel/_run_record.ts";
+import { RUN_DIR_PREFIX } from "../../lab/kernel/vm.ts";
 
 /** `tests/kernel/testdata/`. */
 export const TESTDATA = fileURLToPath(new URL("./testdata", import.meta.url));
@@ -105,18 +104,11 @@ export function qemusOf(ownerPid: number): number[] {
   return pids;
 }
 
-/** Temporary VM directories of an owner. */
-export function runDirsOf(ownerPid: number): string[] {
-  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
-    n.startsWith(`${RUN_DIR_PREFIX}${ownerPid}-`)
-  );
-}
-
-/** Run records (`*.json`) in a directory. */
-export async function recordsIn(dir: string): Promise<string[]> {
+/** VM directories in a run record's temporary files (`record.tempDir`). */
+export function runDirsIn(tempDir: string): string[] {
   try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
-      n.endsWith(".json")
+    return [...Deno.readDirSync(tempDir)].map((e) => e.name).filter((n) =>
+      n.startsWith(RUN_DIR_PREFIX)
     );
   } catch {
     return [];
@@ -145,4 +137,41 @@ export async function fakeModulesDir(dir: string, release = "7.2.13+deb14-amd64"
     await Deno.writeFile(file, await xzCompress(new TextEncoder().encode(`ELF of ${name}`)));
   }
   return modulesDir;
+}
+
+/**
+ * Starts `_vm_owner.ts` (a process that boots a VM and prints READY once its
+ * guest runs the command) with `env`, waits for READY (or its deadline), then
+ * kills it with SIGKILL, so that nothing of its own cleanup runs. Returns its
+ * PID and the PIDs of its QEMUs seen before the kill.
+ */
+export async function killOwnerOnceReady(
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ ownerPid: number; qemus: number[] }> {
+  const owner = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", fileURLToPath(new URL("./_vm_owner.ts", import.meta.url))],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = setTimeout(() => owner.kill("SIGKILL"), timeoutMs);
+  while (!seen.includes("READY")) {
+    const r = await lines.read();
+    if (r.done) break;
+    seen += r.value;
+  }
+  clearTimeout(deadline);
+  const qemus = qemusOf(owner.pid);
+  if (seen.includes("READY")) owner.kill("SIGKILL");
+  await owner.status;
+  await lines.cancel();
+  await owner.stderr.cancel();
+  if (!seen.includes("READY")) {
+    throw new Error(`the owner's guest did not start its command: ${seen}`);
+  }
+  return { ownerPid: owner.pid, qemus };
 }

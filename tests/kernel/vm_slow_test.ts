@@ -1,13 +1,21 @@
 /**
  * Real guests (root, `BACKLOG_LAB_SLOW=1`): one Debian kernel boots and runs
- * a command, then the lab itself; a VM whose owner is killed is reaped by
- * the next call; an aborted or timed-out boot leaves nothing behind. The
+ * a command, then `deno task lab --kernel` runs one experiment in it and
+ * writes its report; a VM whose owner is killed is reaped by the next call;
+ * an aborted or timed-out boot leaves nothing behind. The
  * kernel is `$BACKLOG_LAB_TEST_KERNEL` (default `5.10@bullseye`), fetched
  * into the cache on first use.
  * @module
  */
-import { match, ok as assert, rejects, strictEqual as equal } from "node:assert/strict";
-import { join } from "node:path";
+import {
+  deepStrictEqual as deepEqual,
+  match,
+  ok as assert,
+  rejects,
+  strictEqual as equal,
+} from "node:assert/strict";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   bootAndRun,
@@ -17,8 +25,19 @@ import {
   type UnpackedKernel,
   VmError,
 } from "../../lab/kernel/mod.ts";
-import type { RunRecord } from "../../lab/kernel/_run_record.ts";
-import { qemusOf, recordsIn, runDirsOf, slowTest, waitUntil, withTempDir } from "./_helpers.ts";
+import { RunRecord } from "../../lab/base/run_record.ts";
+import { slug } from "../../lab/kernel/command.ts";
+import type { KernelMatrixReport, LabReport } from "../../lab/results.ts";
+import { runCli } from "../_helpers.ts";
+import { schemaErrors } from "../_schema.ts";
+import {
+  killOwnerOnceReady,
+  qemusOf,
+  runDirsIn,
+  slowTest,
+  waitUntil,
+  withTempDir,
+} from "./_helpers.ts";
 
 const SPEC = Deno.env.get("BACKLOG_LAB_TEST_KERNEL") ?? "5.10@bullseye";
 const PROJECT = fileURLToPath(new URL("../..", import.meta.url));
@@ -28,11 +47,21 @@ async function testKernel(): Promise<UnpackedKernel> {
   return kernel;
 }
 
+/** The share directories of `--kernel` runs in the temporary directory. */
+function shareDirs(): string[] {
+  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
+    n.startsWith("backlog-lab-kernel-")
+  );
+}
+
 /** Nothing of this process's VMs is left: no QEMU, no directory, no record. */
-async function assertNothingLeft(recordDir: string, ownerPid = Deno.pid): Promise<void> {
+async function assertNothingLeft(record: RunRecord, ownerPid = Deno.pid): Promise<void> {
   equal(qemusOf(ownerPid).length, 0, "no QEMU of this test runs");
-  equal(runDirsOf(ownerPid).length, 0, "no VM directory is left");
-  equal((await recordsIn(recordDir)).length, 0, "no run record is left");
+  equal(runDirsIn(record.tempDir).length, 0, "no VM directory is left");
+  const left = (await record.entries()).filter((e) =>
+    e.kind === "process" && qemusOf(ownerPid).includes(e.pid)
+  );
+  equal(left.length, 0, "no process the record names runs");
 }
 
 slowTest(
@@ -42,13 +71,13 @@ slowTest(
     await withTempDir(async (dir) => {
       const share = join(dir, "share");
       await Deno.mkdir(share);
-      const recordDir = join(dir, "records");
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
       const r = await bootAndRun({
         kernel: k,
         command: ["sh", "-c", "uname -r; echo out > /results/file; echo err >&2; pwd; exit 7"],
         cwd: PROJECT,
         shareDir: share,
-        recordDir,
+        record,
         logDir: join(dir, "logs"),
         timeoutMs: 120_000,
       });
@@ -68,44 +97,70 @@ slowTest(
       console.log(
         `  ${k.release}: ${r.accel}, boot ${r.bootMs} ms, run ${r.runMs} ms, attempts ${r.attempts}`,
       );
-      await assertNothingLeft(recordDir);
+      await assertNothingLeft(record);
     });
   },
 );
 
 slowTest(
-  "bootAndRun() runs `deno task lab --filter somaxconn-clamps --json` in the guest",
+  "deno task lab --kernel runs an experiment in a Debian kernel and writes the claims × kernels report",
   async () => {
     const k = await testKernel();
     await withTempDir(async (dir) => {
-      const share = join(dir, "share");
-      await Deno.mkdir(share);
-      const recordDir = join(dir, "records");
-      const r = await bootAndRun({
-        kernel: k,
-        command: [
-          "sh",
-          "-c",
-          "deno task lab --filter somaxconn-clamps --json > /results/results.json",
-        ],
-        cwd: PROJECT,
-        env: { NO_COLOR: "1" },
-        shareDir: share,
-        recordDir,
-        logDir: join(dir, "logs"),
-        timeoutMs: 600_000,
-      });
-      // 0: every check held; 1: a check failed (timing under TCG) — both are a lab run that finished.
-      assert(r.exitCode === 0 || r.exitCode === 1, `exit ${r.exitCode}: ${r.stderr.slice(-2000)}`);
-      const doc = JSON.parse(await Deno.readTextFile(join(share, "results.json")));
-      equal(doc.version, 1);
-      equal(doc.kernel, k.release, "the lab ran on the guest's kernel");
-      equal(doc.experiments.length, 1);
-      equal(doc.experiments[0].id, "somaxconn-clamps-backlog");
-      console.log(
-        `  exit ${r.exitCode}, boot ${r.bootMs} ms, lab ${r.runMs} ms, passed ${doc.passed}`,
+      const report = join(dir, "report");
+      const before = shareDirs();
+      // One experiment with a packet rule (nft: 5.10 echoes it differently) and a capture.
+      const r = await runCli([
+        "--kernel",
+        SPEC,
+        "--filter",
+        "^ss-queues-of-connected-sockets$",
+        "--report",
+        report,
+      ]);
+      const pid = Number(r.prefix.split("-")[1]);
+      equal(r.code, 0, `exit ${r.code}: ${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+      match(r.stdout, /\[ OK \] ss-queues-of-connected-sockets/);
+      match(r.stdout, /Claims × kernels/);
+      match(r.stdout, /│ A4\.3\s+│ \S+/);
+      match(r.stdout, /\((TCG|KVM) guest, boot [\d.]+ s, run /);
+      const doc: KernelMatrixReport = JSON.parse(
+        await Deno.readTextFile(join(report, "results.json")),
       );
-      await assertNothingLeft(recordDir);
+      deepEqual(schemaErrors(doc), []);
+      equal(doc.kernels.length, 1);
+      const run = doc.kernels[0]!;
+      equal(run.report?.kernel, k.release, "the lab ran on the guest's kernel");
+      equal(run.report?.kernelFacts?.release, k.release);
+      equal(run.report?.kernelFacts?.probed, true);
+      assert(run.vm && run.vm.bootMs > 0 && (run.vm.accel === "kvm" || run.vm.accel === "tcg"));
+      equal(run.report?.experiments[0]?.passed, true);
+      const kernelDir = join(report, "kernels", slug(run.label));
+      assert((await Deno.stat(join(kernelDir, "report.md"))).isFile);
+      // The matrix document names each run's files relative to DIR, inside the kernel's report.
+      const pcaps = Object.values(run.report!.experiments[0]!.runs[0]!.pcaps ?? {});
+      assert(pcaps.length > 0, "the run names its pcap");
+      for (const f of pcaps) {
+        assert(f.startsWith(`kernels/${slug(run.label)}/pcaps/`), f);
+        assert((await Deno.stat(join(report, f))).size > 24, `${f} is a capture`);
+      }
+      const kept: LabReport = JSON.parse(await Deno.readTextFile(join(kernelDir, "results.json")));
+      const files = Object.values(kept.experiments[0]!.runs[0]!.pcaps ?? {});
+      assert(files.length > 0, "the kernel's own report names the run's pcap");
+      for (const f of files) assert((await Deno.stat(join(kernelDir, f))).size > 24);
+      console.log(
+        `  ${run.label}: ${run.vm!.accel}, boot ${run.vm!.bootMs} ms, run ${
+          run.vm!.runMs
+        } ms, all ${run.durationMs} ms`,
+      );
+      deepEqual(shareDirs(), before, "the share directory is removed");
+      equal(qemusOf(pid).length, 0, "no QEMU of the CLI is left");
+      // The CLI's VM directories lived in its run record, removed at its exit.
+      deepEqual(
+        [...Deno.readDirSync("/run/backlog-lab")].filter((e) => e.name.startsWith(`bl-${pid}-`)),
+        [],
+        "no run record of the CLI is left",
+      );
     });
   },
 );
@@ -113,50 +168,35 @@ slowTest(
 slowTest("a VM whose owner is killed with SIGKILL is reaped by the next bootAndRun()", async () => {
   const k = await testKernel();
   await withTempDir(async (dir) => {
-    const recordDir = join(dir, "records");
-    const owner = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", fileURLToPath(new URL("./_vm_owner.ts", import.meta.url))],
-      env: { BL_TEST_KERNEL: SPEC, BL_TEST_RECORD_DIR: recordDir },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const lines = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    const deadline = setTimeout(() => owner.kill("SIGKILL"), 240_000);
-    while (!seen.includes("READY")) {
-      const r = await lines.read();
-      if (r.done) break;
-      seen += r.value;
-    }
-    clearTimeout(deadline);
-    assert(seen.includes("READY"), `the owner's guest did not start its command: ${seen}`);
-    const records = await recordsIn(recordDir);
-    equal(records.length, 1);
-    const rec = JSON.parse(await Deno.readTextFile(join(recordDir, records[0]!))) as RunRecord;
-    equal(rec.ownerPid, owner.pid);
-    owner.kill("SIGKILL");
-    await owner.status;
-    await lines.cancel();
-    await owner.stderr.cancel();
+    const root = join(dir, "runs");
+    const { ownerPid, qemus } = await killOwnerOnceReady(
+      { BL_TEST_KERNEL: SPEC, BL_TEST_ROOT: root },
+      240_000,
+    );
+    equal(qemus.length, 1, "the owner's QEMU runs");
     // The owner is gone; its QEMU is not (nothing ran its cleanup).
-    assert(qemusOf(owner.pid).includes(rec.qemuPid!), "QEMU outlived its killed owner");
+    assert(qemusOf(ownerPid).includes(qemus[0]!), "QEMU outlived its killed owner");
+    await using record = await RunRecord.create({ root });
     const next = await bootAndRun({
       kernel: k,
       command: ["true"],
-      recordDir,
+      record,
       logDir: join(dir, "logs"),
       timeoutMs: 120_000,
     });
     equal(next.exitCode, 0);
     await waitUntil(
       "the killed owner's QEMU to be gone",
-      () => qemusOf(owner.pid),
+      () => qemusOf(ownerPid),
       (p) => p.length === 0,
       10_000,
     );
-    equal(runDirsOf(owner.pid).length, 0, "the killed owner's VM directory was removed");
-    await assertNothingLeft(recordDir);
+    deepEqual(
+      [...Deno.readDirSync(root)].map((e) => e.name).filter((n) => n !== basename(record.dir)),
+      [],
+      "the killed owner's run record (with its VM directory) was removed",
+    );
+    await assertNothingLeft(record);
   });
 });
 
@@ -165,13 +205,13 @@ slowTest(
   async () => {
     const k = await testKernel();
     await withTempDir(async (dir) => {
-      const recordDir = join(dir, "records");
+      await using record = await RunRecord.create({ root: join(dir, "runs") });
       const ac = new AbortController();
       await rejects(
         bootAndRun({
           kernel: k,
           command: ["true"],
-          recordDir,
+          record,
           logDir: join(dir, "logs"),
           signal: ac.signal,
           // Abort as soon as the guest kernel speaks: mid-boot.
@@ -179,12 +219,12 @@ slowTest(
         }),
         (e: unknown) => e instanceof VmError && e.failure === "aborted",
       );
-      await assertNothingLeft(recordDir);
+      await assertNothingLeft(record);
       await rejects(
         bootAndRun({
           kernel: k,
           command: ["true"],
-          recordDir,
+          record,
           logDir: join(dir, "logs"),
           bootTimeoutMs: 300,
           bootRetries: 0,
@@ -193,7 +233,7 @@ slowTest(
           e instanceof VmError && e.failure === "boot-timeout" &&
           /did not start the command within 300 ms/.test(e.message),
       );
-      await assertNothingLeft(recordDir);
+      await assertNothingLeft(record);
     });
   },
 );
@@ -201,12 +241,12 @@ slowTest(
 slowTest("stopAllVms() ends a running guest and waits for its cleanup", async () => {
   const k = await testKernel();
   await withTempDir(async (dir) => {
-    const recordDir = join(dir, "records");
+    await using record = await RunRecord.create({ root: join(dir, "runs") });
     let started = false;
     const run = bootAndRun({
       kernel: k,
       command: ["sleep", "600"],
-      recordDir,
+      record,
       logDir: join(dir, "logs"),
       onConsoleLine: (l) => {
         if (l.includes("backlog-lab-init: READY")) started = true;
@@ -215,7 +255,7 @@ slowTest("stopAllVms() ends a running guest and waits for its cleanup", async ()
     const outcome = run.catch((e) => e);
     await waitUntil("the guest to start its command", () => started, (s) => s, 240_000);
     await stopAllVms();
-    await assertNothingLeft(recordDir);
+    await assertNothingLeft(record);
     const err = await outcome;
     assert(err instanceof VmError && err.failure === "aborted", String(err));
   });

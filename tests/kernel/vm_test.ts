@@ -5,20 +5,13 @@ import {
   rejects,
   strictEqual as equal,
 } from "node:assert/strict";
-import { basename, join } from "node:path";
-import { tmpdir } from "node:os";
-import { kernelCmdline, qemuArgv } from "../../lab/kernel/vm.ts";
-import {
-  processStart,
-  qemuName,
-  reapStaleVms,
-  RUN_DIR_PREFIX,
-  type RunRecord,
-  writeRecord,
-} from "../../lab/kernel/_run_record.ts";
+import { join } from "node:path";
+import { kernelCmdline, qemuArgv, qemuName } from "../../lab/kernel/qemu.ts";
+import { RunRecord } from "../../lab/base/run_record.ts";
+import { reapDeadRuns } from "../../lab/topology/reap.ts";
 import { bootAndRun, stopAllVms } from "../../lab/kernel/vm.ts";
 import { VmError } from "../../lab/kernel/errors.ts";
-import { fakeModulesDir, qemusOf, recordsIn, runDirsOf, withTempDir } from "./_helpers.ts";
+import { fakeModulesDir, killOwnerOnceReady, qemusOf, runDirsIn, withTempDir } from "./_helpers.ts";
 
 Deno.test("kernelCmdline() gives TCG a reliable TSC at the host's frequency, and KVM nothing of it", () => {
   const tcg = kernelCmdline({ accel: "tcg", tag: "t1", tscKhz: 2596130, thashEntries: 262144 });
@@ -90,163 +83,23 @@ function processTest(name: string, fn: () => Promise<void>): void {
   Deno.test({ name, sanitizeOps: true, sanitizeResources: true, fn });
 }
 
-/** A process that looks like our QEMU to the reaper: `-name <tag>` in its argv, blocked in `read`. */
-function fakeQemu(name: string): Deno.ChildProcess {
-  return new Deno.Command("sh", {
-    args: ["-c", "read x", "-name", name],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
-/** A PID and start time of a process that has exited. */
-async function deadOwner(): Promise<{ pid: number; start: number }> {
-  const child = new Deno.Command("sleep", { args: ["0.05"] }).spawn();
-  const start = processStart(child.pid)!;
-  await child.status;
-  return { pid: child.pid, start };
-}
-
-processTest(
-  "reapStaleVms() ends the QEMU of a dead owner and removes its directory and record",
-  async () => {
-    await withTempDir(async (recordDir) => {
-      const tag = `test-${crypto.randomUUID().slice(0, 8)}`;
-      const runDir = await Deno.makeTempDir({ dir: tmpdir(), prefix: `${RUN_DIR_PREFIX}${tag}-` });
-      const qemu = fakeQemu(qemuName(tag));
-      try {
-        const owner = await deadOwner();
-        const rec: RunRecord = {
-          tag,
-          ownerPid: owner.pid,
-          ownerStart: owner.start,
-          qemuPid: qemu.pid,
-          qemuStart: processStart(qemu.pid)!,
-          runDir,
-          startedAt: new Date().toISOString(),
-        };
-        await writeRecord(recordDir, rec);
-        const r = await reapStaleVms(recordDir);
-        deepEqual(r, { reaped: [tag], killed: [qemu.pid] });
-        equal((await qemu.status).signal, "SIGKILL");
-        await rejects(Deno.stat(runDir));
-        deepEqual(await Array.fromAsync(Deno.readDir(recordDir)), []);
-      } finally {
-        try {
-          qemu.kill("SIGKILL");
-        } catch { /* already gone */ }
-        await qemu.status;
-        await qemu.stdin.close().catch(() => {});
-        await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      }
-    });
-  },
-);
-
-processTest(
-  "reapStaleVms() never kills a process whose name, PID start or owner does not match",
-  async () => {
-    await withTempDir(async (recordDir) => {
-      const owner = await deadOwner();
-      const other = fakeQemu(qemuName("someone-else"));
-      const reused = fakeQemu(qemuName("t-reused"));
-      const keepDir = await Deno.makeTempDir({ prefix: "not-a-vm-dir-" });
-      try {
-        const base = { runDir: keepDir, startedAt: new Date().toISOString() };
-        // Dead owner, but the PID runs a process with another tag: record dropped, process kept.
-        await writeRecord(recordDir, {
-          ...base,
-          tag: "t-other",
-          ownerPid: owner.pid,
-          ownerStart: owner.start,
-          qemuPid: other.pid,
-          qemuStart: processStart(other.pid)!,
-        });
-        // Dead owner, right tag, but another start time (a reused PID): kept.
-        await writeRecord(recordDir, {
-          ...base,
-          tag: "t-reused",
-          ownerPid: owner.pid,
-          ownerStart: owner.start,
-          qemuPid: reused.pid,
-          qemuStart: processStart(reused.pid)! - 1,
-        });
-        // A live owner (this process): its record is left alone.
-        await writeRecord(recordDir, {
-          ...base,
-          tag: "t-live",
-          ownerPid: Deno.pid,
-          ownerStart: processStart(Deno.pid)!,
-          qemuPid: other.pid,
-          qemuStart: processStart(other.pid)!,
-        });
-        const r = await reapStaleVms(recordDir);
-        deepEqual(r.killed, []);
-        deepEqual(r.reaped.sort(), ["t-other", "t-reused"]);
-        deepEqual(
-          (await Array.fromAsync(Deno.readDir(recordDir))).map((e) => e.name),
-          ["t-live.json"],
-        );
-        assert(processStart(other.pid) !== undefined, "the other process still runs");
-        assert(processStart(reused.pid) !== undefined, "the reused-PID process still runs");
-        assert(
-          (await Deno.stat(keepDir)).isDirectory,
-          `a directory not named ${RUN_DIR_PREFIX}… is kept`,
-        );
-      } finally {
-        for (const c of [other, reused]) {
-          await c.stdin.close().catch(() => {});
-          await c.status;
-        }
-        await Deno.remove(keepDir, { recursive: true }).catch(() => {});
-      }
-    });
-  },
-);
-
-Deno.test("bootAndRun() refuses an empty command, a cwd under /run and a relative share mount", async () => {
-  const kernel = { release: "x", vmlinuz: "/nonexistent", modulesDir: "/nonexistent" };
-  await rejects(
-    bootAndRun({ kernel, command: [] }),
-    /Cannot run a command in the guest: the command is empty/,
-  );
-  await rejects(
-    bootAndRun({ kernel, command: ["true"], cwd: "/run/x" }),
-    /Cannot run a command in the guest in "\/run\/x": the guest mounts its own \/run/,
-  );
-  await rejects(
-    bootAndRun({ kernel, command: ["true"], shareDir: "/tmp", shareMount: "results" }),
-    /Cannot mount the share directory at "results": give an absolute path/,
-  );
-});
-
-Deno.test("bootAndRun() removes its directory and record when it fails before QEMU starts", async () => {
-  await withTempDir(async (recordDir) => {
-    const before = (await Array.fromAsync(Deno.readDir(tmpdir()))).map((e) => e.name).filter((n) =>
-      n.startsWith(`${RUN_DIR_PREFIX}${Deno.pid}-`)
-    );
+Deno.test("bootAndRun() removes its directory when it fails before QEMU starts", async () => {
+  await withTempDir(async (dir) => {
+    await using record = await RunRecord.create({ root: join(dir, "runs") });
     await rejects(
       bootAndRun({
         kernel: { release: "x", vmlinuz: "/nonexistent", modulesDir: "/nonexistent/m" },
         command: ["true"],
-        recordDir,
-        logDir: join(recordDir, "logs"),
+        record,
+        logDir: join(dir, "logs"),
         accel: "tcg",
         qemu: "/nonexistent/qemu",
         busybox: "/nonexistent/busybox",
       }),
       /modules\.dep|No such file/,
     );
-    const after = (await Array.fromAsync(Deno.readDir(tmpdir()))).map((e) => e.name).filter((n) =>
-      n.startsWith(`${RUN_DIR_PREFIX}${Deno.pid}-`)
-    );
-    deepEqual(after, before);
-    deepEqual(
-      (await Array.fromAsync(Deno.readDir(recordDir))).filter((e) => e.name.endsWith(".json")),
-      [],
-    );
-    equal(basename(recordDir).startsWith("bl-kernel-test-"), true);
+    deepEqual(runDirsIn(record.tempDir), []);
+    deepEqual((await record.entries()).filter((e) => e.kind === "process"), []);
   });
 });
 
@@ -255,6 +108,8 @@ Deno.test("bootAndRun() removes its directory and record when it fails before QE
  * protocol (console lines, files in the control directory) without
  * booting anything, so the runner's paths (retry, deadlines, missing exit
  * code) run in milliseconds. It records its argv, and `run.sh`/`vm.env`.
+ * Hanging, it stays the shell that has `-name` in its argv (a reaper tells
+ * it by that), sleeping in short steps.
  */
 async function standIn(dir: string, mode: string): Promise<string> {
   const path = join(dir, `qemu-${mode}`);
@@ -281,8 +136,8 @@ case ${JSON.stringify(mode)} in
   crash) echo "Oops: 0000 [#1] SMP"; echo "Kernel panic - not syncing: Fatal exception";;
   failed) echo "backlog-lab-init: FAILED: cannot mount the host root (9p tag blroot)";;
   no-exit) ready;;
-  hang-boot) exec sleep 600;;
-  hang-run) ready; exec sleep 600;;
+  hang-boot) while :; do sleep 0.2; done;;
+  hang-run) ready; while :; do sleep 0.2; done;;
 esac
 `,
   );
@@ -296,11 +151,11 @@ async function withStandIn(
   extra: Partial<Parameters<typeof bootAndRun>[0]>,
   check: (
     outcome: Awaited<ReturnType<typeof bootAndRun>> | unknown,
-    seen: { runs: number; argv: string[]; runSh: string; vmEnv: string },
+    seen: { runs: number; argv: string[]; runSh: string; vmEnv: string; recorded: string[] },
   ) => void | Promise<void>,
 ): Promise<void> {
   await withTempDir(async (dir) => {
-    const recordDir = join(dir, "records");
+    await using record = await RunRecord.create({ root: join(dir, "runs") });
     const busybox = join(dir, "busybox");
     await Deno.writeTextFile(busybox, "stand-in");
     const modulesDir = await fakeModulesDir(dir);
@@ -314,7 +169,7 @@ async function withStandIn(
       accel: "tcg",
       qemu,
       busybox,
-      recordDir,
+      record,
       logDir: join(dir, "logs"),
       ...extra,
     }).catch((e) => e);
@@ -324,10 +179,10 @@ async function withStandIn(
       argv: (await read("argv")).trimEnd().split("\n"),
       runSh: await read("run.sh"),
       vmEnv: await read("vm.env"),
+      recorded: (await record.entries()).flatMap((e) => e.kind === "process" ? [e.token] : []),
     });
     equal(qemusOf(Deno.pid).length, 0, "no stand-in QEMU left running");
-    deepEqual(runDirsOf(Deno.pid), [], "no VM directory left");
-    deepEqual(await recordsIn(recordDir), [], "no run record left");
+    deepEqual(runDirsIn(record.tempDir), [], "no VM directory left");
   });
 }
 
@@ -351,6 +206,10 @@ processTest(
       equal(await Deno.readTextFile(result.stdoutPath), "out\n");
       equal(seen.runs, 1);
       assert(seen.argv.includes("-nodefaults"));
+      // The QEMU was written into the run record by its -name, for a reaper if this process dies.
+      const name = seen.argv[seen.argv.indexOf("-name") + 1]!;
+      deepEqual(seen.recorded, [name]);
+      match(name, new RegExp(`^backlog-lab-vm-${Deno.pid}-`));
       match(seen.vmEnv, /^BL_SHARE='\/results'$/m);
       // The command runs with exec, its argv quoted for sh, in the given directory.
       match(seen.runSh, /^export NO_COLOR='1'$/m);
@@ -457,3 +316,46 @@ processTest("bootAndRun() stops a running guest on abort and on stopAllVms()", a
     equal(e.failure, "aborted");
   });
 });
+
+processTest(
+  "a VM whose owner was killed is ended by the next run's reaping, its directory removed",
+  async () => {
+    await withTempDir(async (dir) => {
+      const root = join(dir, "runs");
+      const busybox = join(dir, "busybox");
+      await Deno.writeTextFile(busybox, "stand-in");
+      const modulesDir = await fakeModulesDir(dir);
+      const qemu = await standIn(dir, "hang-run");
+      // The owner: boots the stand-in (which then sleeps), says READY, and is killed with SIGKILL.
+      const { ownerPid, qemus: standIns } = await killOwnerOnceReady({
+        BL_TEST_ROOT: root,
+        BL_TEST_QEMU: qemu,
+        BL_TEST_BUSYBOX: busybox,
+        BL_TEST_MODULES: modulesDir,
+        BL_TEST_LOGS: join(dir, "logs"),
+      }, 60_000);
+      equal(standIns.length, 1, "the owner's stand-in QEMU runs");
+      assert(qemusOf(ownerPid).length === 1, "the stand-in outlived its killed owner");
+      const reaped = await reapDeadRuns(root);
+      deepEqual(reaped.processes, standIns);
+      equal(reaped.runs.length, 1);
+      await waitGone(standIns[0]!);
+      deepEqual(qemusOf(ownerPid), []);
+      deepEqual([...Deno.readDirSync(root)].filter((e) => !e.name.startsWith(".")), []);
+    });
+  },
+);
+
+/** Waits (bounded) until process `pid` is gone. */
+async function waitGone(pid: number): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (performance.now() < deadline) {
+    try {
+      Deno.readTextFileSync(`/proc/${pid}/stat`);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`Process ${pid} still exists 10 s after it was killed`);
+}

@@ -6,7 +6,7 @@ import {
   strictEqual as equal,
   throws,
 } from "node:assert/strict";
-import { nftRuleText, Wire, type WireRule } from "../../lab/topology/wire.ts";
+import { nftRuleText, ruleHandleFromEcho, Wire, type WireRule } from "../../lab/topology/wire.ts";
 import type { RulePacketKind } from "../../lab/vocabulary.ts";
 import { Netns, newRunPrefix } from "../../lab/topology/netns.ts";
 import { run } from "../../lab/base/command.ts";
@@ -23,6 +23,21 @@ const BASE: WireRule = {
   clientAddress: "10.213.1.10",
 };
 const { clientAddress: _, ...ANY_ADDRESS } = BASE;
+
+Deno.test("ruleHandleFromEcho() reads the rule's handle as Linux 5.10 and 6.18 echo it", async () => {
+  // Recorded from `nft -a -e -f -` (nft 1.0.6) adding a counter and a rule: 5.10 echoes the
+  // appended rule as "insert rule", 6.18 as "add rule"; the counter's handle is not the rule's.
+  const dir = new URL("../testdata/nft/", import.meta.url);
+  const old = await Deno.readTextFile(new URL("echo_linux_5.10.txt", dir));
+  const now = await Deno.readTextFile(new URL("echo_linux_6.18.txt", dir));
+  equal(ruleHandleFromEcho(old), 4);
+  equal(ruleHandleFromEcho(now), 3);
+  equal(
+    ruleHandleFromEcho("add counter inet t c { # handle 3 packets 0 bytes 0 }\n"),
+    undefined,
+  );
+  equal(ruleHandleFromEcho(""), undefined);
+});
 
 Deno.test("nftRuleText() matches each packet kind by its TCP flags", () => {
   const cases: [RulePacketKind, string][] = [

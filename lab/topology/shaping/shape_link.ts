@@ -28,6 +28,7 @@
  * every other process inside it.
  * @module
  */
+import { scaled } from "../../base/time_scale.ts";
 import { run } from "../../base/command.ts";
 import { CommandError } from "../../base/errors.ts";
 import type { Netns } from "../netns.ts";
@@ -298,7 +299,7 @@ export async function shapeLink(
           priority,
         }, {
           label: `the delayer of ${where}`,
-          timeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+          timeoutMs: options.readyTimeoutMs ?? scaled(DEFAULT_READY_TIMEOUT_MS),
           signal,
         }),
       );
