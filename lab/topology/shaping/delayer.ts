@@ -141,6 +141,29 @@ function errno(): number {
   return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
 }
 
+/** The most unexpected recv() errors in a row the delayer reads past (see {@linkcode recvErrorAction}). */
+export const MAX_ODD_RECV_ERRORS = 3;
+
+/**
+ * What the delayer does when recv() on its queue socket fails with `code`,
+ * the `nth` failure in a row: `done` (no more messages now), `retry`,
+ * `overrun` (the kernel dropped packets for a full socket buffer: counted,
+ * then read on), or `fail`. Any other error is read past a few times: an
+ * error the kernel left on the socket is reported once and cleared, and
+ * errno is read in a second FFI call after recv(), which a runtime syscall
+ * in between can overwrite (seen once in many runs: ENOENT). Three in a row
+ * mean the socket is broken.
+ */
+export function recvErrorAction(
+  code: number,
+  nth: number,
+): "done" | "retry" | "overrun" | "fail" {
+  if (code === EAGAIN) return "done";
+  if (code === EINTR) return "retry";
+  if (code === ENOBUFS) return "overrun";
+  return nth >= MAX_ODD_RECV_ERRORS ? "fail" : "retry";
+}
+
 function errnoText(code: number): string {
   const s = lib.strerror(code);
   return `${s === null ? "errno" : Deno.UnsafePointerView.getCString(s)} (errno ${code})`;
@@ -366,18 +389,19 @@ function main(): void {
   };
 
   const readSocket = () => {
+    let oddErrors = 0;
     for (;;) {
       const n = Number(lib.recv(fd, recvBuf, 65536n, MSG_DONTWAIT));
       if (n < 0) {
         const e = errno();
-        if (e === EAGAIN) return;
-        if (e === EINTR) continue;
-        if (e === ENOBUFS) {
-          overruns++;
-          continue;
-        }
-        fail(`Cannot read queue ${queue}: recv() failed: ${errnoText(e)}`);
+        const action = recvErrorAction(e, ++oddErrors);
+        if (action === "done") return;
+        if (action === "overrun") overruns++;
+        if (action === "fail") fail(`Cannot read queue ${queue}: recv() failed: ${errnoText(e)}`);
+        if (e === EAGAIN || e === EINTR || e === ENOBUFS) oddErrors = 0;
+        continue;
       }
+      oddErrors = 0;
       decodeMessages(recvView, n, sink);
       // Under load, keep releasing between reads rather than after a long burst of them.
       if (line.nextReleaseMs <= performance.now()) release(performance.now());

@@ -1,6 +1,7 @@
 import { deepStrictEqual as deepEqual, ok, strictEqual as equal } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Netns, newRunPrefix } from "../../../lab/topology/netns.ts";
+import { MAX_ODD_RECV_ERRORS, recvErrorAction } from "../../../lab/topology/shaping/delayer.ts";
 import { rootTest } from "../../_helpers.ts";
 
 const DELAYER = fileURLToPath(new URL("../../../lab/topology/shaping/delayer.ts", import.meta.url));
@@ -92,4 +93,14 @@ rootTest("delayer.ts reports a queue another process has bound, and exits 1", as
     await first.stdin.close();
     await finish(first);
   }
+});
+
+Deno.test("recvErrorAction() reads past a stray recv() error, but not three in a row", () => {
+  const [EINTR, ENOENT, EAGAIN, ENOBUFS, EBADF] = [4, 2, 11, 105, 9];
+  equal(recvErrorAction(EAGAIN, 1), "done");
+  equal(recvErrorAction(EINTR, 5), "retry");
+  equal(recvErrorAction(ENOBUFS, 5), "overrun");
+  equal(recvErrorAction(ENOENT, 1), "retry");
+  equal(recvErrorAction(ENOENT, MAX_ODD_RECV_ERRORS - 1), "retry");
+  equal(recvErrorAction(EBADF, MAX_ODD_RECV_ERRORS), "fail");
 });
