@@ -232,37 +232,49 @@ export interface GroupExperience {
   overTime: { binMs: number; bins: OutcomeBin[] };
 }
 
+/** A lateness distribution, in ms (µs precision). */
+export interface LatenessSummary {
+  /** Packets measured. */
+  count: number;
+  /** Median lateness (upper edge of its 1 µs bin). */
+  medianMs: number;
+  /** 99th percentile. */
+  p99Ms: number;
+  /** Mean. */
+  meanMs: number;
+  /** The largest. */
+  maxMs: number;
+  /** How many were more than 1 ms late. */
+  over1ms: number;
+}
+
 /** A shaped direction's counters at the end of the observation (see docs/link-shaping.md). */
 export interface LinkStatsRecord {
-  /** IPv4/IPv6 packets sent to the interface (before loss). */
+  /** IPv4/IPv6 packets sent to the interface (before loss), since the shaping was set up. */
   offered: number;
   /** Packets dropped by the random loss. */
   lost: number;
-  /** Packets let through after their delay. */
+  /** Packets let through after their delay (netem: packets it dequeued). */
   delayed: number;
   /** Packets held at that moment. */
   held: number;
-  /** Packets dropped because the delay queue was full; 0 in a sound run. */
+  /**
+   * Packets dropped because the delay queue was full: netem's `limit`, or
+   * the NFQUEUE queue length or the delayer's socket buffer (the kernel's
+   * `queue_dropped` + `queue_user_dropped`). 0 in a sound run.
+   */
   queueDropped: number;
-  /** Packets the rate limiter dropped from its full queue. */
+  /** Packets the rate limiter (tbf) dropped from its full queue. */
   rateDropped: number;
-  /** NFQUEUE only: packets the NFQUEUE rules sent to the delayer. */
+  /**
+   * NFQUEUE only: packets the NFQUEUE rules sent to the delayer (their
+   * counters). Once nothing is held, `queued = delayed + queueDropped`
+   * exactly: the delayer loses nothing. (`offered` counts from a few
+   * milliseconds earlier, when the table was made, so it can be larger.)
+   */
   queued?: number;
-  /** NFQUEUE only: how late the delayer released packets against their due times, ms. */
-  lateness?: {
-    /** Packets measured. */
-    count: number;
-    /** Median lateness. */
-    medianMs: number;
-    /** 99th percentile. */
-    p99Ms: number;
-    /** Mean. */
-    meanMs: number;
-    /** The largest. */
-    maxMs: number;
-    /** Packets more than 1 ms late. */
-    over1ms: number;
-  };
+  /** NFQUEUE only: how late the delayer released packets against their due times. */
+  lateness?: LatenessSummary;
   /** NFQUEUE only: the most packets held at once. */
   peakHeld?: number;
   /** NFQUEUE only: the delayer's CPU time (user + system), ms. */

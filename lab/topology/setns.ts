@@ -19,6 +19,7 @@
  * `--allow-ffi`.
  * @module
  */
+import { readErrno } from "../base/libc.ts";
 
 /**
  * The libc functions the lab calls in-process (namespaces, netlink, the
@@ -73,8 +74,7 @@ export interface Errno {
  */
 export function lastErrno(): Errno {
   const lib = libc();
-  const p = lib.__errno_location();
-  const code = p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+  const code = readErrno(lib);
   return { code, text: errnoText(code) };
 }
 

@@ -323,17 +323,7 @@ export class Topology implements AsyncDisposable {
 
 /** The counters of a shaped direction as results record them. */
 function statsRecord(stats: ShapeStats): LinkStatsRecord {
-  const record: LinkStatsRecord = {
-    offered: stats.offered,
-    lost: stats.lost,
-    delayed: stats.delayed,
-    held: stats.held,
-    queueDropped: stats.queueDropped,
-    rateDropped: stats.rateDropped,
-  };
-  if (stats.queued !== undefined) record.queued = stats.queued;
-  if (stats.lateness !== undefined) record.lateness = { ...stats.lateness };
-  if (stats.peakHeld !== undefined) record.peakHeld = stats.peakHeld;
-  if (stats.cpuMs !== undefined) record.cpuMs = stats.cpuMs;
+  const { mechanism: _mechanism, shape: _shape, delayer: _delayer, ...record } = stats;
+  if (record.lateness !== undefined) record.lateness = { ...record.lateness };
   return record;
 }

@@ -6,20 +6,22 @@
  * the commands on stdin go on while requests arrive.
  * @module
  */
+import {
+  EAGAIN,
+  EINTR,
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_MOD,
+  EPOLL_DATA_OFFSET,
+  EPOLL_EVENT_SIZE,
+  EPOLLIN,
+  EPOLLOUT,
+  EPOLLRDHUP,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  readErrno,
+} from "../../base/libc.ts";
 
-const EPOLL_CLOEXEC = 0o2000000;
-const EPOLL_CTL_ADD = 1;
-const EPOLL_CTL_MOD = 3;
-const EPOLLIN = 0x1;
-const EPOLLOUT = 0x4;
-const EPOLLRDHUP = 0x2000;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
-const EAGAIN = 11;
-const EINTR = 4;
-/** `struct epoll_event` is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
-const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
-const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 /** Events one `epoll_wait()` returns at most. */
 const EPOLL_BATCH = 256;
 /** Bytes one `recv()` or `send()` moves at most. */
@@ -119,8 +121,7 @@ export class Servant {
   }
 
   #errno(): number {
-    const p = this.#libc.__errno_location();
-    return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+    return readErrno(this.#libc);
   }
 
   #control(c: Served, op: number, events: number): boolean {

@@ -5,6 +5,23 @@
  * for small groups). Part of `client_group.ts`, split out for size.
  * @module
  */
+import {
+  EAGAIN,
+  EINPROGRESS,
+  EINTR,
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_MOD,
+  EPOLL_DATA_OFFSET,
+  EPOLL_EVENT_SIZE,
+  EPOLLERR,
+  EPOLLIN,
+  EPOLLOUT,
+  EPOLLRDHUP,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  readErrno,
+} from "../../base/libc.ts";
 import type { NetConnectOpts, Socket } from "node:net";
 import { drainLines, emitSoon } from "../../base/lines.ts";
 import type { ClientEvent, ClientGroupSpec } from "./protocol.ts";
@@ -30,21 +47,6 @@ const SOL_TCP = 6;
 const TCP_INFO = 11;
 const TCP_ESTABLISHED = 1;
 const TCP_SYN_SENT = 2;
-const EPOLL_CLOEXEC = 0o2000000;
-const EPOLL_CTL_ADD = 1;
-const EPOLL_CTL_MOD = 3;
-const EPOLLIN = 0x1;
-const EPOLLOUT = 0x4;
-const EPOLLERR = 0x8;
-const EPOLLRDHUP = 0x2000;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
-const EINTR = 4;
-const EAGAIN = 11;
-const EINPROGRESS = 115;
-/** `struct epoll_event` is packed on x86-64 (12 bytes), naturally aligned elsewhere (16). */
-const EPOLL_EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
-const EPOLL_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 /** Events one `epoll_wait()` returns at most. */
 const EPOLL_BATCH = 1024;
 /** Bytes one `recv()` or `send()` moves at most. */
@@ -145,16 +147,10 @@ export function openLibc() {
 export type Libc = ReturnType<typeof openLibc>["symbols"];
 
 /**
- * errno of the last failed libc call on this thread. Read it right after the
- * call, and trust it only to name a failure the return value already showed:
- * the runtime can change errno between two calls (ENOENT after `connect()`,
- * about once in 10,000 reads, early in a run while hot code is compiled), so
- * a decision that matters is checked against the socket itself.
+ * errno of the last failed libc call (see {@linkcode readErrno}: a decision
+ * that matters is checked against the socket itself).
  */
-function errno(libc: Libc): number {
-  const p = libc.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
+const errno = readErrno;
 
 function describeErrno(libc: Libc, code: number): string {
   const s = libc.strerror(code);

@@ -58,6 +58,7 @@
  *                            socket, exit 0 (EOF on stdin, SIGTERM and SIGINT do the same)
  * @module
  */
+import { EAGAIN, readErrno } from "../../base/libc.ts";
 import { isObject } from "../../base/values.ts";
 import { emit, readLines } from "../../base/lines.ts";
 import { Servant } from "./_serving.ts";
@@ -83,7 +84,6 @@ const SO_REUSEADDR = 2;
 const F_GETFD = 1;
 const FD_CLOEXEC = 1;
 const POLLIN = 1;
-const EAGAIN = 11;
 const ENFILE = 23;
 const EMFILE = 24;
 /** `offsetof(struct dirent, d_name)` in glibc on 64-bit Linux. */
@@ -113,8 +113,7 @@ const libc = Deno.dlopen("libc.so.6", {
 });
 
 function errno(): number {
-  const p = libc.symbols.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+  return readErrno(libc.symbols);
 }
 
 function fail(action: string): never {

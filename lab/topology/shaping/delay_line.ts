@@ -21,6 +21,9 @@
  * a packet that is due before an older one is released by its own verdict.
  * @module
  */
+import type { LatenessSummary } from "../../results.ts";
+
+export type { LatenessSummary };
 
 /** How the line delays packets. */
 export interface DelayLineOptions {
@@ -97,22 +100,6 @@ export class LatenessHistogram {
       over1ms: this.#over1ms,
     };
   }
-}
-
-/** A lateness distribution, in ms (µs precision). */
-export interface LatenessSummary {
-  /** Packets measured. */
-  count: number;
-  /** Median lateness (upper edge of its 1 µs bin). */
-  medianMs: number;
-  /** 99th percentile. */
-  p99Ms: number;
-  /** Mean. */
-  meanMs: number;
-  /** The largest. */
-  maxMs: number;
-  /** How many were more than 1 ms late. */
-  over1ms: number;
 }
 
 function round3(ms: number): number {

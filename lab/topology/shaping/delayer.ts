@@ -39,6 +39,7 @@
  *   {"cmd":"exit"}              release whatever is held at once, unbind, exit 0 (EOF does the same)
  * @module
  */
+import { EAGAIN, EBUSY, EINTR, ENOBUFS, EPERM, MSG_DONTWAIT, readErrno } from "../../base/libc.ts";
 import { DelayLine, type LatenessSummary, type Release } from "./delay_line.ts";
 import { FLOW_KEY_BYTES, flowKey } from "./flow_key.ts";
 import {
@@ -110,15 +111,9 @@ const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
 const SO_RCVBUFFORCE = 33;
-const MSG_DONTWAIT = 0x40;
 const POLLIN = 0x1;
 const POLLERR = 0x8;
 const POLLHUP = 0x10;
-const EINTR = 4;
-const EAGAIN = 11;
-const ENOBUFS = 105;
-const EBUSY = 16;
-const EPERM = 1;
 const PR_SET_TIMERSLACK = 29;
 const RUSAGE_SELF = 0;
 const SCHED_FIFO = 1;
@@ -137,8 +132,7 @@ function emit(event: Record<string, unknown>): void {
 }
 
 function errno(): number {
-  const p = lib.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+  return readErrno(lib);
 }
 
 /** The most unexpected recv() errors in a row the delayer reads past (see {@linkcode recvErrorAction}). */

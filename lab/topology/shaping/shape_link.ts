@@ -34,7 +34,7 @@ import { CommandError } from "../../base/errors.ts";
 import type { Netns } from "../netns.ts";
 import { ensureTools, IPTABLES, NFT, TC } from "../packages.ts";
 import { DelayerProcess } from "./_delayer_process.ts";
-import type { LatenessSummary } from "./delay_line.ts";
+import type { LinkStatsRecord } from "../../results.ts";
 import type { DelayerStats } from "./delayer.ts";
 import {
   delays,
@@ -98,41 +98,12 @@ export interface ShapeLinkOptions {
   realtimePriority?: number;
 }
 
-/** Counters of a shaped link. */
-export interface ShapeStats {
+/** Counters of a shaped link: those a run records, with what ran and the delayer's own. */
+export interface ShapeStats extends LinkStatsRecord {
   /** What delays: `"none"` for a shape without delay (loss or rate only). */
   mechanism: ShapeMechanism | "none";
   /** The shape in force, defaults filled in. */
   shape: NormalizedShape;
-  /** IPv4/IPv6 packets sent to the interface (before loss), since the shaping was set up. */
-  offered: number;
-  /** Packets dropped by the random loss. */
-  lost: number;
-  /** Packets let through after their delay (netem: packets it dequeued). */
-  delayed: number;
-  /** Packets held now. */
-  held: number;
-  /**
-   * Packets dropped because the delay queue was full: netem's `limit`, or
-   * the NFQUEUE queue length or the delayer's socket buffer (the kernel's
-   * `queue_dropped` + `queue_user_dropped`). 0 in a sound run.
-   */
-  queueDropped: number;
-  /** Packets the rate limiter (tbf) dropped from its full queue. */
-  rateDropped: number;
-  /**
-   * NFQUEUE only: packets the NFQUEUE rules sent to the delayer (their
-   * counters). Once nothing is held, `queued = delayed + queueDropped`
-   * exactly: the delayer loses nothing. (`offered` counts from a few
-   * milliseconds earlier, when the table was made, so it can be larger.)
-   */
-  queued?: number;
-  /** NFQUEUE only: verdict lateness against each packet's release time. */
-  lateness?: LatenessSummary;
-  /** NFQUEUE only: the most packets held at once. */
-  peakHeld?: number;
-  /** NFQUEUE only: the delayer's CPU time (user + system), ms. */
-  cpuMs?: number;
   /** NFQUEUE only: the delayer's own counters. */
   delayer?: DelayerStats;
 }
