@@ -1,6 +1,8 @@
 /**
- * A verdict rule that two experiments share: A1.3, "the accept queue length
- * is min(backlog, somaxconn); the default somaxconn is 128". Files starting
+ * Verdict rules that two experiments share: A1.3, "the accept queue length
+ * is min(backlog, somaxconn); the default somaxconn is 128", and A3.2, "at a
+ * full queue the client gets ECONNREFUSED, or its SYN is ignored and
+ * retried". Files starting
  * with `_` are not experiments; the loader skips them.
  */
 import type { ClaimDecision } from "../define.ts";
@@ -40,4 +42,17 @@ export function acceptQueueLengthVerdict(
       `${list.join("; ")}; the queue holds ${heldOneMore ? "the limit + 1" : "the limit"}; ` +
       `the default somaxconn of a fresh namespace is ${defaultSomaxconn}`,
   };
+}
+
+/**
+ * A3.2's verdict from what the clients met: the claim offers two
+ * alternatives and the kernel does one thing, so one of them seen (refusals
+ * or resent SYNs, not both) is partly; both is reproduced; neither is not.
+ */
+export function refusedOrRetriedVerdict(
+  refused: number,
+  resent: number,
+): ClaimDecision["verdict"] {
+  if ((refused > 0) !== (resent > 0)) return "partly";
+  return refused > 0 ? "reproduced" : "not reproduced";
 }

@@ -25,6 +25,7 @@
  * almost no final ACK arrive after the queue filled, which is why it once
  * decided A4.7 "not reproduced".
  */
+import { refusedOrRetriedVerdict } from "./_accept_queue_verdicts.ts";
 import { defineExperiment, type RunEvidence } from "../define.ts";
 
 type P = { abortOnOverflow: number };
@@ -69,15 +70,10 @@ export default defineExperiment({
   ],
   claims: {
     "A3.2": (runs) => {
-      // Either alternative of the claim holding makes it partly true: the kernel does one thing.
       const refused = runs.reduce((n, r) => n + r.value("clients.burst.connect.ECONNREFUSED"), 0);
       const resent = runs.reduce((n, r) => n + r.value("client.TcpExtTCPSynRetrans"), 0);
       return {
-        verdict: (refused > 0) !== (resent > 0)
-          ? "partly"
-          : refused > 0
-          ? "reproduced"
-          : "not reproduced",
+        verdict: refusedOrRetriedVerdict(refused, resent),
         evidence:
           `${N} clients at once against listen(fd, 2): ECONNREFUSED ${refused}, SYNs resent ${resent} in both runs; ${
             runs.map((r) => `abort_on_overflow=${r.params.abortOnOverflow}: ${split(r)}`).join("; ")

@@ -74,6 +74,7 @@ import {
   type KernelFacts,
   type RunEvidence,
 } from "../define.ts";
+import { refusedOrRetriedVerdict } from "./_accept_queue_verdicts.ts";
 import { bySynText, connectsBySyn, distributionText, ms, pct, synSendsMs } from "./_client_feel.ts";
 
 type P = { abortOnOverflow: number; syncookies: number; load: "short" | "full" };
@@ -274,12 +275,7 @@ export default defineExperiment<
       const r = all[0]!;
       const sends = synSendsMs(r.sysctls.client);
       return {
-        // Either alternative of the claim holding makes it partly true: the kernel does one thing.
-        verdict: (refused > 0) !== (resent > 0)
-          ? "partly"
-          : refused > 0
-          ? "reproduced"
-          : "not reproduced",
+        verdict: refusedOrRetriedVerdict(refused, resent),
         evidence: `${situation(r)}: ECONNREFUSED ${refused} of ${
           sum(all, (x) => x.experience("users").connections)
         } clients in 4 runs; SYNs resent ${resent}, so connect() returned on a resend: with abort 0, syncookies 0, connect() ${

@@ -20,6 +20,7 @@
  * (A1.12) is slow_server_under_sustained_load.ts, which also decides A3.2
  * there, with the clients' connect times.
  */
+import { refusedOrRetriedVerdict } from "./_accept_queue_verdicts.ts";
 import { defineExperiment } from "../define.ts";
 
 export default defineExperiment({
@@ -81,15 +82,10 @@ export default defineExperiment({
         `(TCPSynRetrans ${r!.value("client.TcpExtTCPSynRetrans")})`,
     }),
     "A3.2": ([r]) => {
-      // Either alternative of the claim holding makes it partly true: the kernel does one thing.
       const refused = r!.connections.filter((c) => c.connect === "ECONNREFUSED").length;
       const retried = r!.value("client.TcpExtTCPSynRetrans");
       return {
-        verdict: (refused > 0) !== (retried > 0)
-          ? "partly"
-          : refused > 0
-          ? "reproduced"
-          : "not reproduced",
+        verdict: refusedOrRetriedVerdict(refused, retried),
         evidence: `SYNs retransmitted by the client ${retried}, connect() pending ${
           r!.value("clients.late.pending")
         }, ECONNREFUSED ${refused}, RSTs sent by the server ${r!.value("server.TcpOutRsts")}`,

@@ -1,5 +1,8 @@
 import { match, strictEqual as equal } from "node:assert/strict";
-import { acceptQueueLengthVerdict } from "../../experiments/_accept_queue_verdicts.ts";
+import {
+  acceptQueueLengthVerdict,
+  refusedOrRetriedVerdict,
+} from "../../experiments/_accept_queue_verdicts.ts";
 
 const row = (backlog: number, somaxconn: number, sendQ: number, held: number) => ({
   backlog,
@@ -29,4 +32,11 @@ Deno.test("acceptQueueLengthVerdict() follows the numbers, not a fixed answer", 
     acceptQueueLengthVerdict([row(100, 8, 8, 9)], "4096").evidence,
     /min\(100, 8\) → Send-Q 8, held 9.*4096/,
   );
+});
+
+Deno.test("refusedOrRetriedVerdict(): one alternative seen is partly, both reproduced, neither not", () => {
+  equal(refusedOrRetriedVerdict(0, 34), "partly");
+  equal(refusedOrRetriedVerdict(3, 0), "partly");
+  equal(refusedOrRetriedVerdict(3, 34), "reproduced");
+  equal(refusedOrRetriedVerdict(0, 0), "not reproduced");
 });
