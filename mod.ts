@@ -172,6 +172,7 @@ export type {
   KernelRun,
   LabEvent,
   LabReport,
+  LatenessSummary,
   LedgerEntry,
   LinkRecord,
   LinkStatsRecord,

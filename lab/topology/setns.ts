@@ -19,7 +19,7 @@
  * `--allow-ffi`.
  * @module
  */
-import { readErrno } from "../base/libc.ts";
+import { readErrno } from "../base/libc_constants.ts";
 
 /**
  * The libc functions the lab calls in-process (namespaces, netlink, the

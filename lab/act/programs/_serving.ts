@@ -20,7 +20,7 @@ import {
   MSG_DONTWAIT,
   MSG_NOSIGNAL,
   readErrno,
-} from "../../base/libc.ts";
+} from "../../base/libc_constants.ts";
 
 /** Events one `epoll_wait()` returns at most. */
 const EPOLL_BATCH = 256;

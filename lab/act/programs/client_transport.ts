@@ -6,6 +6,8 @@
  * @module
  */
 import {
+  AF_INET,
+  AF_INET6,
   EAGAIN,
   EINPROGRESS,
   EINTR,
@@ -21,19 +23,15 @@ import {
   MSG_DONTWAIT,
   MSG_NOSIGNAL,
   readErrno,
-} from "../../base/libc.ts";
-import type { NetConnectOpts, Socket } from "node:net";
-import { drainLines, emitSoon } from "../../base/lines.ts";
-import type { ClientEvent, ClientGroupSpec } from "./protocol.ts";
-import {
-  AF_INET,
-  AF_INET6,
   RLIMIT_NOFILE,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOL_SOCKET,
 } from "../../base/libc_constants.ts";
+import type { NetConnectOpts, Socket } from "node:net";
+import { drainLines, emitSoon } from "../../base/lines.ts";
+import type { ClientEvent, ClientGroupSpec } from "./protocol.ts";
 
 /** Queues one event (typed by the protocol). */
 function saySoon(e: ClientEvent): void {

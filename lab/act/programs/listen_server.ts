@@ -58,20 +58,21 @@
  *                            socket, exit 0 (EOF on stdin, SIGTERM and SIGINT do the same)
  * @module
  */
-import { EAGAIN, readErrno } from "../../base/libc.ts";
-import { isObject } from "../../base/values.ts";
-import { emit, readLines } from "../../base/lines.ts";
-import { Servant } from "./_serving.ts";
-import type { ServerCommand, ServerEvent, ServerPolicy, ServerSpec } from "./protocol.ts";
 import {
   AF_INET,
   AF_INET6,
+  EAGAIN,
+  readErrno,
   RLIMIT_NOFILE,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOL_SOCKET,
 } from "../../base/libc_constants.ts";
+import { isObject } from "../../base/values.ts";
+import { emit, readLines } from "../../base/lines.ts";
+import { Servant } from "./_serving.ts";
+import type { ServerCommand, ServerEvent, ServerPolicy, ServerSpec } from "./protocol.ts";
 
 /** Prints one event (typed by the protocol). */
 function say(e: ServerEvent): void {

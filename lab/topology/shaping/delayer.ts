@@ -39,7 +39,17 @@
  *   {"cmd":"exit"}              release whatever is held at once, unbind, exit 0 (EOF does the same)
  * @module
  */
-import { EAGAIN, EBUSY, EINTR, ENOBUFS, EPERM, MSG_DONTWAIT, readErrno } from "../../base/libc.ts";
+import {
+  EAGAIN,
+  EBUSY,
+  EINTR,
+  ENOBUFS,
+  EPERM,
+  MSG_DONTWAIT,
+  readErrno,
+  SOCK_CLOEXEC,
+  SOL_SOCKET,
+} from "../../base/libc_constants.ts";
 import { DelayLine, type LatenessSummary, type Release } from "./delay_line.ts";
 import { FLOW_KEY_BYTES, flowKey } from "./flow_key.ts";
 import {
@@ -106,8 +116,6 @@ const SYMBOLS = {
 } as const;
 
 const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
 const SO_RCVBUFFORCE = 33;
